@@ -1,0 +1,170 @@
+"""Normal-mode motion of a structure (appendix A.4), wrapping ProDy's ANM.
+
+The training states are the two endpoints of a traversal along the first non-trivial ANM mode,
+computed on CA atoms and extended to all heavy atoms; the structure the traversal starts from is the
+static reference X_ref. ProDy's camelCase API stays inside this module.
+
+Sign convention. An eigenvector's sign is arbitrary, and the first modes of different calmodulins come
+out with opposite signs (|cos| ≈ 0.997 after superposition). So that "state A" means the same motion for
+every protein, each mode is oriented against an *anchor* mode (the first training protein's):
+the protein's CA displacements are rotated into the anchor's frame (optimal superposition of the
+CA atoms matched by residue number) and the sign is chosen so that their dot product with the anchor's
+is positive. The anchor itself is oriented so that its largest CA displacement component is positive.
+State A is ``X_ref + a·u``, state B is ``X_ref − a·u`` with the oriented mode u.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import prody
+
+from cryosampler.structure import Structure
+from cryosampler.superpose import optimal_rotation
+
+__all__ = ["MotionConfig", "Motion", "anm_mode", "orient_like", "orient_anchor", "traverse_endpoints",
+           "simulate_motion", "sample_anm_conformations"]
+
+prody.confProDy(verbosity="none")
+
+
+@dataclass(frozen=True)
+class MotionConfig:
+    """ANM normal-mode motion parameters (A.4)."""
+
+    cutoff: float = 15.0  # Å, ANM contact cutoff (ProDy default)
+    gamma: float = 1.0  # spring constant (ProDy default)
+    mode_index: int = 0  # 0 = first non-trivial mode ("the first mode" of A.4)
+    rmsd: float = 4.0  # Å, RMSD of each endpoint from the reference (the paper's "4 Å motion")
+
+
+@dataclass(frozen=True)
+class Motion:
+    """A protein's normal-mode motion and its two end states; arrays follow the Structure's atom order."""
+
+    mode: np.ndarray  # (N, 3) float64, unit norm over all 3N components, oriented (see module doc)
+    eigenvalue: float
+    state_a: np.ndarray  # (N, 3) float64, Å: X_ref + a·mode
+    state_b: np.ndarray  # (N, 3) float64, Å: X_ref − a·mode
+
+
+def _atom_group(structure: Structure) -> prody.AtomGroup:
+    """An AtomGroup whose residues are the ANM nodes: cap atoms join the nearest amino-acid residue.
+
+    ProDy extends a CA mode to every atom of the CA's residue; a cap without CA (1PRW's ACE) would have no
+    node, so its atoms are labelled with the residue number of the amino-acid residue it is bonded to.
+    """
+    ag = prody.AtomGroup(structure.name)
+    ag.setCoords(structure.coords)
+    ag.setNames(structure.atom_names)
+    ag.setResnames(structure.res_names)
+    ag.setElements(structure.elements)
+    ag.setChids(np.full(structure.n_atoms, structure.chain_id or "A"))
+    node_res = structure.res_nums.copy()
+    aa_res = structure.backbone_res_nums
+    for k in range(structure.n_residues):
+        lo, hi = structure.residue_starts[k], structure.residue_starts[k + 1]
+        if structure.res_nums[lo] not in aa_res:
+            node_res[lo:hi] = aa_res[np.argmin(np.abs(aa_res - structure.res_nums[lo]))]
+    ag.setResnums(node_res)
+    return ag
+
+
+def anm_mode(structure: Structure, config: MotionConfig = MotionConfig()) -> tuple[np.ndarray, float]:
+    """ANM mode ``config.mode_index`` on CA atoms, extended to all heavy atoms.
+
+    Returns
+    -------
+    mode : (N, 3) float64, unit norm over all 3N components, in the Structure's atom order.
+    eigenvalue : float (ProDy units, γ = config.gamma).
+    """
+    ag = _atom_group(structure)
+    ca = ag.select("name CA")
+    if ca is None or ca.numAtoms() < 3:
+        raise ValueError(f"{structure.name}: fewer than 3 CA atoms; cannot build an ANM")
+    anm = prody.ANM(structure.name)
+    anm.buildHessian(ca, cutoff=config.cutoff, gamma=config.gamma)
+    anm.calcModes(n_modes=config.mode_index + 1)
+    extended, atoms = prody.extendModel(anm, ca, ag, norm=True)
+    assert np.array_equal(atoms.getIndices(), np.arange(structure.n_atoms)), "ProDy reordered atoms"
+    mode = extended[config.mode_index].getArray().reshape(-1, 3)  # (N, 3)
+    return mode / np.linalg.norm(mode), float(anm.getEigvals()[config.mode_index])
+
+
+def _ca_by_resnum(structure: Structure, values: np.ndarray) -> dict[int, np.ndarray]:
+    """Per-residue-number rows of ``values`` (N, 3) at the CA atoms."""
+    ca_index = structure.backbone_index[:, 1]
+    return dict(zip(structure.backbone_res_nums.tolist(), values[ca_index]))
+
+
+def orient_anchor(structure: Structure, mode: np.ndarray) -> np.ndarray:
+    """Orient the anchor protein's mode: its largest-magnitude CA displacement component is positive."""
+    ca = mode[structure.backbone_index[:, 1]].ravel()
+    return mode if ca[np.argmax(np.abs(ca))] > 0 else -mode
+
+
+def orient_like(structure: Structure, mode: np.ndarray, anchor: Structure,
+                anchor_mode: np.ndarray) -> np.ndarray:
+    """Flip ``mode`` if needed so that it points like ``anchor_mode`` (see module doc).
+
+    CA atoms are matched by residue number; at least 10 common residues are required.
+    """
+    own_xyz, own_mode = _ca_by_resnum(structure, structure.coords), _ca_by_resnum(structure, mode)
+    ref_xyz, ref_mode = _ca_by_resnum(anchor, anchor.coords), _ca_by_resnum(anchor, anchor_mode)
+    common = sorted(set(own_xyz) & set(ref_xyz))
+    if len(common) < 10:
+        raise ValueError(f"{structure.name} and anchor {anchor.name} share only {len(common)} residue "
+                         "numbers; cannot orient the mode against the anchor")
+    mobile = np.array([own_xyz[r] for r in common])
+    target = np.array([ref_xyz[r] for r in common])
+    rotation = optimal_rotation(mobile, target)  # (3, 3)
+    own = np.array([own_mode[r] for r in common]) @ rotation.T  # (L_common, 3), anchor frame
+    overlap = float(np.sum(own * np.array([ref_mode[r] for r in common])))
+    return mode if overlap >= 0 else -mode
+
+
+def traverse_endpoints(structure: Structure, mode: np.ndarray, rmsd: float) -> tuple[np.ndarray, np.ndarray]:
+    """The two ends of ProDy's ``traverseMode`` along ``mode``: (X_ref + a·u, X_ref − a·u), each ``rmsd`` Å
+    (plain RMSD, no superposition) from the reference. Both (N, 3) float64, Å."""
+    ag = _atom_group(structure)
+    vector = prody.Vector(mode.ravel(), "mode")
+    ensemble = prody.traverseMode(vector, ag, n_steps=1, rmsd=rmsd)
+    coords = ensemble.getCoordsets()  # (3, N, 3): −, 0, +
+    return coords[2].astype(np.float64), coords[0].astype(np.float64)
+
+
+def simulate_motion(structure: Structure, config: MotionConfig = MotionConfig(),
+                    anchor: tuple[Structure, np.ndarray] | None = None) -> Motion:
+    """Mode, orientation and end states of one protein.
+
+    anchor : (anchor structure, anchor's oriented mode), or None when this protein is the anchor.
+    """
+    mode, eigenvalue = anm_mode(structure, config)
+    mode = orient_anchor(structure, mode) if anchor is None else orient_like(structure, mode, *anchor)
+    state_a, state_b = traverse_endpoints(structure, mode, config.rmsd)
+    return Motion(mode=mode, eigenvalue=eigenvalue, state_a=state_a, state_b=state_b)
+
+
+def sample_anm_conformations(structure: Structure, n_samples: int, rmsd: float, n_modes: int = 3,
+                             config: MotionConfig = MotionConfig(),
+                             seed: int = 0) -> np.ndarray:
+    """Random conformations along the ``n_modes`` lowest ANM modes (ProDy ``sampleModes``).
+
+    Returns (n_samples, N, 3) float64, Å; the average RMSD from the reference is ``rmsd``.
+    ProDy draws from numpy's global generator, so it is seeded here, inside the ProDy wrapper, and the
+    previous global state is restored afterwards.
+    """
+    ag = _atom_group(structure)
+    ca = ag.select("name CA")
+    anm = prody.ANM(structure.name)
+    anm.buildHessian(ca, cutoff=config.cutoff, gamma=config.gamma)
+    anm.calcModes(n_modes=n_modes)
+    extended, _ = prody.extendModel(anm, ca, ag, norm=True)
+    state = np.random.get_state()
+    try:
+        np.random.seed(seed)
+        ensemble = prody.sampleModes(extended, ag, n_confs=n_samples, rmsd=rmsd)
+    finally:
+        np.random.set_state(state)
+    return ensemble.getCoordsets().astype(np.float64)

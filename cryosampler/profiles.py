@@ -1,0 +1,65 @@
+"""Run profiles: where a notebook writes its outputs, and how much work it does.
+
+Two named presets. ``full`` is what ``./run_all.sh`` runs: it writes the committed ``figures/`` and
+``tables/``. ``fast`` is what ``pytest --nbmake notebooks/`` runs (the default inside a notebook):
+it only shrinks sizes and writes everything under ``results/fast/``, so it never overwrites full
+results.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+__all__ = ["Profile", "PROFILES", "get_profile", "repo_root"]
+
+
+def repo_root() -> Path:
+    """The repository holding this package (editable install), else the current directory."""
+    here = Path(__file__).resolve().parents[1]
+    return here if (here / "pyproject.toml").is_file() else Path.cwd()
+
+
+@dataclass(frozen=True)
+class Profile:
+    """Output locations and work sizes of one notebook run."""
+
+    name: str
+    publish: bool  # True: figures/tables go to the committed figures/ and tables/ folders
+
+    @property
+    def results_dir(self) -> Path:
+        """Generated data, checkpoints and samples (git-ignored); ``$CRYOSAMPLER_RESULTS`` overrides."""
+        base = Path(os.environ.get("CRYOSAMPLER_RESULTS", repo_root() / "results"))
+        return base / self.name
+
+    @property
+    def figures_dir(self) -> Path:
+        return repo_root() / "figures" if self.publish else self.results_dir / "figures"
+
+    @property
+    def tables_dir(self) -> Path:
+        return repo_root() / "tables" if self.publish else self.results_dir / "tables"
+
+    @property
+    def data_dir(self) -> Path:
+        """Simulated structures and maps written by notebook 01."""
+        return self.results_dir / "data"
+
+    def ensure_dirs(self) -> None:
+        for d in (self.results_dir, self.figures_dir, self.tables_dir, self.data_dir):
+            d.mkdir(parents=True, exist_ok=True)
+
+
+PROFILES = {
+    "full": Profile(name="full", publish=True),
+    "fast": Profile(name="fast", publish=False),
+}
+
+
+def get_profile(name: str) -> Profile:
+    """Look up a profile by name; ValueError lists the valid names."""
+    if name not in PROFILES:
+        raise ValueError(f"unknown profile {name!r}; choose one of {sorted(PROFILES)}")
+    return PROFILES[name]

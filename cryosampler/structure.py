@@ -1,0 +1,480 @@
+"""Protein structure I/O: the one module that talks to gemmi.
+
+Everything else in CryoSampler sees a :class:`Structure` of numpy arrays. A structure holds the heavy
+atoms of ONE protein chain, first conformer only, grouped contiguously by residue in file order.
+Residues inside the chain are kept even when written as HETATM (modified residues such as M3L, caps
+such as ACE); waters, ions and ligands outside the chain are dropped.
+
+Coordinates are in Å throughout.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import gemmi
+import numpy as np
+
+__all__ = [
+    "CAP_RESIDUES",
+    "AtomMatchReport",
+    "Structure",
+    "match_atoms",
+    "read_ensemble",
+    "read_structure",
+    "write_mmcif",
+    "write_pdb",
+]
+
+# Terminal caps: residues without CA that may sit inside a protein chain.
+CAP_RESIDUES = frozenset({"ACE", "NH2", "NME", "FOR"})
+
+# Backbone atoms every amino-acid residue must have; the structural losses index them.
+BACKBONE_ATOMS = ("N", "CA", "C", "O")
+
+_PDB_SUFFIXES = (".pdb", ".ent")
+_CIF_SUFFIXES = (".cif", ".mmcif")
+
+
+def _readonly(array: np.ndarray) -> np.ndarray:
+    array.flags.writeable = False
+    return array
+
+
+def _residue_layout(
+    res_nums: np.ndarray, res_names: np.ndarray, atom_names: np.ndarray, source: str
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Group atoms into residues and locate the backbone.
+
+    Parameters
+    ----------
+    res_nums : (N,) int64
+    res_names, atom_names : (N,) str
+    source : str
+        Name used in error messages (structure name or file path).
+
+    Returns
+    -------
+    residue_starts : (L+1,) int64
+        Atoms of residue ``r`` are ``residue_starts[r]:residue_starts[r+1]``.
+    backbone_index : (L_aa, 4) int64
+        Atom indices of N, CA, C, O of every amino-acid residue (caps excluded).
+    backbone_res_nums : (L_aa,) int64
+    """
+    n = len(res_nums)
+    # A new residue starts wherever the residue number changes.
+    breaks = np.flatnonzero(res_nums[1:] != res_nums[:-1]) + 1
+    residue_starts = np.concatenate([[0], breaks, [n]]).astype(np.int64)
+    starts = residue_starts[:-1]
+    if len(np.unique(res_nums[starts])) != len(starts):
+        nums, counts = np.unique(res_nums[starts], return_counts=True)
+        raise ValueError(
+            f"{source}: residue number {int(nums[counts > 1][0])} occurs in two separate places of the "
+            "chain (insertion codes or unsorted atoms); renumber the residues uniquely"
+        )
+
+    backbone, backbone_nums = [], []
+    for start, stop in zip(residue_starts[:-1], residue_starts[1:]):
+        names = list(atom_names[start:stop])
+        res_label = f"residue {res_names[start]} {int(res_nums[start])}"
+        if len(set(res_names[start:stop])) != 1:
+            raise ValueError(f"{source}: {res_label} mixes residue names {sorted(set(res_names[start:stop]))}")
+        if len(set(names)) != len(names):
+            raise ValueError(f"{source}: {res_label} has duplicate atom names {names}")
+        if "CA" not in names:
+            if res_names[start] in CAP_RESIDUES:
+                continue
+            raise ValueError(
+                f"{source}: {res_label} has no CA atom and is not a known cap {sorted(CAP_RESIDUES)}; "
+                "remove the residue or complete its backbone"
+            )
+        missing = [a for a in BACKBONE_ATOMS if a not in names]
+        if missing:
+            raise ValueError(
+                f"{source}: {res_label} is missing backbone atom(s) {', '.join(missing)}; "
+                "every amino-acid residue needs N, CA, C, O"
+            )
+        backbone.append([start + names.index(a) for a in BACKBONE_ATOMS])
+        backbone_nums.append(res_nums[start])
+    if not backbone:
+        raise ValueError(f"{source}: no amino-acid residue (with N, CA, C, O) in the chain")
+    return (
+        residue_starts,
+        np.asarray(backbone, dtype=np.int64).reshape(-1, 4),
+        np.asarray(backbone_nums, dtype=np.int64),
+    )
+
+
+def _validate_coords(coords, n_atoms: int, what: str, allow_models: bool) -> np.ndarray:
+    coords = np.asarray(coords, dtype=np.float64)
+    shapes = "(N, 3) or (M, N, 3)" if allow_models else "(N, 3)"
+    ok = coords.shape[-2:] == (n_atoms, 3) and (coords.ndim == 2 or (allow_models and coords.ndim == 3))
+    if not ok:
+        raise ValueError(f"{what}: coords must have shape {shapes} with N={n_atoms}, got {coords.shape}")
+    if not np.all(np.isfinite(coords)):
+        raise ValueError(f"{what}: coords contain NaN or inf")
+    return coords
+
+
+# eq=False: field-wise == on numpy arrays is ambiguous; compare arrays explicitly instead.
+@dataclass(frozen=True, eq=False)
+class Structure:
+    """Heavy atoms of one protein chain, first conformer, grouped by residue in file order.
+
+    Attributes
+    ----------
+    coords : (N, 3) float64, Å
+    elements : (N,) str
+        Element symbols in gemmi's spelling (``"C"``, ``"N"``, ``"Se"``).
+    atomic_numbers : (N,) int64
+    atom_names, res_names : (N,) str
+    res_nums : (N,) int64
+        Author residue numbers; unique per residue.
+    chain_id : str
+    name : str
+        Label of the source (file stem for structures read from disk).
+    residue_starts : (L+1,) int64, derived
+        Atom range of residue ``r`` is ``residue_starts[r]:residue_starts[r+1]``; L counts caps too.
+    backbone_index : (L_aa, 4) int64, derived
+        Atom indices of N, CA, C, O of every amino-acid residue (caps excluded), in chain order.
+    backbone_res_nums : (L_aa,) int64, derived
+        Residue number of each row of ``backbone_index``.
+
+    Arrays are read-only; use :meth:`with_coords` or :meth:`translated` for moved copies.
+    """
+
+    coords: np.ndarray
+    elements: np.ndarray
+    atomic_numbers: np.ndarray
+    atom_names: np.ndarray
+    res_names: np.ndarray
+    res_nums: np.ndarray
+    chain_id: str
+    name: str
+    residue_starts: np.ndarray = field(init=False, repr=False, compare=False)
+    backbone_index: np.ndarray = field(init=False, repr=False, compare=False)
+    backbone_res_nums: np.ndarray = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self):
+        set_ = object.__setattr__  # frozen dataclass: normalise fields once, here
+        n = len(np.asarray(self.res_nums))
+        if n == 0:
+            raise ValueError(f"{self.name}: structure has no atoms")
+        set_(self, "coords", _readonly(_validate_coords(self.coords, n, self.name, allow_models=False).copy()))
+        for name, dtype in [
+            ("elements", str),
+            ("atom_names", str),
+            ("res_names", str),
+            ("atomic_numbers", np.int64),
+            ("res_nums", np.int64),
+        ]:
+            array = np.array(getattr(self, name), dtype=dtype)
+            if array.shape != (n,):
+                raise ValueError(f"{self.name}: {name} must have shape ({n},), got {array.shape}")
+            set_(self, name, _readonly(array))
+        layout = _residue_layout(self.res_nums, self.res_names, self.atom_names, self.name)
+        for name, array in zip(["residue_starts", "backbone_index", "backbone_res_nums"], layout):
+            set_(self, name, _readonly(array))
+
+    @property
+    def n_atoms(self) -> int:
+        """Number of atoms N."""
+        return len(self.res_nums)
+
+    @property
+    def n_residues(self) -> int:
+        """Number of residues L, caps included."""
+        return len(self.residue_starts) - 1
+
+    @property
+    def sequence(self) -> str:
+        """One-letter sequence of the amino-acid residues (caps excluded, length L_aa).
+
+        Modified residues map to their parent (M3L -> K); residues gemmi does not know map to X.
+        """
+        letters = []
+        for i in self.backbone_index[:, 1]:
+            info = gemmi.find_tabulated_residue(self.res_names[i])
+            code = info.one_letter_code.upper() if info is not None else " "
+            letters.append(code if code.strip() else "X")
+        return "".join(letters)
+
+    def with_coords(self, new_coords) -> Structure:
+        """Copy with coordinates replaced; ``new_coords`` is (N, 3) in Å."""
+        coords = _validate_coords(new_coords, self.n_atoms, self.name, allow_models=False)
+        return dataclasses.replace(self, coords=coords)
+
+    def translated(self, shift) -> Structure:
+        """Copy rigidly moved by ``shift`` (3,) in Å."""
+        shift = np.asarray(shift, dtype=np.float64)
+        if shift.shape != (3,):
+            raise ValueError(f"{self.name}: shift must have shape (3,), got {shift.shape}")
+        return self.with_coords(self.coords + shift)
+
+
+def _entry_name(path: Path) -> str:
+    name = path.name
+    if name.endswith(".gz"):
+        name = name[:-3]
+    return name.rsplit(".", 1)[0]
+
+
+def _read_gemmi(path) -> tuple[gemmi.Structure, Path]:
+    """Parse a PDB/mmCIF file (optionally .gz) into a gemmi structure ready for chain extraction."""
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"structure file not found: {path}")
+    suffix = path.suffixes[-2] if path.suffix == ".gz" and len(path.suffixes) > 1 else path.suffix
+    if suffix.lower() not in _PDB_SUFFIXES + _CIF_SUFFIXES:
+        raise ValueError(
+            f"{path}: unknown structure format {suffix!r}; expected one of "
+            f"{', '.join(_PDB_SUFFIXES + _CIF_SUFFIXES)} (optionally .gz)"
+        )
+    try:
+        st = gemmi.read_structure(str(path))
+    except (RuntimeError, ValueError, OSError) as err:
+        raise ValueError(f"{path}: cannot parse structure file ({err})") from None
+    if len(st) == 0:
+        raise ValueError(f"{path}: no models/atoms could be parsed")
+    # Subchains split each chain into polymer / ligands / waters, even without SEQRES or TER records.
+    st.setup_entities()
+    st.remove_hydrogens()
+    # Keep the first conformer of each atom (blank + first altloc, e.g. 'A').
+    st.remove_alternative_conformations()
+    return st, path
+
+
+def _is_protein(span) -> bool:
+    for res in span:
+        info = gemmi.find_tabulated_residue(res.name)
+        if info is not None and info.is_amino_acid():
+            return True
+    return False
+
+
+def _chain_arrays(model: gemmi.Model, chain: str | None, source: str) -> dict:
+    """Atom arrays of the polymer part of one chain of a gemmi model."""
+    chains = [c for c in model if chain is None or c.name == chain]
+    for ch in chains:
+        polymer = ch.get_polymer()
+        if len(polymer) and _is_protein(polymer):
+            break
+    else:
+        available = sorted({c.name for c in model if len(c.get_polymer()) and _is_protein(c.get_polymer())})
+        if chain is None:
+            raise ValueError(f"{source}: no protein chain found (only waters, ions or ligands?)")
+        raise ValueError(f"{source}: no protein chain {chain!r}; protein chains here: {available}")
+
+    rows = []
+    for res in polymer:
+        for atom in res:
+            if atom.element.atomic_number == 0:
+                raise ValueError(
+                    f"{source}: chain {ch.name} residue {res.name} {res.seqid.num} atom {atom.name}: "
+                    "unknown element; fix the element column (77-78) of the file"
+                )
+            element = atom.element
+            rows.append((atom.pos.tolist(), element.name, element.atomic_number, atom.name, res.name, res.seqid.num))
+    coords, elements, numbers, atom_names, res_names, res_nums = zip(*rows)
+    return dict(
+        coords=np.array(coords, dtype=np.float64),
+        elements=np.array(elements),
+        atomic_numbers=np.array(numbers, dtype=np.int64),
+        atom_names=np.array(atom_names),
+        res_names=np.array(res_names),
+        res_nums=np.array(res_nums, dtype=np.int64),
+        chain_id=ch.name,
+    )
+
+
+def read_structure(path, chain: str | None = None) -> Structure:
+    """Read the protein heavy atoms of one chain from a PDB or mmCIF file (first model).
+
+    Parameters
+    ----------
+    path : str or Path
+        ``.pdb``/``.ent`` or ``.cif``/``.mmcif`` file, optionally gzipped.
+    chain : str, optional
+        Author chain ID. Default: the first chain holding amino-acid residues.
+
+    Returns
+    -------
+    Structure
+        First conformer of every atom; hydrogens, waters, ions and ligands outside the chain dropped;
+        caps (ACE, NH2, NME, FOR) and modified residues inside the chain kept.
+
+    Raises
+    ------
+    ValueError
+        Missing or unparsable file, no protein chain, a non-cap residue without CA, an amino-acid
+        residue without N, CA, C or O, or an unknown element; the message names the file and residue.
+    """
+    st, path = _read_gemmi(path)
+    arrays = _chain_arrays(st[0], chain, str(path))
+    # Validate here first so errors name the file, not just the structure name.
+    source = f"{path}: chain {arrays['chain_id']}"
+    _residue_layout(arrays["res_nums"], arrays["res_names"], arrays["atom_names"], source)
+    return Structure(name=_entry_name(path), **arrays)
+
+
+def read_ensemble(path, reference: Structure) -> np.ndarray:
+    """Read every model of a (multi-MODEL) file whose atoms match ``reference``.
+
+    Returns
+    -------
+    coords : (M, N, 3) float64, Å
+        Model ``m`` in the atom order of ``reference``.
+
+    Raises
+    ------
+    ValueError
+        If any model's atoms (residue numbers, residue names, atom names, in order) differ from
+        ``reference``; the message names the model and the first differing atom.
+    """
+    st, path = _read_gemmi(path)
+    ensemble = []
+    for model in st:
+        source = f"{path} model {model.num}"
+        arrays = _chain_arrays(model, reference.chain_id, source)
+        for key in ("res_nums", "res_names", "atom_names"):
+            got, want = arrays[key], getattr(reference, key)
+            if got.shape != want.shape or np.any(got != want):
+                if got.shape != want.shape:
+                    detail = f"{len(got)} atoms, reference {reference.name} has {len(want)}"
+                else:
+                    i = int(np.flatnonzero(got != want)[0])
+                    detail = (f"atom {i} is {arrays['res_names'][i]} {arrays['res_nums'][i]} "
+                              f"{arrays['atom_names'][i]}, reference has {reference.res_names[i]} "
+                              f"{reference.res_nums[i]} {reference.atom_names[i]}")
+                raise ValueError(f"{source}: atoms do not match the reference ({detail})")
+        ensemble.append(arrays["coords"])
+    return np.stack(ensemble)
+
+
+def _to_gemmi(structure: Structure, coords: np.ndarray) -> gemmi.Structure:
+    """Build a gemmi structure with one model per row of ``coords`` (M, N, 3)."""
+    st = gemmi.Structure()
+    st.name = structure.name
+    starts = structure.residue_starts
+    for m, xyz in enumerate(coords):
+        model = gemmi.Model(m + 1)
+        chain = gemmi.Chain(structure.chain_id)
+        for start, stop in zip(starts[:-1], starts[1:]):
+            res = gemmi.Residue()
+            res.name = str(structure.res_names[start])
+            res.seqid = gemmi.SeqId(int(structure.res_nums[start]), " ")
+            info = gemmi.find_tabulated_residue(res.name)
+            # Non-standard residues (caps, M3L) stay HETATM inside the chain, as deposited.
+            res.het_flag = "A" if info is not None and info.is_standard() else "H"
+            for i in range(start, stop):
+                atom = gemmi.Atom()
+                atom.name = str(structure.atom_names[i])
+                atom.element = gemmi.Element(str(structure.elements[i]))
+                atom.pos = gemmi.Position(*xyz[i])
+                atom.occ = 1.0
+                atom.b_iso = 0.0
+                res.add_atom(atom)
+            chain.add_residue(res)
+        model.add_chain(chain)
+        st.add_model(model)
+    st.setup_entities()
+    return st
+
+
+def _write_atomic(path, text: str) -> None:
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as handle:
+            handle.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+
+
+def _models(structure: Structure, coords, path) -> np.ndarray:
+    coords = structure.coords if coords is None else coords
+    coords = _validate_coords(coords, structure.n_atoms, str(path), allow_models=True)
+    return coords[None] if coords.ndim == 2 else coords
+
+
+def write_pdb(path, structure: Structure, coords=None) -> None:
+    """Write ``structure`` to a PDB file, one MODEL per conformation.
+
+    Parameters
+    ----------
+    coords : (N, 3) or (M, N, 3) float, Å, optional
+        Replacement coordinates; (M, N, 3) writes an M-model ensemble. Default: ``structure.coords``.
+    """
+    st = _to_gemmi(structure, _models(structure, coords, path))
+    _write_atomic(path, st.make_pdb_string())
+
+
+def write_mmcif(path, structure: Structure, coords=None) -> None:
+    """Write ``structure`` to an mmCIF file; ``coords`` as in :func:`write_pdb`."""
+    st = _to_gemmi(structure, _models(structure, coords, path))
+    _write_atomic(path, st.make_mmcif_document().as_string())
+
+
+@dataclass(frozen=True)
+class AtomMatchReport:
+    """What :func:`match_atoms` kept and dropped; examples read ``"ASP118:CG"``."""
+
+    n_matched: int
+    n_only_a: int
+    n_only_b: int
+    examples_only_a: tuple[str, ...]
+    examples_only_b: tuple[str, ...]
+    # Matched atoms whose residue names differ (sequence variants, e.g. human vs Paramecium CaM).
+    n_res_name_mismatch: int
+
+    def __str__(self) -> str:
+        return (
+            f"matched {self.n_matched} atoms; dropped {self.n_only_a} only in a "
+            f"{list(self.examples_only_a)}, {self.n_only_b} only in b {list(self.examples_only_b)}; "
+            f"{self.n_res_name_mismatch} matched atoms differ in residue name"
+        )
+
+
+def match_atoms(
+    a: Structure, b: Structure, n_examples: int = 5
+) -> tuple[np.ndarray, np.ndarray, AtomMatchReport]:
+    """Match atoms of two structures by (residue number, atom name); chain IDs are ignored.
+
+    Returns
+    -------
+    idx_a, idx_b : (K,) int64
+        ``a.coords[idx_a]`` and ``b.coords[idx_b]`` are the same atoms, in the atom order of ``a``.
+    report : AtomMatchReport
+        Counts and up to ``n_examples`` examples of atoms dropped from each side.
+    """
+    keys_b = {(int(r), n): i for i, (r, n) in enumerate(zip(b.res_nums, b.atom_names))}
+    idx_a, idx_b, only_a = [], [], []
+    for i, (r, n) in enumerate(zip(a.res_nums, a.atom_names)):
+        j = keys_b.pop((int(r), n), None)
+        if j is None:
+            only_a.append(i)
+        else:
+            idx_a.append(i)
+            idx_b.append(j)
+    only_b = sorted(keys_b.values())
+    idx_a = np.asarray(idx_a, dtype=np.int64)
+    idx_b = np.asarray(idx_b, dtype=np.int64)
+
+    def label(s: Structure, i: int) -> str:
+        return f"{s.res_names[i]}{s.res_nums[i]}:{s.atom_names[i]}"
+
+    report = AtomMatchReport(
+        n_matched=len(idx_a),
+        n_only_a=len(only_a),
+        n_only_b=len(only_b),
+        examples_only_a=tuple(label(a, i) for i in only_a[:n_examples]),
+        examples_only_b=tuple(label(b, i) for i in only_b[:n_examples]),
+        n_res_name_mismatch=int(np.sum(a.res_names[idx_a] != b.res_names[idx_b])),
+    )
+    return idx_a, idx_b, report

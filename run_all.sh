@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# Reproduce every figure and table of the paper, or run the test suite.
+#
+#   ./run_all.sh           set up .venv (first run only), then execute notebooks/NN_*.ipynb in order
+#                          with papermill (full profile); regenerates figures/ and tables/.
+#   ./run_all.sh --test    same set-up, then pytest tests/ and pytest --nbmake notebooks/ (fast profile,
+#                          writes only under results/fast/).
+#   ./run_all.sh --setup   set up .venv only.
+#
+# PDB files are read from $CRYOSAMPLER_PDB_DIR (see README, "Data").
+set -euo pipefail
+cd "$(dirname "$0")"
+ROOT=$(pwd)
+VENV="$ROOT/.venv"
+PY="${PYTHON:-python3.11}"
+command -v "$PY" >/dev/null 2>&1 || PY=python3
+
+mode=reproduce
+case "${1:-}" in
+  "") ;;
+  --test) mode=test ;;
+  --setup) mode=setup ;;
+  -h|--help) sed -n '2,12p' "$0"; exit 0 ;;
+  *) echo "run_all.sh: unknown option '$1' (try --help)" >&2; exit 2 ;;
+esac
+
+# Set up .venv once; redo it when pyproject.toml changes (its hash is the stamp).
+stamp="$VENV/.cryosampler-stamp"
+want=$(sha256sum pyproject.toml | cut -d' ' -f1)
+if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
+  echo "[run_all] setting up $VENV (first run takes a few minutes)"
+  start=$(date +%s)
+  "$PY" -m venv "$VENV"
+  "$VENV/bin/python" -m pip install --quiet --upgrade pip
+  # torch first and alone, so pip takes the pinned CPU build rather than resolving a CUDA one.
+  torch_pin=$(grep -o '"torch==[^"]*"' pyproject.toml | tr -d '"')
+  "$VENV/bin/python" -m pip install --quiet "$torch_pin"
+  "$VENV/bin/python" -m pip install --quiet -e .
+  echo "$want" > "$stamp"
+  echo "[run_all] environment ready in $(( $(date +%s) - start )) s, $(du -sh "$VENV" | cut -f1)"
+fi
+export PATH="$VENV/bin:$PATH"
+
+if [ -n "${CRYOSAMPLER_PDB_DIR:-}" ]; then
+  CRYOSAMPLER_PDB_DIR=$(cd "$CRYOSAMPLER_PDB_DIR" && pwd)
+  export CRYOSAMPLER_PDB_DIR
+fi
+# Notebooks and tests share the machine's cores; keep torch from oversubscribing them.
+export OMP_NUM_THREADS="${OMP_NUM_THREADS:-$(nproc)}"
+
+case "$mode" in
+  setup) exit 0 ;;
+  test)
+    python -m pytest tests --nbmake notebooks -p no:cacheprovider
+    ;;
+  reproduce)
+    mkdir -p results/full/executed
+    for nb in notebooks/[0-9][0-9]_*.ipynb; do
+      name=$(basename "$nb")
+      echo "[run_all] $name"
+      if ! python -m papermill "$nb" "results/full/executed/$name" -p profile full \
+           --cwd notebooks --progress-bar; then
+        echo "[run_all] FAILED in $name: the failing cell is marked in results/full/executed/$name" >&2
+        exit 1
+      fi
+    done
+    echo "[run_all] done: figures/ and tables/ regenerated"
+    ;;
+esac
