@@ -412,7 +412,8 @@ def write_pdb(path, structure: Structure, coords=None) -> None:
         Replacement coordinates; (M, N, 3) writes an M-model ensemble. Default: ``structure.coords``.
     """
     st = _to_gemmi(structure, _models(structure, coords, path))
-    _write_atomic(path, st.make_pdb_string())
+    # No CRYST1: a placeholder unit cell would make viewers apply crystal symmetry to a model.
+    _write_atomic(path, st.make_pdb_string(gemmi.PdbWriteOptions(cryst1_record=False)))
 
 
 def write_mmcif(path, structure: Structure, coords=None) -> None:
