@@ -27,6 +27,11 @@ class Profile:
 
     name: str
     publish: bool  # True: figures/tables go to the committed figures/ and tables/ folders
+    encoder_preset: str  # key of encoder.ENCODER_PRESETS
+    train_preset: str  # key of training.TRAIN_PRESETS
+    n_samples: int  # samples per protein and seed (paper: 16)
+    ddim_steps: int  # K (paper: 100)
+    seeds: tuple[int, ...]  # sampling seeds; tables report mean ± sd over them
 
     @property
     def results_dir(self) -> Path:
@@ -53,8 +58,11 @@ class Profile:
 
 
 PROFILES = {
-    "full": Profile(name="full", publish=True),
-    "fast": Profile(name="fast", publish=False),
+    "full": Profile(name="full", publish=True, encoder_preset="default", train_preset="full", n_samples=16,
+                    ddim_steps=100, seeds=(0, 1, 2)),
+    # Same code at toy sizes: a few training steps, few samples, few DDIM steps.
+    "fast": Profile(name="fast", publish=False, encoder_preset="smoke", train_preset="fast", n_samples=4,
+                    ddim_steps=10, seeds=(0,)),
 }
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pandas as pd
 
-__all__ = ["save_table", "dataset_table"]
+__all__ = ["save_table", "dataset_table", "sampling_table"]
 
 
 def save_table(table: pd.DataFrame, directory: Path, name: str, floatfmt: str = ".2f",
@@ -27,3 +27,16 @@ def dataset_table(dataset: pd.DataFrame) -> pd.DataFrame:
                      "last_residue", "static_rmsd_A", "static_rmsd_B", "rmsd_A_B"]].copy()
     return table.rename(columns={"used_id": "file used", "static_rmsd_A": "static RMSD to A (Å)",
                                  "static_rmsd_B": "static RMSD to B (Å)", "rmsd_A_B": "RMSD A–B (Å)"})
+
+
+def sampling_table(runs: pd.DataFrame) -> pd.DataFrame:
+    """Per protein, mean ± sd over seeds of the closest-sample RMSD (Å) and occupancy of each state.
+
+    runs: one row per (slot, seed) with columns slot, split, closest_A, closest_B, occupancy_A, occupancy_B,
+    seconds.
+    """
+    metrics = ["closest_A", "closest_B", "occupancy_A", "occupancy_B", "seconds"]
+    grouped = runs.groupby(["slot", "split"], sort=False)[metrics]
+    table = grouped.mean().add_suffix(" mean").join(grouped.std(ddof=0).add_suffix(" sd")).reset_index()
+    table.insert(2, "seeds", grouped.size().values)
+    return table[["slot", "split", "seeds"] + [f"{m} {s}" for m in metrics for s in ("mean", "sd")]]

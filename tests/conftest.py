@@ -24,7 +24,7 @@ def shared_pdb():
     return find
 
 
-def make_helix(n_residues: int = 8, name: str = "tiny") -> Structure:
+def make_helix(n_residues: int = 10, name: str = "tiny", first_residue: int = 1) -> Structure:
     """A poly-alanine α-helix-like chain (N, CA, C, O, CB per residue), centred, ~1.5 Å rise per residue."""
     offsets = {"N": (1.5, -0.8, -0.6), "CA": (2.3, 0.0, 0.0), "C": (1.6, 0.9, 0.9), "O": (2.0, 1.9, 1.4),
                "CB": (3.6, -0.5, 0.3)}
@@ -35,7 +35,7 @@ def make_helix(n_residues: int = 8, name: str = "tiny") -> Structure:
         for atom, xyz in offsets.items():
             coords.append(rot @ np.array(xyz) + [0, 0, 1.5 * r])
             names.append(atom)
-            res_nums.append(r + 1)
+            res_nums.append(r + first_residue)
     coords = np.array(coords)
     elements = np.array([n[0] for n in names])
     return Structure(
@@ -56,3 +56,42 @@ def pdb_dir() -> Path:
     if not (PDB_DIR / "1exr.pdb").is_file():
         pytest.skip(f"{PDB_DIR} lacks the calmodulin files: set CRYOSAMPLER_PDB_DIR to that directory")
     return PDB_DIR
+
+
+TINY_GRID = dict(size=16, apix=2.0, resolution=8.0)
+
+
+def tiny_examples(structure: Structure):
+    """Two training maps of ``structure`` on a 16³ grid: the reference shifted by ±1 Å along x."""
+    import torch
+
+    from cryosampler.featurize import featurize
+    from cryosampler.render import MapGrid, render_density
+    from cryosampler.training import TrainingExample
+
+    grid = MapGrid(**TINY_GRID)
+    protein = featurize(structure, structure.coords, tokens="residue")
+    examples = []
+    for shift in (-1.0, 1.0):
+        coords = torch.tensor(structure.coords + [shift, 0.0, 0.0], dtype=torch.float32)[None]
+        volume = render_density(coords, protein.atomic_numbers, grid)[0]
+        examples.append(TrainingExample(protein, volume))
+    return examples
+
+
+def tiny_model(structure: Structure, seed: int = 0):
+    """An untrained smoke-preset model on the 16³ grid whose template is ``structure``."""
+    import torch
+
+    from cryosampler.encoder import ENCODER_PRESETS
+    from cryosampler.frame import principal_axes_template
+    from cryosampler.model import CryoSampler, ModelConfig
+    from cryosampler.render import MapGrid
+
+    config = ModelConfig(encoder=ENCODER_PRESETS["smoke"], grid=MapGrid(**TINY_GRID))
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = CryoSampler(config, sigma_data=1.0, template=principal_axes_template(structure))
+        # Perturb the zero-initialised output layer so that samples depend on the noise.
+        torch.nn.init.normal_(model.encoder.head[-1].weight, std=0.05)
+    return model.eval()

@@ -1,0 +1,7 @@
+"""``python -m cryosampler`` runs the command line."""
+
+import sys
+
+from cryosampler.cli import main
+
+sys.exit(main())

@@ -1,0 +1,106 @@
+"""Every figure of the project, one function each; notebooks call these and save with :func:`save_figure`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+
+__all__ = ["save_figure", "plot_state_maps", "plot_mode_displacement", "plot_loss_curves", "plot_sample_rmsds"]
+
+
+def save_figure(fig: plt.Figure, directory: Path, name: str) -> list[Path]:
+    """Save ``fig`` as ``directory/name.png`` (200 dpi) and ``.pdf``; returns the two paths."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    paths = [directory / f"{name}.png", directory / f"{name}.pdf"]
+    for p in paths:
+        fig.savefig(p, dpi=200, bbox_inches="tight")
+    return paths
+
+
+def plot_state_maps(maps: dict[str, dict[str, np.ndarray]], apix: float, labels: dict[str, str] | None = None
+                    ) -> plt.Figure:
+    """Projections along z of each protein's state-A and state-B maps and their difference.
+
+    maps: slot → {"A": (D, D, D), "B": (D, D, D)} densities, axes (x, y, z); apix in Å.
+    """
+    slots = list(maps)
+    fig, axes = plt.subplots(len(slots), 3, figsize=(7.5, 2.4 * len(slots)), squeeze=False,
+                             constrained_layout=True)
+    for row, slot in zip(axes, slots):
+        a, b = maps[slot]["A"].sum(axis=2), maps[slot]["B"].sum(axis=2)  # (D, D) over (x, y)
+        half = a.shape[0] * apix / 2
+        extent = (-half, half, -half, half)
+        vmax = max(a.max(), b.max())
+        for ax, img, title in ((row[0], a, "state A"), (row[1], b, "state B")):
+            ax.imshow(img.T, origin="lower", extent=extent, cmap="magma", vmin=0, vmax=vmax)
+            ax.set_title(f"{(labels or {}).get(slot, slot)}: {title}", fontsize=9)
+        diff = a - b
+        lim = np.abs(diff).max()
+        im = row[2].imshow(diff.T, origin="lower", extent=extent, cmap="RdBu_r", vmin=-lim, vmax=lim)
+        row[2].set_title("A − B", fontsize=9)
+        fig.colorbar(im, ax=row[2], shrink=0.8, label="projected density")
+        for ax in row:
+            ax.set_xlabel("x (Å)", fontsize=8)
+            ax.set_ylabel("y (Å)", fontsize=8)
+            ax.tick_params(labelsize=7)
+    fig.suptitle("Simulated maps (projection along z, 8 Å resolution, 2 Å voxels)", fontsize=10)
+    return fig
+
+
+def plot_mode_displacement(displacements: pd.DataFrame) -> plt.Figure:
+    """Per-residue CA displacement of state A from the reference, one line per protein.
+
+    displacements: columns ``slot``, ``residue``, ``displacement`` (Å).
+    """
+    fig, ax = plt.subplots(figsize=(7.0, 3.0), constrained_layout=True)
+    for slot, group in displacements.groupby("slot", sort=False):
+        ax.plot(group["residue"], group["displacement"], label=slot, lw=1.2)
+    ax.axvspan(65, 92, color="0.9", zorder=0, label="central helix (65–92)")
+    ax.set_xlabel("residue number")
+    ax.set_ylabel("CA displacement, ref → A (Å)")
+    ax.set_title("ANM mode 1 (extended to all heavy atoms): per-residue motion")
+    ax.legend(fontsize=7, ncol=4)
+    return fig
+
+
+def plot_loss_curves(log: pd.DataFrame) -> plt.Figure:
+    """Training loss terms (``train_log.csv``) against step, log scale, with a running mean."""
+    terms = [c for c in ("loss", "denoise", "residue", "backbone") if c in log]
+    fig, axes = plt.subplots(1, len(terms), figsize=(3.0 * len(terms), 2.8), constrained_layout=True)
+    window = max(1, len(log) // 50)
+    for ax, term in zip(np.atleast_1d(axes), terms):
+        ax.plot(log["step"], log[term], color="0.75", lw=0.6)
+        ax.plot(log["step"], log[term].rolling(window, min_periods=1).mean(), color="C0", lw=1.2)
+        ax.set_yscale("log")
+        ax.set_xlabel("step")
+        ax.set_title(term)
+    return fig
+
+
+def plot_sample_rmsds(per_sample: pd.DataFrame, rmsd_ab: dict[str, float]) -> plt.Figure:
+    """Each sample's RMSD to state A against its RMSD to state B, one panel per protein.
+
+    per_sample: columns slot, split, seed, rmsd_A, rmsd_B (Å); rmsd_ab: slot → RMSD between the states.
+    The true states sit at (0, d_AB) and (d_AB, 0); samples near the axes are near a state.
+    """
+    slots = list(dict.fromkeys(per_sample["slot"]))
+    fig, axes = plt.subplots(1, len(slots), figsize=(2.6 * len(slots), 2.8), squeeze=False,
+                             constrained_layout=True)
+    for ax, slot in zip(axes[0], slots):
+        group = per_sample[per_sample["slot"] == slot]
+        d = rmsd_ab[slot]
+        ax.scatter(group["rmsd_A"], group["rmsd_B"], s=12, alpha=0.7, label="samples")
+        ax.scatter([0, d], [d, 0], marker="*", s=120, color="C3", label="true states")
+        ax.set_xlim(0, 1.15 * max(d, group[["rmsd_A", "rmsd_B"]].max().max()))
+        ax.set_ylim(ax.get_xlim())
+        ax.set_aspect("equal")
+        ax.set_title(f"{slot} ({group['split'].iloc[0]})", fontsize=9)
+        ax.set_xlabel("RMSD to A (Å)", fontsize=8)
+        ax.set_ylabel("RMSD to B (Å)", fontsize=8)
+        ax.tick_params(labelsize=7)
+    axes[0][0].legend(fontsize=7)
+    return fig

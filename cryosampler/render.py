@@ -1,0 +1,210 @@
+"""Differentiable cryo-EM forward model F: atomic coordinates → density map (paper eq. 5, V̂_0 = F(X̂_0)).
+
+Semantics are EMAN2's ``pdb2mrc`` (``PointArray::pdb2mrc_by_summation``, the generator of the paper's maps,
+A.4): every atom adds ``Z * exp(-r² / w²)`` with ``w = resolution / π`` (so σ = w / √2 ≈ 1.80 Å at 8 Å),
+``Z`` its atomic number, and no further filter or normalisation. EMAN2 tabulates the Gaussian and cuts it at
+exp(-r²/w²) = 1e-7; here it is evaluated exactly and never truncated.
+
+Voxel (i, j, k) is centred at ((i - D//2) apix, (j - D//2) apix, (k - D//2) apix) Å, and volumes are indexed
+(x, y, z) = (i, j, k). (EMAN2 writes ``map_size / 2`` in integer C arithmetic, hence D//2 for odd D.)
+
+The Gaussian is separable, so a map is the trilinear sum
+
+    V[b, i, j, k] = Σ_a Z_a gx[b, a, i] gy[b, a, j] gz[b, a, k],   g?[b, a, i] = exp(-(x_a - X_i)² / w²),
+
+computed by ``trilinear_sum`` in O(N·D + D³) memory with a hand-written backward (see there).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch.autograd.function import once_differentiable
+
+__all__ = ["MapGrid", "render_density", "trilinear_sum"]
+
+# Elements of the (B, N, chunk, D) Khatri-Rao block formed per chunk. On CPU keep it near the L2 cache
+# (measured with benchmarks/bench_render.py: 1,200 atoms, 64³, 2-core EPYC); on GPUs only bound the memory.
+_CPU_BLOCK_ELEMENTS = 2**18
+_GPU_BLOCK_ELEMENTS = 2**25
+
+
+@dataclass(frozen=True)
+class MapGrid:
+    """Cubic map grid and target resolution; voxel (i, j, k) centred at ((i, j, k) - D//2) * apix Å."""
+
+    size: int = 64  # D voxels per side (paper A.4)
+    apix: float = 2.0  # Å per voxel (paper A.4)
+    resolution: float = 8.0  # Å; sets the Gaussian width w = resolution / π (paper A.4, EMAN2 pdb2mrc)
+
+    def __post_init__(self):
+        if not isinstance(self.size, int) or isinstance(self.size, bool) or self.size < 1:
+            raise ValueError(f"MapGrid.size must be a positive int (voxels per side), got {self.size!r}")
+        for name in ("apix", "resolution"):
+            value = getattr(self, name)
+            if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
+                raise ValueError(f"MapGrid.{name} must be a positive finite number of Å, got {value!r}")
+
+    @property
+    def box_length(self) -> float:
+        """Edge of the box, D * apix (Å)."""
+        return self.size * self.apix
+
+    @property
+    def width(self) -> float:
+        """Gaussian width w = resolution / π (Å); each atom adds Z exp(-r² / w²)."""
+        return self.resolution / math.pi
+
+    @property
+    def origin(self) -> tuple[float, float, float]:
+        """Centre of voxel (0, 0, 0), (x, y, z) in Å: -(D//2) * apix on every axis."""
+        start = -(self.size // 2) * self.apix
+        return (start, start, start)
+
+    def axis(self, dtype: torch.dtype = torch.float32, device: torch.device | str | None = None) -> torch.Tensor:
+        """Voxel-centre coordinates along one axis, (D,) in Å: (i - D//2) * apix for i = 0 … D-1."""
+        return (torch.arange(self.size, dtype=dtype, device=device) - self.size // 2) * self.apix
+
+
+def render_density(coords: torch.Tensor, weights: torch.Tensor, grid: MapGrid,
+                   mask: torch.Tensor | None = None, check_bounds: bool = True) -> torch.Tensor:
+    """Render atoms into density maps, EMAN2 ``pdb2mrc`` style (module docstring); differentiable in coords.
+
+    Parameters
+    ----------
+    coords : (B, N, 3) float32 or float64, Å, in the grid's frame (the box is centred on the origin).
+    weights : (N,) or (B, N), atomic numbers Z (C 6, N 7, O 8, S 16, Se 34); cast to ``coords``' dtype.
+    grid : the map grid and resolution.
+    mask : (B, N) bool, optional; True for real atoms, False for padding. Padded atoms add nothing and
+        receive zero gradient, whatever their coordinates. Default: all atoms real.
+    check_bounds : raise ValueError if a real atom is non-finite or lies outside the box spanned by the
+        voxel centres, [-(D//2) apix, (D - 1 - D//2) apix] Å per axis (an atom there would be cropped).
+        It synchronises with the device; pass False for predicted coordinates inside a training loop.
+
+    Returns
+    -------
+    (B, D, D, D) density in the dtype and on the device of ``coords``, axes (x, y, z).
+    """
+    if not torch.is_tensor(coords) or coords.ndim != 3 or coords.shape[-1] != 3:
+        raise ValueError(f"coords must be a (B, N, 3) tensor in Å, got {_describe(coords)}")
+    if coords.dtype not in (torch.float32, torch.float64):
+        raise ValueError(f"coords must be float32 or float64, got {coords.dtype}")
+    B, N, _ = coords.shape
+    weights = torch.as_tensor(weights, dtype=coords.dtype, device=coords.device)
+    if weights.shape not in {(N,), (B, N)}:
+        raise ValueError(f"weights must be ({N},) or ({B}, {N}) atomic numbers, got {tuple(weights.shape)}")
+    weights = weights.expand(B, N)
+    if mask is not None:
+        mask = torch.as_tensor(mask, device=coords.device)
+        if mask.dtype != torch.bool or mask.shape != (B, N):
+            raise ValueError(f"mask must be a ({B}, {N}) bool tensor, got {mask.dtype} {tuple(mask.shape)}")
+    if check_bounds:
+        _check_inside(coords, mask, grid)
+    if mask is not None:
+        # Move padding to a finite dummy position: where() passes them no gradient, and a zero weight no density.
+        coords = torch.where(mask[..., None], coords, torch.zeros((), dtype=coords.dtype, device=coords.device))
+        weights = torch.where(mask, weights, torch.zeros((), dtype=coords.dtype, device=coords.device))
+
+    # 1D Gaussian profiles along x, y, z; autograd differentiates these O(N·D) tensors.
+    axis = grid.axis(coords.dtype, coords.device)  # (D,)
+    exponent = -((coords.transpose(1, 2)[..., None] - axis) / grid.width).square()  # (B, 3, N, D)
+    # exp() near or past underflow takes a slow path (~5× on CPU); flush values within a factor e of the
+    # smallest normal float to zero, as flush-to-zero hardware would. This is rounding, not a cut-off radius.
+    floor = math.log(torch.finfo(coords.dtype).tiny) + 1.0
+    profiles = torch.where(exponent > floor, torch.exp(exponent.clamp(min=floor)), 0.0)  # (B, 3, N, D)
+    gx, gy, gz = profiles.unbind(1)  # 3 × (B, N, D)
+    return trilinear_sum(weights[..., None] * gx, gy, gz)  # (B, D, D, D)
+
+
+def trilinear_sum(gx: torch.Tensor, gy: torch.Tensor, gz: torch.Tensor, chunk: int | None = None) -> torch.Tensor:
+    """V[b, i, j, k] = Σ_a gx[b, a, i] gy[b, a, j] gz[b, a, k], differentiable in all three factors.
+
+    gx : (B, N, Dx), gy : (B, N, Dy), gz : (B, N, Dz), one dtype and device → (B, Dx, Dy, Dz).
+
+    Forward and backward loop over chunks of the i axis, forming at most a (B, N, chunk, Dy) block at a
+    time; only the factors (O(N·D)) are kept for backward, never an O(N·D²) or O(N·D³) tensor. ``chunk``
+    (voxels along i per block) defaults to a size measured to be fast; the result does not depend on it
+    beyond rounding. Not twice differentiable.
+    """
+    if not (gx.ndim == gy.ndim == gz.ndim == 3 and gx.shape[:2] == gy.shape[:2] == gz.shape[:2]):
+        raise ValueError(f"factors must be (B, N, D?) with shared B and N, got {tuple(gx.shape)}, "
+                         f"{tuple(gy.shape)}, {tuple(gz.shape)}")
+    if not (gx.dtype == gy.dtype == gz.dtype and gx.device == gy.device == gz.device):
+        raise ValueError("factors must share one dtype and device")
+    if chunk is None:
+        chunk = _default_chunk(gx.shape[0] * gx.shape[1] * gy.shape[2], gx.shape[2], gx.device)
+    elif not (isinstance(chunk, int) and chunk >= 1):
+        raise ValueError(f"chunk must be a positive int, got {chunk!r}")
+    return _TrilinearSum.apply(gx.contiguous(), gy.contiguous(), gz.contiguous(), chunk)
+
+
+class _TrilinearSum(torch.autograd.Function):
+    """Chunked trilinear contraction that saves only its three (B, N, D) factors for backward."""
+
+    @staticmethod
+    def forward(ctx, gx, gy, gz, chunk):
+        ctx.save_for_backward(gx, gy, gz)
+        ctx.chunk = chunk
+        B, N, Dx = gx.shape
+        Dy, Dz = gy.shape[2], gz.shape[2]
+        volume = gx.new_empty(B, Dx, Dy, Dz)
+        for i0 in range(0, Dx, chunk):
+            c = min(chunk, Dx - i0)
+            # Khatri-Rao block P[b, a, (i, j)] = gx[b, a, i] gy[b, a, j], then V[(i, j), k] = Pᵀ gz.
+            block = (gx[:, :, i0:i0 + c, None] * gy[:, :, None, :]).view(B, N, c * Dy)  # (B, N, c·Dy)
+            volume[:, i0:i0 + c] = torch.bmm(block.transpose(1, 2), gz).view(B, c, Dy, Dz)
+        return volume
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad):
+        gx, gy, gz = ctx.saved_tensors
+        grad = grad.contiguous()
+        B, N, Dx = gx.shape
+        Dy, Dz = gy.shape[2], gz.shape[2]
+        grad_x = torch.empty_like(gx)
+        grad_y = torch.zeros_like(gy)
+        grad_z = torch.zeros_like(gz)
+        for i0 in range(0, Dx, ctx.chunk):
+            c = min(ctx.chunk, Dx - i0)
+            g = grad[:, i0:i0 + c].reshape(B, c * Dy, Dz)  # (B, c·Dy, Dz)
+            x = gx[:, :, i0:i0 + c]  # (B, N, c)
+            # T[b, a, i, j] = Σ_k dV[b, i, j, k] gz[b, a, k] serves both dgx (· gy over j) and dgy (· gx over i).
+            t = torch.bmm(gz, g.transpose(1, 2)).view(B, N, c, Dy)  # (B, N, c, Dy)
+            grad_x[:, :, i0:i0 + c] = torch.linalg.vecdot(t, gy[:, :, None, :])
+            for i in range(c):  # in-place FMAs beat one reduction over the strided i axis
+                grad_y.addcmul_(t[:, :, i], x[:, :, i, None])
+            # dgz[b, a, k] = Σ_(i, j) P[b, a, (i, j)] dV[b, (i, j), k], with the forward's block rebuilt.
+            block = (x[..., None] * gy[:, :, None, :]).view(B, N, c * Dy)  # (B, N, c·Dy)
+            grad_z.baddbmm_(block, g)
+        return grad_x, grad_y, grad_z, None
+
+
+def _default_chunk(block_elements_per_row: int, rows: int, device: torch.device) -> int:
+    """Rows of i per chunk so that the (B, N, chunk, Dy) block stays near the device's budget."""
+    budget = _GPU_BLOCK_ELEMENTS if device.type == "cuda" else _CPU_BLOCK_ELEMENTS
+    return max(1, min(rows, budget // max(block_elements_per_row, 1)))
+
+
+def _check_inside(coords: torch.Tensor, mask: torch.Tensor | None, grid: MapGrid) -> None:
+    """Raise ValueError if a real atom is non-finite or outside the voxel-centre range of ``grid``."""
+    lo, hi = grid.origin[0], grid.origin[0] + (grid.size - 1) * grid.apix
+    for b in range(coords.shape[0]):
+        real = coords[b] if mask is None else coords[b][mask[b]]  # (n, 3)
+        if real.shape[0] == 0:
+            continue
+        if not bool(torch.isfinite(real).all()):
+            raise ValueError(f"structure {b} of the batch has non-finite atom coordinates")
+        low, high = real.detach().amin(0).tolist(), real.detach().amax(0).tolist()
+        for name, a, z in zip("xyz", low, high):
+            if a < lo or z > hi:
+                raise ValueError(
+                    f"structure {b} of the batch: atoms span {z - a:.1f} Å along {name} ({a:.1f} to {z:.1f} Å) "
+                    f"but the box holds {lo:.1f} to {hi:.1f} Å ({grid.size} voxels × {grid.apix} Å = "
+                    f"{grid.box_length:.1f} Å); centre the structure or enlarge the grid")
+
+
+def _describe(x) -> str:
+    return f"{x.dtype} {tuple(x.shape)}" if torch.is_tensor(x) else type(x).__name__

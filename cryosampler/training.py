@@ -1,0 +1,214 @@
+"""Training loop (A.1): AdamW, EMA, gradient clipping, atomic checkpoints with exact resume."""
+
+from __future__ import annotations
+
+import copy
+import csv
+import dataclasses
+import math
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from tqdm.auto import tqdm
+
+from cryosampler.diffusion import add_noise, denoise_loss, sample_times
+from cryosampler.featurize import ProteinFeatures, collate, featurize
+from cryosampler.frame import Template
+from cryosampler.model import CryoSampler, ModelConfig
+from cryosampler.simulate import load_maps, load_states
+from cryosampler.structural_losses import backbone_loss, residue_loss
+
+__all__ = ["TrainConfig", "TRAIN_PRESETS", "TrainingExample", "estimate_sigma_data", "train", "training_examples",
+           "save_checkpoint", "load_checkpoint", "model_from_checkpoint", "LOG_COLUMNS"]
+
+LOG_COLUMNS = ["step", "loss", "denoise", "residue", "backbone", "grad_norm", "lr", "seconds"]
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Optimisation settings. Named presets in ``TRAIN_PRESETS``."""
+
+    steps: int = 3000
+    batch_size: int = 8
+    lr: float = 3e-4
+    weight_decay: float = 0.01
+    warmup: int = 100  # linear learning-rate warm-up steps, then cosine decay to 10 %
+    ema_decay: float = 0.999
+    grad_clip: float = 1.0  # max global gradient norm
+    lambda_r: float = 1.0  # λ_R (eq. 6)
+    lambda_b: float = 1.0  # λ_B (eq. 6)
+    checkpoint_every: int = 250
+    seed: int = 0
+
+
+TRAIN_PRESETS = {
+    "full": TrainConfig(),
+    "fast": TrainConfig(steps=30, batch_size=4, warmup=5, checkpoint_every=10),
+}
+
+
+@dataclass(frozen=True)
+class TrainingExample:
+    """One training map V_0 with its protein's reference inputs."""
+
+    protein: ProteinFeatures
+    volume: torch.Tensor  # (D, D, D) float32, map units, axes (x, y, z)
+
+
+def estimate_sigma_data(examples: list[TrainingExample]) -> float:
+    """σ_data: the standard deviation of all training-map voxels (eq. 1)."""
+    volumes = torch.stack([e.volume for e in examples])
+    return float(volumes.std())
+
+
+def _lr_factor(step: int, config: TrainConfig) -> float:
+    if step < config.warmup:
+        return (step + 1) / config.warmup
+    progress = (step - config.warmup) / max(1, config.steps - config.warmup)
+    return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+
+
+def training_losses(model: CryoSampler, examples: list[TrainingExample], index: torch.Tensor,
+                    config: TrainConfig, generator: torch.Generator) -> dict[str, torch.Tensor]:
+    """L_total = L_denoise + L_structural (eq. 4) on the batch ``index`` of ``examples``."""
+    batch = collate([examples[i].protein for i in index.tolist()])
+    v0 = torch.stack([examples[i].volume for i in index.tolist()])  # (B, D, D, D)
+    t = sample_times(len(index), generator)  # (B,)
+    sigma_data = model.sigma_data
+    v_t, _ = add_noise(v0, t, sigma_data, generator)  # eq. 1
+    coords, v0_hat = model.denoise(v_t, t, batch)
+    denoise = denoise_loss(v0_hat, v0, t, sigma_data, model.config.diffusion)  # eq. 5
+    residue = residue_loss(coords, batch.ref_coords, batch.residue_pairs, batch.residue_pair_mask)  # eq. 7
+    backbone = backbone_loss(coords, batch.ref_coords, batch.backbone_pairs, batch.backbone_pair_mask)  # eq. 8
+    total = denoise + config.lambda_r * residue + config.lambda_b * backbone  # eq. 4, 6
+    return {"loss": total, "denoise": denoise, "residue": residue, "backbone": backbone}
+
+
+def save_checkpoint(path: Path, state: dict) -> None:
+    """Write atomically: a temp file in the same folder, then rename, so a kill never leaves half a file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(state, tmp)
+    os.replace(tmp, path)
+
+
+def load_checkpoint(path: Path) -> dict:
+    """Read a checkpoint written by :func:`train`; ValueError if it is missing or not one."""
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"checkpoint {path} does not exist (run notebooks/02_train first)")
+    state = torch.load(path, map_location="cpu", weights_only=False)
+    if not isinstance(state, dict) or "model_config" not in state:
+        raise ValueError(f"{path} is not a CryoSampler checkpoint")
+    return state
+
+
+def model_from_checkpoint(state: dict, use_ema: bool = True) -> CryoSampler:
+    """Rebuild the model (EMA weights by default) from a checkpoint dict."""
+    model = CryoSampler(ModelConfig.from_dict(state["model_config"]), state["sigma_data"],
+                        Template.from_dict(state["template"]))
+    model.load_state_dict(state["ema"] if use_ema else state["model"])
+    return model.eval()
+
+
+def train(examples: list[TrainingExample], model_config: ModelConfig, config: TrainConfig,
+          template: Template, out_dir: Path, progress: bool = True) -> CryoSampler:
+    """Train (or resume) and return the EMA model.
+
+    Writes ``out_dir/checkpoint.pt`` every ``config.checkpoint_every`` steps and at the end, and
+    ``out_dir/train_log.csv`` with every loss term at every step. If a checkpoint exists, training
+    resumes from it and ends with the same weights as an uninterrupted run (CPU, same seed): the
+    generator state is saved with the weights, and the log is cut back to the checkpoint's step.
+    """
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    ckpt_path, log_path = out_dir / "checkpoint.pt", out_dir / "train_log.csv"
+    generator = torch.Generator().manual_seed(config.seed)
+
+    if ckpt_path.is_file():
+        state = load_checkpoint(ckpt_path)
+        if state["train_config"] != dataclasses.asdict(config):
+            raise ValueError(f"{ckpt_path} was written with other training settings; delete it to start over")
+        model = CryoSampler(model_config, state["sigma_data"], template)
+        model.load_state_dict(state["model"])
+        generator.set_state(state["generator"])
+        start = state["step"]
+    else:
+        # nn.Module initialisers draw from torch's global generator: fork it so that the caller's is untouched.
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(config.seed)
+            model = CryoSampler(model_config, estimate_sigma_data(examples), template)
+        state, start = None, 0
+    ema = copy.deepcopy(model).requires_grad_(False)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    if state is not None:
+        ema.load_state_dict(state["ema"])
+        optimizer.load_state_dict(state["optimizer"])
+    _truncate_log(log_path, start)
+
+    def checkpoint(step: int) -> None:
+        save_checkpoint(ckpt_path, {
+            "step": step, "model": model.state_dict(), "ema": ema.state_dict(),
+            "optimizer": optimizer.state_dict(), "generator": generator.get_state(),
+            "sigma_data": float(model.sigma_data), "template": template.to_dict(),
+            "model_config": model_config.to_dict(), "train_config": dataclasses.asdict(config),
+        })
+
+    bar = tqdm(range(start, config.steps), initial=start, total=config.steps, disable=not progress,
+               desc="train")
+    with open(log_path, "a", newline="") as log_file:
+        writer = csv.DictWriter(log_file, fieldnames=LOG_COLUMNS)
+        for step in bar:
+            tic = time.perf_counter()
+            for group in optimizer.param_groups:
+                group["lr"] = config.lr * _lr_factor(step, config)
+            index = torch.randint(len(examples), (config.batch_size,), generator=generator)
+            losses = training_losses(model, examples, index, config, generator)
+            if not torch.isfinite(losses["loss"]):
+                raise FloatingPointError(
+                    f"non-finite loss at step {step} ({ {k: float(v.detach()) for k, v in losses.items()} }); "
+                    f"the last good checkpoint is {ckpt_path}")
+            optimizer.zero_grad(set_to_none=True)
+            losses["loss"].backward()
+            grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+            optimizer.step()
+            with torch.no_grad():
+                for e, p in zip(ema.parameters(), model.parameters()):
+                    e.lerp_(p, 1 - config.ema_decay)
+            row = {k: float(v.detach()) for k, v in losses.items()}
+            row.update(step=step + 1, grad_norm=float(grad_norm), lr=optimizer.param_groups[0]["lr"],
+                       seconds=time.perf_counter() - tic)
+            writer.writerow(row)
+            bar.set_postfix(loss=f"{row['loss']:.4f}", den=f"{row['denoise']:.4f}",
+                            res=f"{row['residue']:.4f}", bb=f"{row['backbone']:.4f}")
+            if (step + 1) % config.checkpoint_every == 0 or step + 1 == config.steps:
+                log_file.flush()
+                checkpoint(step + 1)
+    return ema.eval()
+
+
+def _truncate_log(log_path: Path, step: int) -> None:
+    """Write the header and the existing rows of steps ≤ ``step`` (rows after a checkpoint are redone)."""
+    rows = []
+    if log_path.is_file():
+        with open(log_path, newline="") as f:
+            rows = [r for r in csv.DictReader(f) if int(r["step"]) <= step]
+    with open(log_path, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=LOG_COLUMNS)
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def training_examples(data_dir: Path, slots: list[str], tokens: str) -> list[TrainingExample]:
+    """Both state maps of each protein in ``slots`` with its reference features (files of notebook 01)."""
+    examples = []
+    for slot in slots:
+        reference, coords = load_states(data_dir, slot)
+        protein = featurize(reference, coords["ref"], tokens=tokens)
+        maps = load_maps(data_dir, slot)
+        examples += [TrainingExample(protein, torch.from_numpy(maps[state])) for state in ("A", "B")]
+    return examples

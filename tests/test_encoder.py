@@ -1,0 +1,84 @@
+"""Atomic encoder f_θ: shapes, identity at initialisation, padding never affects real atoms."""
+
+import pytest
+import torch
+
+from cryosampler.encoder import ENCODER_PRESETS, AtomicEncoder, EncoderConfig
+from cryosampler.featurize import collate, featurize
+
+from conftest import make_helix
+
+GRID, APIX = 16, 2.0
+
+
+def _encoder(tokens="residue", features="sampled", seed=0):
+    config = EncoderConfig(cnn_channels=(4, 8), volume_features=features, tokens=tokens, width=32, depth=2,
+                           heads=2, head_hidden=32, atom_embed=8, max_tokens=64)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        encoder = AtomicEncoder(config, GRID, APIX)
+        # Leave the zero-initialised output layers trainable-but-nonzero so the tests see real outputs.
+        for p in encoder.parameters():
+            if torch.count_nonzero(p) == 0 and p.ndim > 0:
+                p.data.normal_(std=0.05)
+    return encoder
+
+
+def test_untrained_encoder_returns_the_reference(tiny_structure):
+    config = ENCODER_PRESETS["smoke"]
+    encoder = AtomicEncoder(config, GRID, APIX)
+    batch = collate([featurize(tiny_structure, tiny_structure.coords, tokens=config.tokens)])
+    out = encoder(torch.randn(1, GRID, GRID, GRID), torch.zeros(1), batch)
+    torch.testing.assert_close(out, batch.ref_coords)
+
+
+@pytest.mark.parametrize("tokens,features", [("residue", "sampled"), ("atom", "global"), ("atom", "sampled")])
+def test_padding_never_affects_real_atoms(tokens, features):
+    small, large = make_helix(4, "small"), make_helix(7, "large")
+    proteins = [featurize(s, s.coords, tokens=tokens) for s in (small, large)]
+    encoder = _encoder(tokens, features).eval()
+    volume = torch.randn(2, GRID, GRID, GRID, generator=torch.Generator().manual_seed(1))
+    log_snr = torch.tensor([0.5, -1.0])
+    together = encoder(volume, log_snr, collate(proteins))  # (2, N_large, 3), small one padded
+    alone = encoder(volume[:1], log_snr[:1], collate(proteins[:1]))
+    assert together.shape == (2, large.n_atoms, 3)
+    torch.testing.assert_close(together[0, : small.n_atoms], alone[0], atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(together[0, small.n_atoms:], torch.zeros(large.n_atoms - small.n_atoms, 3))
+
+
+def test_output_depends_on_the_map_and_noise_level(tiny_structure):
+    encoder = _encoder().eval()
+    batch = collate([featurize(tiny_structure, tiny_structure.coords)] * 2)
+    volume = torch.randn(2, GRID, GRID, GRID, generator=torch.Generator().manual_seed(2))
+    a = encoder(volume, torch.zeros(2), batch)
+    assert not torch.allclose(a[0], a[1])  # different maps
+    b = encoder(volume, torch.full((2,), 5.0), batch)
+    assert not torch.allclose(a, b)  # different noise level
+
+
+def test_backward_reaches_every_parameter(tiny_structure):
+    encoder = _encoder()
+    batch = collate([featurize(tiny_structure, tiny_structure.coords)])
+    out = encoder(torch.randn(1, GRID, GRID, GRID), torch.zeros(1), batch)
+    out.square().sum().backward()
+    unused = [n for n, p in encoder.named_parameters() if p.grad is None and not n.startswith("to_latents")]
+    assert not unused, unused
+
+
+def test_global_features_reject_too_many_tokens(tiny_structure):
+    encoder = _encoder("atom", "global")
+    big = make_helix(20)
+    batch = collate([featurize(big, big.coords, tokens="atom")])
+    with pytest.raises(ValueError, match="max_tokens"):
+        encoder(torch.randn(1, GRID, GRID, GRID), torch.zeros(1), batch)
+
+
+@pytest.mark.parametrize("preset", ["paper", "default", "smoke"])
+def test_presets_run_forward_and_backward_on_64_cubed_maps(preset, tiny_structure):
+    config = ENCODER_PRESETS[preset]
+    encoder = AtomicEncoder(config, 64, 2.0)
+    batch = collate([featurize(tiny_structure, tiny_structure.coords, tokens=config.tokens)])
+    out = encoder(torch.randn(1, 64, 64, 64), torch.zeros(1), batch)
+    assert out.shape == (1, tiny_structure.n_atoms, 3)
+    (out - batch.ref_coords + 1.0).square().sum().backward()
+    assert all(p.grad is not None for p in encoder.head.parameters())

@@ -1,0 +1,104 @@
+"""MRC I/O: round trips, axis order and voxel placement checked from the raw header with mrcfile."""
+
+import mrcfile
+import numpy as np
+import pytest
+
+import cryosampler.mrc
+from cryosampler.mrc import read_mrc, write_mrc
+from cryosampler.render import MapGrid
+
+
+def test_round_trip_values_apix_origin(tmp_path):
+    grid = MapGrid(size=10, apix=1.5)
+    volume = np.random.default_rng(0).normal(size=(10, 10, 10)).astype(np.float32)
+    path = tmp_path / "map.mrc"
+    write_mrc(path, volume, grid, origin=(3.0, -2.5, 7.25))
+    back, apix, origin = read_mrc(path)
+    np.testing.assert_array_equal(back, volume)
+    assert back.dtype == np.float32
+    assert apix == 1.5
+    assert origin == (3.0, -2.5, 7.25)
+
+
+def test_default_origin_is_the_grid_origin(tmp_path):
+    grid = MapGrid(size=8, apix=2.0)
+    write_mrc(tmp_path / "map.mrc", np.zeros((8, 8, 8)), grid)
+    assert read_mrc(tmp_path / "map.mrc")[2] == (-8.0, -8.0, -8.0)
+
+
+def test_bright_voxel_keeps_its_index_and_position(tmp_path):
+    grid = MapGrid(size=8, apix=2.0)
+    i, j, k = 1, 5, 3
+    volume = np.zeros((8, 8, 8), np.float32)
+    volume[i, j, k] = 1.0
+    path = tmp_path / "map.mrc"
+    write_mrc(path, volume, grid, origin=grid.origin)
+
+    back, _, _ = read_mrc(path)
+    assert np.unravel_index(back.argmax(), back.shape) == (i, j, k)
+
+    # Independently: raw mrcfile data is [section, row, column] = [z, y, x]; a viewer places column c of
+    # row r of section s at ORIGIN + (NXSTART + c, NYSTART + r, NZSTART + s) * voxel size.
+    with mrcfile.open(path) as mrc:
+        s, r, c = np.unravel_index(mrc.data.argmax(), mrc.data.shape)
+        h, v = mrc.header, mrc.voxel_size
+        assert (int(h.mapc), int(h.mapr), int(h.maps)) == (1, 2, 3)
+        position = (float(h.origin.x) + (int(h.nxstart) + c) * float(v.x),
+                    float(h.origin.y) + (int(h.nystart) + r) * float(v.y),
+                    float(h.origin.z) + (int(h.nzstart) + s) * float(v.z))
+    expected = tuple(o + n * grid.apix for o, n in zip(grid.origin, (i, j, k)))
+    assert position == pytest.approx(expected)
+    assert expected == pytest.approx((-6.0, 2.0, -2.0))
+
+
+def test_accepts_torch_volumes(tmp_path):
+    torch = pytest.importorskip("torch")
+    grid = MapGrid(size=4)
+    volume = torch.arange(64, dtype=torch.float64).reshape(4, 4, 4).requires_grad_()
+    write_mrc(tmp_path / "map.mrc", volume, grid)
+    np.testing.assert_array_equal(read_mrc(tmp_path / "map.mrc")[0], volume.detach().numpy())
+
+
+@pytest.mark.parametrize("shape", [(8, 8, 7), (8, 8), (6, 6, 6)])
+def test_wrong_shape_raises(tmp_path, shape):
+    with pytest.raises(ValueError, match=r"\(8, 8, 8\)"):
+        write_mrc(tmp_path / "map.mrc", np.zeros(shape), MapGrid(size=8))
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_non_finite_volume_raises(tmp_path):
+    volume = np.zeros((4, 4, 4))
+    volume[1, 2, 3] = np.nan
+    with pytest.raises(ValueError, match="non-finite"):
+        write_mrc(tmp_path / "map.mrc", volume, MapGrid(size=4))
+
+
+def test_missing_file_names_the_path(tmp_path):
+    path = tmp_path / "absent.mrc"
+    with pytest.raises(ValueError, match="absent.mrc"):
+        read_mrc(path)
+
+
+def test_corrupt_file_names_the_path(tmp_path):
+    path = tmp_path / "junk.mrc"
+    path.write_bytes(b"not a map" * 200)
+    with pytest.raises(ValueError, match="junk.mrc"):
+        read_mrc(path)
+
+
+def test_failed_write_leaves_no_partial_file(tmp_path, monkeypatch):
+    grid = MapGrid(size=4)
+    path = tmp_path / "map.mrc"
+    write_mrc(path, np.ones((4, 4, 4)), grid)
+
+    def failing_new(name, *args, **kwargs):
+        with open(name, "wb") as f:
+            f.write(b"partial")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(cryosampler.mrc.mrcfile, "new", failing_new)
+    with pytest.raises(OSError, match="disk full"):
+        write_mrc(path, np.zeros((4, 4, 4)), grid)
+    assert [p.name for p in tmp_path.iterdir()] == ["map.mrc"]
+    np.testing.assert_array_equal(read_mrc(path)[0], np.ones((4, 4, 4)))
