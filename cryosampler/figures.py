@@ -63,7 +63,7 @@ def plot_mode_displacement(displacements: pd.DataFrame) -> plt.Figure:
     ax.set_xlabel("residue number")
     ax.set_ylabel("CA displacement, ref → A (Å)")
     ax.set_title("ANM mode 1 (extended to all heavy atoms): per-residue motion")
-    ax.legend(fontsize=7, ncol=4)
+    ax.legend(fontsize=7, ncol=7, loc="upper center", bbox_to_anchor=(0.5, -0.22), frameon=False)
     return fig
 
 

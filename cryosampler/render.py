@@ -3,7 +3,8 @@
 Semantics are EMAN2's ``pdb2mrc`` (``PointArray::pdb2mrc_by_summation``, the generator of the paper's maps,
 A.4): every atom adds ``Z * exp(-r² / w²)`` with ``w = resolution / π`` (so σ = w / √2 ≈ 1.80 Å at 8 Å),
 ``Z`` its atomic number, and no further filter or normalisation. EMAN2 tabulates the Gaussian and cuts it at
-exp(-r²/w²) = 1e-7; here it is evaluated exactly and never truncated.
+exp(-r²/w²) = 1e-7; here it is evaluated over the whole box, with only values below the smallest normal
+float flushed to zero.
 
 Voxel (i, j, k) is centred at ((i - D//2) apix, (j - D//2) apix, (k - D//2) apix) Å, and volumes are indexed
 (x, y, z) = (i, j, k). (EMAN2 writes ``map_size / 2`` in integer C arithmetic, hence D//2 for odd D.)
@@ -27,7 +28,7 @@ __all__ = ["MapGrid", "render_density", "trilinear_sum"]
 
 # Elements of the (B, N, chunk, D) Khatri-Rao block formed per chunk. On CPU keep it near the L2 cache
 # (measured with benchmarks/bench_render.py: 1,200 atoms, 64³, 2-core EPYC); on GPUs only bound the memory.
-_CPU_BLOCK_ELEMENTS = 2**18
+_CPU_BLOCK_ELEMENTS = 2**19
 _GPU_BLOCK_ELEMENTS = 2**25
 
 
@@ -154,7 +155,7 @@ class _TrilinearSum(torch.autograd.Function):
             c = min(chunk, Dx - i0)
             # Khatri-Rao block P[b, a, (i, j)] = gx[b, a, i] gy[b, a, j], then V[(i, j), k] = Pᵀ gz.
             block = (gx[:, :, i0:i0 + c, None] * gy[:, :, None, :]).view(B, N, c * Dy)  # (B, N, c·Dy)
-            volume[:, i0:i0 + c] = torch.bmm(block.transpose(1, 2), gz).view(B, c, Dy, Dz)
+            torch.bmm(block.transpose(1, 2), gz, out=volume[:, i0:i0 + c].view(B, c * Dy, Dz))
         return volume
 
     @staticmethod
@@ -173,7 +174,7 @@ class _TrilinearSum(torch.autograd.Function):
             x = gx[:, :, i0:i0 + c]  # (B, N, c)
             # T[b, a, i, j] = Σ_k dV[b, i, j, k] gz[b, a, k] serves both dgx (· gy over j) and dgy (· gx over i).
             t = torch.bmm(gz, g.transpose(1, 2)).view(B, N, c, Dy)  # (B, N, c, Dy)
-            grad_x[:, :, i0:i0 + c] = torch.linalg.vecdot(t, gy[:, :, None, :])
+            torch.linalg.vecdot(t, gy[:, :, None, :], out=grad_x[:, :, i0:i0 + c])
             for i in range(c):  # in-place FMAs beat one reduction over the strided i axis
                 grad_y.addcmul_(t[:, :, i], x[:, :, i, None])
             # dgz[b, a, k] = Σ_(i, j) P[b, a, (i, j)] dV[b, (i, j), k], with the forward's block rebuilt.
@@ -190,20 +191,22 @@ def _default_chunk(block_elements_per_row: int, rows: int, device: torch.device)
 
 def _check_inside(coords: torch.Tensor, mask: torch.Tensor | None, grid: MapGrid) -> None:
     """Raise ValueError if a real atom is non-finite or outside the voxel-centre range of ``grid``."""
+    coords = coords.detach()
+    real = torch.ones_like(coords, dtype=torch.bool) if mask is None else mask[..., None].expand_as(coords)
+    if not bool((torch.isfinite(coords) | ~real).all()):
+        b = int((~torch.isfinite(coords) & real).any(-1).any(-1).nonzero()[0])
+        raise ValueError(f"structure {b} of the batch has non-finite atom coordinates")
+    low = torch.where(real, coords, math.inf).amin(1)  # (B, 3), +inf for a structure without atoms
+    high = torch.where(real, coords, -math.inf).amax(1)  # (B, 3)
     lo, hi = grid.origin[0], grid.origin[0] + (grid.size - 1) * grid.apix
-    for b in range(coords.shape[0]):
-        real = coords[b] if mask is None else coords[b][mask[b]]  # (n, 3)
-        if real.shape[0] == 0:
-            continue
-        if not bool(torch.isfinite(real).all()):
-            raise ValueError(f"structure {b} of the batch has non-finite atom coordinates")
-        low, high = real.detach().amin(0).tolist(), real.detach().amax(0).tolist()
-        for name, a, z in zip("xyz", low, high):
-            if a < lo or z > hi:
-                raise ValueError(
-                    f"structure {b} of the batch: atoms span {z - a:.1f} Å along {name} ({a:.1f} to {z:.1f} Å) "
-                    f"but the box holds {lo:.1f} to {hi:.1f} Å ({grid.size} voxels × {grid.apix} Å = "
-                    f"{grid.box_length:.1f} Å); centre the structure or enlarge the grid")
+    outside = ((low < lo) | (high > hi)).nonzero()
+    if len(outside):
+        b, axis = outside[0].tolist()
+        a, z = float(low[b, axis]), float(high[b, axis])
+        raise ValueError(
+            f"structure {b} of the batch: atoms span {z - a:.1f} Å along {'xyz'[axis]} ({a:.1f} to {z:.1f} Å) "
+            f"but the box holds {lo:.1f} to {hi:.1f} Å ({grid.size} voxels × {grid.apix} Å = "
+            f"{grid.box_length:.1f} Å); centre the structure or enlarge the grid")
 
 
 def _describe(x) -> str:
