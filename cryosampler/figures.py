@@ -8,7 +8,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-__all__ = ["save_figure", "plot_state_maps", "plot_mode_displacement", "plot_loss_curves", "plot_sample_rmsds"]
+__all__ = ["save_figure", "plot_state_maps", "plot_mode_displacement", "plot_loss_curves", "plot_sample_rmsds",
+           "plot_figure2"]
 
 
 def save_figure(fig: plt.Figure, directory: Path, name: str) -> list[Path]:
@@ -103,4 +104,60 @@ def plot_sample_rmsds(per_sample: pd.DataFrame, rmsd_ab: dict[str, float]) -> pl
         ax.set_ylabel("RMSD to B (Å)", fontsize=8)
         ax.tick_params(labelsize=7)
     axes[0][0].legend(fontsize=7)
+    return fig
+
+
+def plot_figure2(closest: pd.DataFrame, static_rmsd: float, traces: dict[str, tuple[np.ndarray, np.ndarray]],
+                 projections: pd.DataFrame, state_positions: tuple[float, float], protein: str) -> plt.Figure:
+    """Figure 2 for one validation protein.
+
+    closest: columns method, state ("A"/"B"), rmsd, sd (Å) — closest-sample RMSD, mean ± sd over seeds.
+    static_rmsd: RMSD (Å) of the reference to the states (the static baseline).
+    traces: state → (true CA trace (L, 3), closest generated sample's CA trace (L, 3)), Å, common frame.
+    projections: columns method, projection (Å) — every sample's displacement along mode 1, per-atom RMS scale.
+    state_positions: (A, B) positions of the true states on mode 1 (Å, same scale).
+    """
+    fig = plt.figure(figsize=(10.0, 6.2), constrained_layout=True)
+    grid = fig.add_gridspec(2, 3)
+    bars = fig.add_subplot(grid[0, 0])
+    methods = list(dict.fromkeys(closest["method"]))
+    x = np.arange(len(methods))
+    for k, state in enumerate(("A", "B")):
+        sub = closest[closest["state"] == state].set_index("method").reindex(methods)
+        bars.bar(x + (k - 0.5) * 0.38, sub["rmsd"], 0.38, yerr=sub["sd"].fillna(0), capsize=2,
+                 label=f"state {state}", color=("C0", "C1")[k])
+    bars.axhline(static_rmsd, color="0.3", ls="--", lw=1, label=f"static ({static_rmsd:.2f} Å)")
+    bars.set_xticks(x, methods, rotation=30, ha="right", fontsize=8)
+    bars.set_ylabel("closest-sample RMSD (Å)")
+    bars.set_title(f"{protein}: closest sample per state", fontsize=10)
+    bars.legend(fontsize=7)
+
+    for row, state in enumerate(("A", "B")):
+        true_ca, sample_ca = traces[state]
+        for col, (i, j, name) in enumerate(((0, 1, "xy"), (0, 2, "xz"))):
+            ax = fig.add_subplot(grid[row, col + 1])
+            ax.plot(true_ca[:, i], true_ca[:, j], color="0.2", lw=2.2, label=f"true state {state}")
+            ax.plot(sample_ca[:, i], sample_ca[:, j], color=("C0", "C1")[row], lw=1.0,
+                    label="closest sample (ours)")
+            ax.set_aspect("equal")
+            ax.set_xlabel(f"{name[0]} (Å)", fontsize=8)
+            ax.set_ylabel(f"{name[1]} (Å)", fontsize=8)
+            ax.tick_params(labelsize=7)
+            ax.set_title(f"state {state}, CA trace, {name} view", fontsize=9)
+            if col == 0:
+                ax.legend(fontsize=7, loc="lower left")
+
+    hist = fig.add_subplot(grid[1, 0])
+    bins = np.linspace(min(state_positions) * 1.4, max(state_positions) * 1.4, 29)
+    for k, (method, group) in enumerate(projections.groupby("method", sort=False)):
+        hist.hist(np.clip(group["projection"], bins[0], bins[-1]), bins=bins, alpha=0.55, label=method,
+                  color=f"C{k + 2}" if method != "Ours" else "C0")
+    for label, position in zip("AB", state_positions):
+        hist.axvline(position, color="C3", lw=1.5)
+        hist.text(position, hist.get_ylim()[1] * 0.95, f" {label}", color="C3", fontsize=9, va="top")
+    hist.axvline(0, color="0.3", ls="--", lw=1)
+    hist.set_xlabel("displacement along mode 1 (Å, RMS over atoms)")
+    hist.set_ylabel("samples")
+    hist.set_title("samples along mode 1 (reference at 0)", fontsize=10)
+    hist.legend(fontsize=7)
     return fig

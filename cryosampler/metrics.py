@@ -1,12 +1,21 @@
-"""Ensemble metrics: the paper's closest-sample RMSD per true state, and coverage/precision beyond it."""
+"""Ensemble metrics: the paper's closest-sample RMSD per true state, coverage/precision beyond it, progress
+along the normal mode, map agreement, stereochemical validity, and RMSDs across differing atom sets."""
 
 from __future__ import annotations
 
 import numpy as np
+from scipy.spatial import cKDTree
 
-from cryosampler.superpose import rmsd_matrix
+from cryosampler.structure import AtomMatchReport, Structure, match_atoms
+from cryosampler.superpose import rmsd_matrix, superpose
 
-__all__ = ["closest_sample_rmsd", "state_occupancy", "coverage_metrics", "ensemble_summary"]
+__all__ = ["closest_sample_rmsd", "state_occupancy", "coverage_metrics", "ensemble_summary", "mode_projection",
+           "map_correlation", "validity", "matched_rmsd_matrix", "BOND_CUTOFF", "CLASH_CUTOFF"]
+
+# Å. Covalent heavy-atom bonds are 1.2-1.6 Å (S-C 1.8 Å); 1-3 distances within a residue start near 2.2 Å.
+BOND_CUTOFF = 1.9
+# Å. Non-bonded heavy-atom contacts (H-bonds included) are ≥ 2.5 Å in well-refined structures.
+CLASH_CUTOFF = 2.2
 
 
 def closest_sample_rmsd(rmsds: np.ndarray) -> np.ndarray:
@@ -42,3 +51,166 @@ def ensemble_summary(rmsds: np.ndarray) -> dict[str, float]:
     closest, occupancy = closest_sample_rmsd(rmsds), state_occupancy(rmsds)
     return {"closest_A": float(closest[0]), "closest_B": float(closest[1]),
             "occupancy_A": float(occupancy[0]), "occupancy_B": float(occupancy[1])}
+
+
+def _coords(array, name: str, axes: str, n_atoms: int | None = None) -> np.ndarray:
+    """``array`` as float64 of shape (*axes, 3), e.g. axes "SN" → (S, N, 3) with N = ``n_atoms`` if given."""
+    array = np.asarray(array, dtype=np.float64)
+    shape = f"({', '.join(axes)}, 3)"
+    if array.ndim != len(axes) + 1 or array.shape[-1] != 3 or n_atoms not in (None, array.shape[-2]):
+        atoms = f" with {axes[-1]}={n_atoms}" if n_atoms is not None else ""
+        raise ValueError(f"{name} must have shape {shape}{atoms}, got {array.shape}")
+    return array
+
+
+def mode_projection(samples: np.ndarray, reference: np.ndarray, mode: np.ndarray) -> np.ndarray:
+    """Signed displacement (Å) of each sample along the normal mode, after superposition on the reference.
+
+    p_s = (superpose(X_s, X_ref) − X_ref) · u / |u|, flattened over all 3N components, so the true states
+    X_ref ± a·u (``nma.Motion``, unit u) project to ±a.
+
+    Parameters
+    ----------
+    samples : (S, N, 3) Å
+    reference : (N, 3) Å
+    mode : (N, 3), any non-zero norm; same atom order as ``reference``
+
+    Returns
+    -------
+    (S,) float64, Å
+    """
+    reference = _coords(reference, "reference", "N")
+    samples = _coords(samples, "samples", "SN", len(reference))
+    mode = _coords(mode, "mode", "N", len(reference))
+    norm = np.linalg.norm(mode)
+    if norm == 0:
+        raise ValueError("mode is all zeros; pass the (N, 3) normal-mode direction")
+    moved = np.stack([superpose(x, reference) for x in samples])  # (S, N, 3)
+    return (moved - reference).reshape(len(samples), -1) @ (mode.ravel() / norm)
+
+
+def map_correlation(maps_a: np.ndarray, maps_b: np.ndarray) -> np.ndarray:
+    """Pearson correlation of voxel values between every pair of maps.
+
+    Parameters
+    ----------
+    maps_a : (S, D, D, D)
+    maps_b : (K, D, D, D), the same grid
+
+    Returns
+    -------
+    (S, K) float64 in [-1, 1]
+
+    Raises
+    ------
+    ValueError
+        Grids of different shape, or a constant map (its correlation is undefined).
+    """
+    a, b = np.asarray(maps_a, dtype=np.float64), np.asarray(maps_b, dtype=np.float64)
+    if a.ndim != 4 or b.ndim != 4 or a.shape[1:] != b.shape[1:]:
+        raise ValueError(f"need maps (S, D, D, D) and (K, D, D, D) on the same grid, got {a.shape} and {b.shape}")
+    # Centre and scale each map to unit norm; the dot product is then Pearson's r.
+    unit = []
+    for name, maps in (("maps_a", a), ("maps_b", b)):
+        flat = maps.reshape(len(maps), -1)
+        flat = flat - flat.mean(axis=1, keepdims=True)  # (S, D³)
+        norms = np.linalg.norm(flat, axis=1, keepdims=True)
+        if np.any(norms == 0):
+            raise ValueError(f"{name}[{int(np.flatnonzero(norms == 0)[0])}] is constant; its correlation is undefined")
+        unit.append(flat / norms)
+    return np.clip(unit[0] @ unit[1].T, -1.0, 1.0)
+
+
+def _covalent_bonds(reference: Structure) -> np.ndarray:
+    """Atom pairs (n_bonds, 2) closer than BOND_CUTOFF in the reference, within a residue or peptide C–N."""
+    pairs = cKDTree(reference.coords).query_pairs(BOND_CUTOFF, output_type="ndarray")  # (P, 2), i < j
+    nums, names = reference.res_nums[pairs], reference.atom_names[pairs]  # (P, 2) each
+    same_residue = nums[:, 0] == nums[:, 1]
+    # Atoms are grouped by residue in chain order, so the earlier residue's atom comes first.
+    peptide = (nums[:, 1] == nums[:, 0] + 1) & (names[:, 0] == "C") & (names[:, 1] == "N")
+    return pairs[same_residue | peptide]
+
+
+def _distances(coords: np.ndarray, pairs: np.ndarray) -> np.ndarray:
+    """coords (..., N, 3), pairs (P, 2) → (..., P) distances, Å."""
+    return np.linalg.norm(coords[..., pairs[:, 0], :] - coords[..., pairs[:, 1], :], axis=-1)
+
+
+def _count_clashes(coords: np.ndarray, res_nums: np.ndarray, cutoff: float) -> int:
+    """Atom pairs of coords (N, 3) closer than ``cutoff`` (Å) whose res_nums (N,) differ by 2 or more."""
+    close = cKDTree(coords).query_pairs(cutoff, output_type="ndarray")  # (P, 2)
+    nums = res_nums[close]
+    return int(np.sum(np.abs(nums[:, 0] - nums[:, 1]) >= 2))
+
+
+def validity(samples: np.ndarray, reference: Structure, clash_cutoff: float = CLASH_CUTOFF) -> dict[str, float]:
+    """Stereochemical validity of samples, judged against the reference's covalent geometry.
+
+    Bonds are inferred from the reference: atom pairs closer than ``BOND_CUTOFF`` (1.9 Å) within one residue,
+    or the peptide C–N between consecutive residue numbers. Clashes are heavy-atom pairs closer than
+    ``clash_cutoff`` whose residue numbers differ by 2 or more (so never bonded nor 1-3 related); a
+    disulfide S–S (2.05 Å) between distant cysteines would count as one. Deposited models have some too:
+    4CLN (2.2 Å) has three O–O/O–N contacts of 2.04-2.08 Å in its Ca²⁺ loops, hence ``clashes_reference``.
+
+    Parameters
+    ----------
+    samples : (S, N, 3) Å, atom order of ``reference``
+    reference : Structure
+    clash_cutoff : float, Å
+
+    Returns
+    -------
+    dict of float
+        ``bond_dev_mean``, ``bond_dev_max``: |d_sample − d_ref| over bonds and samples (Å);
+        ``ca_ca_dev_mean``, ``ca_ca_dev_max``: the same for CA–CA of consecutive residue numbers (Å);
+        ``clashes_per_sample``: clashing pairs, averaged over samples; ``clashes_reference``: the same count
+        for the reference itself; ``n_bonds``: bonds inferred.
+    """
+    samples = _coords(samples, "samples", "SN", reference.n_atoms)
+    bonds = _covalent_bonds(reference)  # (n_bonds, 2)
+    bond_dev = np.abs(_distances(samples, bonds) - _distances(reference.coords, bonds))  # (S, n_bonds)
+
+    ca, ca_nums = reference.backbone_index[:, 1], reference.backbone_res_nums
+    consecutive = np.flatnonzero(ca_nums[1:] == ca_nums[:-1] + 1)
+    ca_pairs = np.stack([ca[consecutive], ca[consecutive + 1]], axis=1)  # (L', 2)
+    ca_dev = np.abs(_distances(samples, ca_pairs) - _distances(reference.coords, ca_pairs))  # (S, L')
+
+    clashes = [_count_clashes(x, reference.res_nums, clash_cutoff) for x in samples]
+
+    def mean_max(dev: np.ndarray) -> tuple[float, float]:
+        return (float(dev.mean()), float(dev.max())) if dev.size else (0.0, 0.0)
+
+    (bond_mean, bond_max), (ca_mean, ca_max) = mean_max(bond_dev), mean_max(ca_dev)
+    return {"bond_dev_mean": bond_mean, "bond_dev_max": bond_max, "ca_ca_dev_mean": ca_mean,
+            "ca_ca_dev_max": ca_max, "clashes_per_sample": float(np.mean(clashes)),
+            "clashes_reference": float(_count_clashes(reference.coords, reference.res_nums, clash_cutoff)),
+            "n_bonds": float(len(bonds))}
+
+
+def matched_rmsd_matrix(samples: np.ndarray, other: Structure, states: np.ndarray,
+                        reference: Structure) -> tuple[np.ndarray, AtomMatchReport]:
+    """RMSDs (Å) between samples of another atom set (e.g. a predictor's output) and the true states.
+
+    Atoms correspond by (residue number, atom name) (``structure.match_atoms``); atoms present on one side
+    only are dropped, and the report says which. Residue numbering must therefore agree: a predictor that
+    numbers from 1 must be given the sequence from the reference's first residue on.
+
+    Parameters
+    ----------
+    samples : (S, M, 3) Å, atom order of ``other``
+    other : Structure with M atoms
+    states : (K, N, 3) Å, atom order of ``reference``
+    reference : Structure with N atoms
+
+    Returns
+    -------
+    rmsd : (S, K) float64, Å, after optimal superposition on the matched atoms
+    report : AtomMatchReport (side a = ``reference``, side b = ``other``)
+    """
+    samples = _coords(samples, f"samples of {other.name}", "SM", other.n_atoms)
+    states = _coords(states, f"states of {reference.name}", "KN", reference.n_atoms)
+    idx_ref, idx_other, report = match_atoms(reference, other)
+    if report.n_matched < 3:
+        raise ValueError(f"{other.name} and {reference.name} share only {report.n_matched} atoms by (residue "
+                         f"number, atom name); renumber {other.name}'s residues like {reference.name}'s ({report})")
+    return rmsd_matrix(samples[:, idx_other], states[:, idx_ref]), report

@@ -26,9 +26,10 @@ from torch.autograd.function import once_differentiable
 
 __all__ = ["MapGrid", "render_density", "trilinear_sum"]
 
-# Elements of the (B, N, chunk, D) Khatri-Rao block formed per chunk. On CPU keep it near the L2 cache
-# (measured with benchmarks/bench_render.py: 1,200 atoms, 64³, 2-core EPYC); on GPUs only bound the memory.
-_CPU_BLOCK_ELEMENTS = 2**19
+# Elements of the (B, N, chunk, D) scratch block of each chunk. On CPU keep it within a core's L2 (1 MiB of
+# float32 on the 2-core EPYC of benchmarks/bench_render.py, where 2**17 to 2**19 measured alike and larger
+# blocks slower); on GPUs only bound the memory.
+_CPU_BLOCK_ELEMENTS = 2**18
 _GPU_BLOCK_ELEMENTS = 2**25
 
 
@@ -151,11 +152,13 @@ class _TrilinearSum(torch.autograd.Function):
         B, N, Dx = gx.shape
         Dy, Dz = gy.shape[2], gz.shape[2]
         volume = gx.new_empty(B, Dx, Dy, Dz)
+        scratch = gx.new_empty(B * N * min(chunk, Dx) * Dy)  # one buffer for every chunk: no allocator churn
         for i0 in range(0, Dx, chunk):
             c = min(chunk, Dx - i0)
             # Khatri-Rao block P[b, a, (i, j)] = gx[b, a, i] gy[b, a, j], then V[(i, j), k] = Pᵀ gz.
-            block = (gx[:, :, i0:i0 + c, None] * gy[:, :, None, :]).view(B, N, c * Dy)  # (B, N, c·Dy)
-            torch.bmm(block.transpose(1, 2), gz, out=volume[:, i0:i0 + c].view(B, c * Dy, Dz))
+            block = scratch[:B * N * c * Dy].view(B, N, c, Dy)
+            torch.mul(gx[:, :, i0:i0 + c, None], gy[:, :, None, :], out=block)
+            torch.bmm(block.view(B, N, c * Dy).transpose(1, 2), gz, out=volume[:, i0:i0 + c].view(B, c * Dy, Dz))
         return volume
 
     @staticmethod
@@ -168,24 +171,26 @@ class _TrilinearSum(torch.autograd.Function):
         grad_x = torch.empty_like(gx)
         grad_y = torch.zeros_like(gy)
         grad_z = torch.zeros_like(gz)
+        scratch = gx.new_empty(B * N * min(ctx.chunk, Dx) * Dy)
         for i0 in range(0, Dx, ctx.chunk):
             c = min(ctx.chunk, Dx - i0)
             g = grad[:, i0:i0 + c].reshape(B, c * Dy, Dz)  # (B, c·Dy, Dz)
             x = gx[:, :, i0:i0 + c]  # (B, N, c)
-            # T[b, a, i, j] = Σ_k dV[b, i, j, k] gz[b, a, k] serves both dgx (· gy over j) and dgy (· gx over i).
-            t = torch.bmm(gz, g.transpose(1, 2)).view(B, N, c, Dy)  # (B, N, c, Dy)
-            torch.linalg.vecdot(t, gy[:, :, None, :], out=grad_x[:, :, i0:i0 + c])
+            # T[b, a, i, j] = Σ_k dV[b, i, j, k] gz[b, a, k] gives dgy (· gx, sum over i) and dgx (· gy, over j).
+            t = scratch[:B * N * c * Dy].view(B, N, c, Dy)
+            torch.bmm(gz, g.transpose(1, 2), out=t.view(B, N, c * Dy))
             for i in range(c):  # in-place FMAs beat one reduction over the strided i axis
                 grad_y.addcmul_(t[:, :, i], x[:, :, i, None])
+            torch.sum(t.mul_(gy[:, :, None, :]), dim=-1, out=grad_x[:, :, i0:i0 + c])
             # dgz[b, a, k] = Σ_(i, j) P[b, a, (i, j)] dV[b, (i, j), k], with the forward's block rebuilt.
-            block = (x[..., None] * gy[:, :, None, :]).view(B, N, c * Dy)  # (B, N, c·Dy)
-            grad_z.baddbmm_(block, g)
+            block = torch.mul(x[..., None], gy[:, :, None, :], out=t)
+            grad_z.baddbmm_(block.view(B, N, c * Dy), g)
         return grad_x, grad_y, grad_z, None
 
 
 def _default_chunk(block_elements_per_row: int, rows: int, device: torch.device) -> int:
     """Rows of i per chunk so that the (B, N, chunk, Dy) block stays near the device's budget."""
-    budget = _GPU_BLOCK_ELEMENTS if device.type == "cuda" else _CPU_BLOCK_ELEMENTS
+    budget = _CPU_BLOCK_ELEMENTS if device.type == "cpu" else _GPU_BLOCK_ELEMENTS
     return max(1, min(rows, budget // max(block_elements_per_row, 1)))
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pandas as pd
 
-__all__ = ["save_table", "dataset_table", "sampling_table"]
+__all__ = ["save_table", "dataset_table", "sampling_table", "table1", "table1_markdown", "PAPER_TABLE1"]
 
 
 def save_table(table: pd.DataFrame, directory: Path, name: str, floatfmt: str = ".2f",
@@ -40,3 +40,53 @@ def sampling_table(runs: pd.DataFrame) -> pd.DataFrame:
     table = grouped.mean().add_suffix(" mean").join(grouped.std(ddof=0).add_suffix(" sd")).reset_index()
     table.insert(2, "seeds", grouped.size().values)
     return table[["slot", "split", "seeds"] + [f"{m} {s}" for m in metrics for s in ("mean", "sd")]]
+
+
+# Table 1 of the paper, as reported there (Å); "Static" is one number for all four columns.
+PAPER_TABLE1 = {
+    "Ours": (0.29, 0.29, 1.10, 1.03),
+    "AlphaFlow": (8.42, 6.18, 9.88, 6.49),
+    "Boltz-1": (6.64, 6.94, 6.38, 7.00),
+    "Static": (3.46, 3.46, 3.46, 3.46),
+}
+TABLE1_METHODS = ("Ours", "AlphaFlow", "Boltz-1", "Static", "ANM sampling", "Mode transfer")
+TABLE1_COLUMNS = ("train A", "train B", "val A", "val B")
+
+
+def table1(runs: pd.DataFrame) -> pd.DataFrame:
+    """Table 1: closest-sample RMSD (Å), mean over proteins of a split, then mean ± sd over seeds.
+
+    runs: one row per (method, slot, split, seed) with closest_A, closest_B (Å). Methods of
+    ``TABLE1_METHODS`` absent from ``runs`` get a "not run" row; every method the paper reports also gets
+    a row with source "paper" holding the paper's numbers.
+    """
+    rows = []
+    for method in TABLE1_METHODS:
+        measured = runs[runs["method"] == method]
+        row = {"method": method, "source": "measured" if len(measured) else "not run"}
+        for split, prefix in (("train", "train"), ("val", "val")):
+            per_seed = measured[measured["split"] == split].groupby("seed")[["closest_A", "closest_B"]].mean()
+            for state in ("A", "B"):
+                values = per_seed[f"closest_{state}"]
+                row[f"{prefix} {state}"] = values.mean() if len(values) else float("nan")
+                row[f"{prefix} {state} sd"] = values.std(ddof=0) if len(values) else float("nan")
+        row["seeds"] = measured["seed"].nunique()
+        rows.append(row)
+        if method in PAPER_TABLE1:
+            rows.append({"method": method, "source": "paper", **dict(zip(TABLE1_COLUMNS, PAPER_TABLE1[method]))})
+    table = pd.DataFrame(rows)
+    table["seeds"] = table["seeds"].astype("Int64")
+    return table[["method", "source", "seeds"] + [c for col in TABLE1_COLUMNS for c in (col, f"{col} sd")]]
+
+
+def table1_markdown(table: pd.DataFrame) -> pd.DataFrame:
+    """Table 1 with "mean ± sd" strings, "not run" and "–" where there is no number, for the Markdown file."""
+    out = table[["method", "source"]].copy()
+    for col in TABLE1_COLUMNS:
+        def cell(r, col=col):
+            if pd.isna(r[col]):
+                return "not run" if r["source"] == "not run" else "–"
+            sd = r.get(f"{col} sd")
+            return f"{r[col]:.2f}" if pd.isna(sd) or r["source"] == "paper" else f"{r[col]:.2f} ± {sd:.2f}"
+        out[f"{col} (Å)"] = table.apply(cell, axis=1)
+    return out

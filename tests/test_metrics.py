@@ -1,0 +1,206 @@
+"""Ensemble metrics on ensembles with known answers, checked against independent references (numpy, brute force,
+mdtraj's residue templates, hand-matched atoms)."""
+
+import mdtraj
+import numpy as np
+import pytest
+from scipy.spatial.distance import cdist
+from scipy.spatial.transform import Rotation
+
+from cryosampler.metrics import (
+    closest_sample_rmsd,
+    coverage_metrics,
+    ensemble_summary,
+    map_correlation,
+    matched_rmsd_matrix,
+    mode_projection,
+    state_occupancy,
+    validity,
+)
+from cryosampler.structure import read_structure
+from cryosampler.superpose import rmsd, rmsd_matrix
+from conftest import make_helix
+
+
+def _internal_mode(coords: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A random unit (N, 3) direction orthogonal to rigid motions of ``coords``.
+
+    With zero net translation and zero net torque (Σ u_i × x_i = 0), superposing ``coords + c u`` onto
+    ``coords`` is the identity for moderate c, so RMSDs along u are exactly |Δc| / √N.
+    """
+    x = coords - coords.mean(0)
+    u = rng.normal(size=x.shape)
+    u -= u.mean(0)
+    inertia = np.sum(x * x) * np.eye(3) - x.T @ x
+    omega = -np.linalg.solve(inertia, np.cross(u, x).sum(0))
+    u -= np.cross(omega, x)
+    assert np.allclose(np.cross(u, x).sum(0), 0) and np.allclose(u.mean(0), 0)
+    return u / np.linalg.norm(u)
+
+
+def _line_ensemble(offsets, seed=0):
+    """Structures X + c √N u for each c in ``offsets``: pairwise RMSDs are |c_i − c_j| Å."""
+    x = make_helix().coords
+    w = np.sqrt(len(x)) * _internal_mode(x, np.random.default_rng(seed))
+    return np.stack([x + c * w for c in offsets])
+
+
+def test_closest_and_occupancy_on_hand_built_matrix():
+    rmsds = np.array([[0.5, 3.0], [2.0, 1.0], [0.2, 4.0]])
+    np.testing.assert_array_equal(closest_sample_rmsd(rmsds), [0.2, 1.0])
+    np.testing.assert_allclose(state_occupancy(rmsds), [2 / 3, 1 / 3])
+    assert ensemble_summary(rmsds) == pytest.approx(
+        {"closest_A": 0.2, "closest_B": 1.0, "occupancy_A": 2 / 3, "occupancy_B": 1 / 3})
+
+
+def test_coverage_on_states_at_known_distances():
+    # States at c = ±1 (2 Å apart); samples at c = 0.9, 0.4, -2.5, 4.0 → RMSDs |c ∓ 1|.
+    states, samples = _line_ensemble([1.0, -1.0]), _line_ensemble([0.9, 0.4, -2.5, 4.0])
+    expected = np.array([[0.1, 1.9], [0.6, 1.4], [3.5, 1.5], [3.0, 5.0]])
+    np.testing.assert_allclose(rmsd_matrix(samples, states), expected, atol=1e-6)
+    cov = coverage_metrics(samples, states, thresholds=(0.5, 1.0, 2.0))
+    # Per state min: (0.1, 1.4); per sample min: (0.1, 0.6, 1.5, 3.0).
+    assert cov == pytest.approx({
+        "MAT-R": (0.1 + 1.4) / 2, "MAT-P": (0.1 + 0.6 + 1.5 + 3.0) / 4,
+        "COV-R(0.5)": 0.5, "COV-R(1)": 0.5, "COV-R(2)": 1.0,
+        "COV-P(0.5)": 0.25, "COV-P(1)": 0.5, "COV-P(2)": 0.75}, abs=1e-6)
+
+
+def test_mode_projection_of_true_states_is_plus_minus_a():
+    reference = make_helix().coords
+    mode = _internal_mode(reference, np.random.default_rng(1))
+    a = 2.0
+    samples = np.stack([reference + a * mode, reference - a * mode, reference])
+    np.testing.assert_allclose(mode_projection(samples, reference, mode), [a, -a, 0.0], atol=1e-6)
+    # Any scale of the mode gives the same projection (it is normalised).
+    np.testing.assert_allclose(mode_projection(samples, reference, 3.0 * mode), [a, -a, 0.0], atol=1e-6)
+
+
+def test_mode_projection_ignores_rigid_motion_of_the_sample():
+    reference = make_helix().coords
+    mode = _internal_mode(reference, np.random.default_rng(2))
+    sample = reference + 1.5 * mode
+    moved = sample @ Rotation.random(random_state=3).as_matrix().T + [10.0, -4.0, 7.0]
+    np.testing.assert_allclose(mode_projection(np.stack([sample, moved]), reference, mode), [1.5, 1.5], atol=1e-6)
+
+
+def test_mode_projection_rejects_bad_shapes():
+    reference = make_helix().coords
+    with pytest.raises(ValueError, match="samples"):
+        mode_projection(reference, reference, reference)
+    with pytest.raises(ValueError, match="all zeros"):
+        mode_projection(reference[None], reference, np.zeros_like(reference))
+
+
+def test_map_correlation_matches_numpy_corrcoef():
+    rng = np.random.default_rng(4)
+    a, b = rng.normal(size=(3, 6, 6, 6)), rng.normal(size=(2, 6, 6, 6))
+    b[0] = 0.3 * a[1] + rng.normal(scale=0.5, size=a[1].shape)
+    expected = np.corrcoef(a.reshape(3, -1), b.reshape(2, -1))[:3, 3:]
+    np.testing.assert_allclose(map_correlation(a, b), expected, atol=1e-12)
+
+
+def test_map_correlation_with_itself_and_its_negative():
+    rng = np.random.default_rng(5)
+    volume = rng.gamma(2.0, size=(1, 8, 8, 8)).astype(np.float32)
+    np.testing.assert_allclose(map_correlation(volume, volume), [[1.0]], atol=1e-12)
+    np.testing.assert_allclose(map_correlation(volume, -volume), [[-1.0]], atol=1e-12)
+    # Pearson's r ignores offset and positive scale.
+    np.testing.assert_allclose(map_correlation(volume, 4.0 * volume + 2.0), [[1.0]], atol=1e-12)
+
+
+def test_map_correlation_rejects_constant_maps_and_other_grids():
+    volume = np.random.default_rng(6).normal(size=(2, 4, 4, 4))
+    with pytest.raises(ValueError, match=r"maps_b\[1\] is constant"):
+        map_correlation(volume, np.stack([volume[0], np.ones((4, 4, 4))]))
+    with pytest.raises(ValueError, match="same grid"):
+        map_correlation(volume, np.zeros((1, 5, 5, 5)))
+
+
+def _brute_force_clashes(coords, res_nums, cutoff=2.2):
+    d = cdist(coords, coords)
+    far = np.abs(res_nums[:, None] - res_nums[None, :]) >= 2
+    return int(np.sum(np.triu((d < cutoff) & far, k=1)))
+
+
+def test_validity_bonds_match_mdtraj_templates(shared_pdb):
+    # The inferred bond set is checked through its count against mdtraj's residue templates.
+    path = shared_pdb("4cln.pdb")
+    reference = read_structure(path)
+    top = mdtraj.load_pdb(str(path)).topology
+    heavy_protein = [
+        (a, b) for a, b in top.bonds
+        if a.element.symbol != "H" and b.element.symbol != "H" and a.residue.is_protein and b.residue.is_protein
+        and a.residue.chain.index == b.residue.chain.index == 0]
+    assert validity(reference.coords[None], reference)["n_bonds"] == len(heavy_protein)
+
+
+def test_validity_of_the_reference_itself(shared_pdb):
+    reference = read_structure(shared_pdb("4cln.pdb"))
+    result = validity(np.stack([reference.coords, reference.coords]), reference)
+    for key in ("bond_dev_mean", "bond_dev_max", "ca_ca_dev_mean", "ca_ca_dev_max"):
+        assert result[key] == 0.0
+    # 4CLN's own short contacts in its Ca²⁺ loops (2.04-2.08 Å) are its only "clashes".
+    expected = _brute_force_clashes(reference.coords, reference.res_nums)
+    assert expected == 3
+    assert result["clashes_per_sample"] == result["clashes_reference"] == expected
+    assert validity(reference.coords[None], reference, clash_cutoff=2.0)["clashes_per_sample"] == 0
+
+
+def test_validity_detects_stretched_bond_and_ca_ca(shared_pdb):
+    reference = read_structure(shared_pdb("4cln.pdb"))
+    n_bonds = validity(reference.coords[None], reference)["n_bonds"]
+    # Stretch one carbonyl C=O by 0.5 Å: the O has no other bond.
+    i_c, i_o = reference.backbone_index[10, 2], reference.backbone_index[10, 3]
+    stretched = reference.coords.copy()
+    bond = stretched[i_o] - stretched[i_c]
+    stretched[i_o] += 0.5 * bond / np.linalg.norm(bond)
+    result = validity(np.stack([reference.coords, stretched]), reference)
+    assert result["bond_dev_max"] == pytest.approx(0.5)
+    assert result["bond_dev_mean"] == pytest.approx(0.5 / (2 * n_bonds))
+    assert result["ca_ca_dev_max"] == 0.0
+    # Shift the last residue 1 Å along the last CA-CA: that virtual bond grows by 1 Å.
+    last = slice(reference.residue_starts[-2], reference.residue_starts[-1])
+    ca_prev, ca_last = reference.coords[reference.backbone_index[-2:, 1]]
+    shifted = reference.coords.copy()
+    shifted[last] += (ca_last - ca_prev) / np.linalg.norm(ca_last - ca_prev)
+    assert validity(shifted[None], reference)["ca_ca_dev_max"] == pytest.approx(1.0)
+
+
+def test_validity_detects_planted_clash(shared_pdb):
+    reference = read_structure(shared_pdb("4cln.pdb"))
+    # Put residue 20's CA 1.2 Å from residue 60's CA.
+    ca = dict(zip(reference.backbone_res_nums, reference.backbone_index[:, 1]))
+    planted = reference.coords.copy()
+    planted[ca[20]] = planted[ca[60]] + [1.2, 0.0, 0.0]
+    result = validity(np.stack([reference.coords, planted]), reference)
+    n_reference, n_planted = (_brute_force_clashes(x, reference.res_nums) for x in (reference.coords, planted))
+    assert n_planted > n_reference
+    assert result["clashes_per_sample"] == pytest.approx((n_reference + n_planted) / 2)
+
+
+def test_matched_rmsd_matrix_equals_rmsd_on_hand_matched_atoms(shared_pdb):
+    # 1CLL (human) and 1EXR (Paramecium) calmodulin: same numbering, different sequences and atom sets.
+    reference, other = read_structure(shared_pdb("1exr.pdb")), read_structure(shared_pdb("1cll.pdb"))
+    rng = np.random.default_rng(7)
+    samples = other.coords + rng.normal(scale=0.3, size=(2, other.n_atoms, 3))
+    states = reference.coords + rng.normal(scale=0.3, size=(3, reference.n_atoms, 3))
+    got, report = matched_rmsd_matrix(samples, other, states, reference)
+
+    keys_other = {(int(r), n): i for i, (r, n) in enumerate(zip(other.res_nums, other.atom_names))}
+    pairs = [(i, keys_other[(int(r), n)]) for i, (r, n) in enumerate(zip(reference.res_nums, reference.atom_names))
+             if (int(r), n) in keys_other]
+    idx_ref, idx_other = map(list, zip(*pairs))
+    expected = [[rmsd(x[idx_other], y[idx_ref]) for y in states] for x in samples]
+    assert got.shape == (2, 3)
+    np.testing.assert_allclose(got, expected, atol=1e-9)
+    assert report.n_matched == len(pairs)
+    assert report.n_only_a == reference.n_atoms - len(pairs) and report.n_only_b == other.n_atoms - len(pairs)
+
+
+def test_matched_rmsd_matrix_needs_shared_numbering():
+    reference, other = make_helix(), make_helix(first_residue=101)
+    with pytest.raises(ValueError, match="renumber"):
+        matched_rmsd_matrix(other.coords[None], other, reference.coords[None], reference)
+    with pytest.raises(ValueError, match="samples of tiny"):
+        matched_rmsd_matrix(reference.coords[None, :10], other, reference.coords[None], reference)
