@@ -11,13 +11,14 @@ from __future__ import annotations
 import logging
 import os
 import re
-import tempfile
 import urllib.error
 import urllib.request
 from importlib import resources
 from pathlib import Path
 
 import pandas as pd
+
+from cryosampler.files import atomic_path
 
 __all__ = [
     "ENV_VAR",
@@ -79,14 +80,8 @@ def _download(pdb_id: str, cache_dir: Path, base_url: str, timeout: float) -> Pa
         return None
     cache_dir.mkdir(parents=True, exist_ok=True)
     # Write atomically so an interrupted download never leaves a truncated file in the cache.
-    fd, tmp = tempfile.mkstemp(dir=cache_dir, prefix=f".{target.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.replace(tmp, target)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+    with atomic_path(target) as tmp:
+        tmp.write_bytes(data)
     logger.info("downloaded %s from %s to %s", pdb_id, url, target)
     return target
 

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import math
 import os
-import uuid
 from pathlib import Path
 
 import mrcfile
 import numpy as np
 import torch
 
+from cryosampler.files import atomic_path
 from cryosampler.render import MapGrid
 
 __all__ = ["write_mrc", "read_mrc"]
@@ -43,18 +43,11 @@ def write_mrc(path: str | os.PathLike, volume: np.ndarray | torch.Tensor, grid: 
     if len(origin) != 3 or not all(math.isfinite(o) for o in origin):
         raise ValueError(f"{path}: origin must be three finite Å values (x, y, z), got {origin}")
 
-    # A unique sibling name (not mkstemp, whose 0600 mode would stick to the map) on the same filesystem.
-    tmp = path.parent / f".{path.name}.{uuid.uuid4().hex}.tmp"
-    try:
-        with mrcfile.new(tmp) as mrc:
-            mrc.set_data(np.ascontiguousarray(volume.transpose(2, 1, 0), dtype=np.float32))  # (z, y, x)
-            mrc.voxel_size = grid.apix
-            mrc.header.origin = origin
-            mrc.header.nxstart = mrc.header.nystart = mrc.header.nzstart = 0
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    with atomic_path(path) as tmp, mrcfile.new(tmp) as mrc:
+        mrc.set_data(np.ascontiguousarray(volume.transpose(2, 1, 0), dtype=np.float32))  # (z, y, x)
+        mrc.voxel_size = grid.apix
+        mrc.header.origin = origin
+        mrc.header.nxstart = mrc.header.nystart = mrc.header.nzstart = 0
 
 
 def read_mrc(path: str | os.PathLike) -> tuple[np.ndarray, float, tuple[float, float, float]]:

@@ -11,13 +11,13 @@ Coordinates are in Å throughout.
 from __future__ import annotations
 
 import dataclasses
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import gemmi
 import numpy as np
+
+from cryosampler.files import atomic_path
 
 __all__ = [
     "CAP_RESIDUES",
@@ -386,15 +386,8 @@ def _to_gemmi(structure: Structure, coords: np.ndarray) -> gemmi.Structure:
 
 
 def _write_atomic(path, text: str) -> None:
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as handle:
-            handle.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+    with atomic_path(path) as tmp:
+        tmp.write_text(text)
 
 
 def _models(structure: Structure, coords, path) -> np.ndarray:

@@ -6,7 +6,6 @@ import copy
 import csv
 import dataclasses
 import math
-import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +15,7 @@ from tqdm.auto import tqdm
 
 from cryosampler.diffusion import add_noise, denoise_loss, sample_times
 from cryosampler.featurize import ProteinFeatures, collate, featurize
+from cryosampler.files import atomic_path
 from cryosampler.frame import Template
 from cryosampler.model import CryoSampler, ModelConfig
 from cryosampler.simulate import load_maps, load_states
@@ -96,9 +96,8 @@ def save_checkpoint(path: Path, state: dict) -> None:
     """Write atomically: a temp file in the same folder, then rename, so a kill never leaves half a file."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(state, tmp)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        torch.save(state, tmp)
 
 
 def load_checkpoint(path: Path) -> dict:

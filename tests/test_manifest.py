@@ -1,7 +1,6 @@
 """Tests for cryosampler.manifest: resolution against the shared PDB directory and offline download."""
 
 import logging
-import os
 import shutil
 from pathlib import Path
 
