@@ -17,8 +17,9 @@ def save_figure(fig: plt.Figure, directory: Path, name: str) -> list[Path]:
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     paths = [directory / f"{name}.png", directory / f"{name}.pdf"]
-    for p in paths:
-        fig.savefig(p, dpi=200, bbox_inches="tight")
+    # No creation date in the PDF, so that an unchanged figure is an unchanged file in git.
+    fig.savefig(paths[0], dpi=200, bbox_inches="tight")
+    fig.savefig(paths[1], bbox_inches="tight", metadata={"CreationDate": None})
     return paths
 
 
@@ -77,6 +78,10 @@ def plot_loss_curves(log: pd.DataFrame) -> plt.Figure:
         ax.plot(log["step"], log[term], color="0.75", lw=0.6)
         ax.plot(log["step"], log[term].rolling(window, min_periods=1).mean(), color="C0", lw=1.2)
         ax.set_yscale("log")
+        # The structural terms are exactly 0 at step 0 (zero offsets); keep the axis on the curve instead.
+        positive = log[term][log[term] > 0]
+        if len(positive):
+            ax.set_ylim(bottom=0.5 * positive.quantile(0.01))
         ax.set_xlabel("step")
         ax.set_title(term)
     return fig
@@ -150,7 +155,8 @@ def plot_figure2(closest: pd.DataFrame, static_rmsd: float, traces: dict[str, tu
     hist = fig.add_subplot(grid[1, 0])
     bins = np.linspace(min(state_positions) * 1.4, max(state_positions) * 1.4, 29)
     for k, (method, group) in enumerate(projections.groupby("method", sort=False)):
-        hist.hist(np.clip(group["projection"], bins[0], bins[-1]), bins=bins, alpha=0.55, label=method,
+        hist.hist(np.clip(group["projection"], bins[0], bins[-1]), bins=bins, alpha=0.55,
+                  label=f"{method} (n = {len(group)})",
                   color=f"C{k + 2}" if method != "Ours" else "C0")
     for label, position in zip("AB", state_positions):
         hist.axvline(position, color="C3", lw=1.5)
@@ -158,6 +164,6 @@ def plot_figure2(closest: pd.DataFrame, static_rmsd: float, traces: dict[str, tu
     hist.axvline(0, color="0.3", ls="--", lw=1)
     hist.set_xlabel("displacement along mode 1 (Å, RMS over atoms)")
     hist.set_ylabel("samples")
-    hist.set_title("samples along mode 1 (reference at 0)", fontsize=10)
+    hist.set_title("samples along mode 1 (reference at 0; all seeds, clipped to range)", fontsize=9)
     hist.legend(fontsize=7)
     return fig

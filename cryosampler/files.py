@@ -20,6 +20,8 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     mode would stick to the result.
     """
     path = Path(path)
+    if not path.parent.is_dir():
+        raise FileNotFoundError(f"cannot write {path}: directory {path.parent} does not exist")
     tmp = path.parent / f".{path.name}.{uuid.uuid4().hex}.tmp"
     try:
         yield tmp

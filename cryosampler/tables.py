@@ -6,17 +6,21 @@ from pathlib import Path
 
 import pandas as pd
 
-__all__ = ["save_table", "dataset_table", "sampling_table", "table1", "table1_markdown", "PAPER_TABLE1"]
+__all__ = ["save_table", "dataset_table", "sampling_table", "table1", "table1_markdown", "PAPER_TABLE1",
+           "ensemble_metrics_table", "ensemble_metrics_markdown"]
 
 
 def save_table(table: pd.DataFrame, directory: Path, name: str, floatfmt: str = ".2f",
-               footnote: str = "") -> list[Path]:
-    """Write ``directory/name.csv`` (full precision) and ``directory/name.md`` (rounded, with a footnote)."""
+               footnote: str = "", markdown: pd.DataFrame | None = None) -> list[Path]:
+    """Write ``directory/name.csv`` (full precision) and ``directory/name.md`` (rounded, with a footnote).
+
+    ``markdown``, if given, is a display version of ``table`` (e.g. "mean ± sd" strings) for the ``.md`` file.
+    """
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     csv_path, md_path = directory / f"{name}.csv", directory / f"{name}.md"
     table.to_csv(csv_path, index=False)
-    markdown = table.to_markdown(index=False, floatfmt=floatfmt)
+    markdown = (table if markdown is None else markdown).to_markdown(index=False, floatfmt=floatfmt)
     md_path.write_text(markdown + (f"\n\n{footnote}\n" if footnote else "\n"))
     return [csv_path, md_path]
 
@@ -89,4 +93,39 @@ def table1_markdown(table: pd.DataFrame) -> pd.DataFrame:
             sd = r.get(f"{col} sd")
             return f"{r[col]:.2f}" if pd.isna(sd) or r["source"] == "paper" else f"{r[col]:.2f} ± {sd:.2f}"
         out[f"{col} (Å)"] = table.apply(cell, axis=1)
+    return out
+
+
+ENSEMBLE_KEYS = ("slot", "split", "method", "seed")
+# The columns of ensemble_metrics.md (the CSV has them all), with their display names.
+ENSEMBLE_MARKDOWN_COLUMNS = {
+    "MAT-R": "MAT-R (Å)", "MAT-P": "MAT-P (Å)", "COV-R(0.5)": "COV-R(0.5)", "COV-R(1)": "COV-R(1)",
+    "COV-R(2)": "COV-R(2)", "COV-P(1)": "COV-P(1)", "occupancy_A": "occupancy A",
+    "map_corr_best_A": "map corr A", "map_corr_best_B": "map corr B",
+    "validity_bond_dev_mean": "bond dev (Å)", "validity_ca_ca_dev_max": "max CA–CA dev (Å)",
+    "validity_clashes_per_sample": "clashes/sample",
+}
+
+
+def ensemble_metrics_table(metrics: pd.DataFrame) -> pd.DataFrame:
+    """Per protein and method, mean and sd over seeds of every metric.
+
+    metrics: one row per (slot, split, method, seed), the other columns numeric. Returns columns slot, split,
+    method, seeds, then each metric ``m`` and ``m sd`` side by side, in the input's row order.
+    """
+    numeric = [c for c in metrics.columns if c not in ENSEMBLE_KEYS]
+    grouped = metrics.groupby(["slot", "split", "method"], sort=False)[numeric]
+    table = grouped.mean().join(grouped.std(ddof=0), rsuffix=" sd").reset_index()
+    table.insert(3, "seeds", grouped.size().values)
+    return table[["slot", "split", "method", "seeds"] + [c for m in numeric for c in (m, f"{m} sd")]]
+
+
+def ensemble_metrics_markdown(table: pd.DataFrame) -> pd.DataFrame:
+    """The main columns of :func:`ensemble_metrics_table` as "mean ± sd" strings (just the mean for one seed)."""
+    out = table[["slot", "split", "method", "seeds"]].copy()
+    for column, title in ENSEMBLE_MARKDOWN_COLUMNS.items():
+        if column not in table:
+            raise ValueError(f"ensemble metrics table has no column {column!r}")
+        out[title] = [f"{m:.2f}" if n == 1 else f"{m:.2f} ± {sd:.2f}"
+                      for m, sd, n in zip(table[column], table[f"{column} sd"], table["seeds"])]
     return out

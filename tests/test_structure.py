@@ -294,20 +294,15 @@ def test_file_with_only_waters(tmp_path):
     assert str(path) in str(err.value)
 
 
-def test_residue_without_ca(tmp_path):
-    records = (residue_records("ALA", 1, BACKBONE, 1) + residue_records("ALA", 2, ["N", "C", "O", "CB"], 6)
+@pytest.mark.parametrize("middle_atoms, problem", [
+    (["N", "C", "O", "CB"], r"residue ALA 2 has no CA atom and is not a known cap"),
+    (["N", "CA", "C", "CB"], r"residue ALA 2 is missing backbone atom\(s\) O"),
+], ids=["no_ca", "no_o"])
+def test_residue_missing_backbone_atom(tmp_path, middle_atoms, problem):
+    records = (residue_records("ALA", 1, BACKBONE, 1) + residue_records("ALA", 2, middle_atoms, 6)
                + residue_records("ALA", 3, BACKBONE, 10))
-    path = write_pdb_text(tmp_path / "no_ca.pdb", records)
-    with pytest.raises(ValueError, match=r"residue ALA 2 has no CA atom and is not a known cap") as err:
-        read_structure(path)
-    assert str(path) in str(err.value)
-
-
-def test_residue_without_o(tmp_path):
-    records = (residue_records("ALA", 1, BACKBONE, 1) + residue_records("ALA", 2, ["N", "CA", "C", "CB"], 6)
-               + residue_records("ALA", 3, BACKBONE, 10))
-    path = write_pdb_text(tmp_path / "no_o.pdb", records)
-    with pytest.raises(ValueError, match=r"residue ALA 2 is missing backbone atom\(s\) O") as err:
+    path = write_pdb_text(tmp_path / "broken.pdb", records)
+    with pytest.raises(ValueError, match=problem) as err:
         read_structure(path)
     assert str(path) in str(err.value)
 

@@ -1,0 +1,59 @@
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import pytest  # noqa: E402
+
+from cryosampler.figures import (plot_figure2, plot_loss_curves, plot_mode_displacement,  # noqa: E402
+                                 plot_sample_rmsds, plot_state_maps, save_figure)
+
+
+@pytest.fixture(autouse=True)
+def close_figures():
+    yield
+    plt.close("all")
+
+
+def test_save_figure_is_byte_reproducible(tmp_path):
+    fig, ax = plt.subplots()
+    ax.plot([0, 1], [1, 0])
+    first = [p.read_bytes() for p in save_figure(fig, tmp_path / "a", "f")]
+    second = [p.read_bytes() for p in save_figure(fig, tmp_path / "b", "f")]
+    assert first == second and first[0][:4] == b"\x89PNG" and first[1][:4] == b"%PDF"
+
+
+def test_loss_curves_keep_axis_on_the_curve_when_a_term_starts_at_zero():
+    steps = np.arange(1, 101)
+    log = pd.DataFrame({"step": steps, "loss": 1.0 / steps, "denoise": 1.0 / steps,
+                        "residue": np.r_[0.0, np.full(99, 1e-3)], "backbone": np.r_[0.0, np.full(99, 0.1)]})
+    fig = plot_loss_curves(log)
+    titles = [ax.get_title() for ax in fig.axes]
+    assert titles == ["loss", "denoise", "residue", "backbone"]
+    assert fig.axes[2].get_ylim()[0] == pytest.approx(5e-4)  # half the smallest positive value
+
+
+def test_data_and_sample_figures_have_one_panel_per_protein():
+    rng = np.random.default_rng(0)
+    maps = {slot: {"A": rng.random((8, 8, 8)), "B": rng.random((8, 8, 8))} for slot in ("P1", "P2")}
+    assert len([ax for ax in plot_state_maps(maps, apix=2.0).axes if ax.get_title()]) == 6
+    disp = pd.DataFrame({"slot": ["P1"] * 3 + ["P2"] * 3, "residue": [1, 2, 3] * 2, "displacement": rng.random(6)})
+    assert len(plot_mode_displacement(disp).axes[0].lines) == 2
+    per_sample = pd.DataFrame({"slot": ["P1", "P1", "P2"], "split": ["train", "train", "val"], "seed": 0,
+                               "rmsd_A": [0.1, 8.0, 4.0], "rmsd_B": [8.0, 0.1, 4.0]})
+    fig = plot_sample_rmsds(per_sample, {"P1": 8.0, "P2": 8.0})
+    assert [ax.get_title() for ax in fig.axes] == ["P1 (train)", "P2 (val)"]
+
+
+def test_figure2_counts_samples_per_method():
+    closest = pd.DataFrame({"method": ["Ours", "Ours", "ANM sampling", "ANM sampling"], "state": list("ABAB"),
+                            "rmsd": [0.4, 0.4, 1.7, 1.7], "sd": [0.0, 0.0, 0.3, 0.3]})
+    trace = np.cumsum(np.ones((10, 3)), axis=0)
+    projections = pd.DataFrame({"method": ["Ours"] * 16 + ["ANM sampling"] * 4,
+                                "projection": np.r_[np.full(8, 3.9), np.full(8, -3.9), np.zeros(4)]})
+    fig = plot_figure2(closest, 4.0, {"A": (trace, trace), "B": (trace, trace)}, projections, (4.0, -4.0), "V")
+    hist = next(ax for ax in fig.axes if ax.get_title().startswith("samples along mode 1"))
+    labels = [t.get_text() for t in hist.get_legend().get_texts()]
+    assert labels == ["Ours (n = 16)", "ANM sampling (n = 4)"]
