@@ -1,6 +1,6 @@
 """Short equal-budget training runs that compare encoder designs (the README's ablation table).
 
-    python benchmarks/ablation.py OUT_DIR --steps 1500 [--preset default] [--lambda-r 0.01 --lambda-b 0.01]
+    python benchmarks/ablation.py OUT_DIR --steps 1500 [--preset default] [--seed 0] [--lambda-r 0.01 --lambda-b 0.01]
 
 Reads notebook 01's data (``results/<profile>/data``), trains on the training proteins with the given
 settings, then samples 16 conformations × 100 DDIM steps (seed 0) of two training proteins and the
@@ -36,6 +36,7 @@ def main() -> None:
     parser.add_argument("--profile", default="fast", help="whose notebook-01 data to read (same in both)")
     parser.add_argument("--preset", default="default")
     parser.add_argument("--steps", type=int, default=1500)
+    parser.add_argument("--seed", type=int, default=0, help="training seed (weights, batches, noise)")
     parser.add_argument("--lambda-r", type=float, default=None)
     parser.add_argument("--lambda-b", type=float, default=None)
     parser.add_argument("--proteins", nargs="+", default=["1EXR", "1OOJ", "4CLN"])
@@ -44,7 +45,7 @@ def main() -> None:
     profile = get_profile(args.profile)
     dataset, template = load_dataset(profile.data_dir)
     encoder = ENCODER_PRESETS[args.preset]
-    config = TrainConfig(steps=args.steps)
+    config = TrainConfig(steps=args.steps, seed=args.seed)
     for name in ("lambda_r", "lambda_b"):
         if getattr(args, name) is not None:
             config = dataclasses.replace(config, **{name: getattr(args, name)})
@@ -65,7 +66,7 @@ def main() -> None:
                      "sample_seconds": time.perf_counter() - tic})
         print(rows[-1], flush=True)
     result = pd.DataFrame(rows).assign(
-        preset=args.preset, steps=args.steps, lambda_r=config.lambda_r,
+        preset=args.preset, steps=args.steps, seed=args.seed, lambda_r=config.lambda_r,
         lambda_b=config.lambda_b, train_seconds_per_step=seconds_per_step)
     result.to_csv(args.out / "result.csv", index=False)
     print(result.to_string(index=False))
