@@ -238,8 +238,9 @@ def _read_gemmi(path) -> tuple[gemmi.Structure, Path]:
         st = gemmi.read_structure(str(path))
     except (RuntimeError, ValueError, OSError) as err:
         raise ValueError(f"{path}: cannot parse structure file ({err})") from None
-    if len(st) == 0:
-        raise ValueError(f"{path}: no models/atoms could be parsed")
+    # gemmi skips PDB lines it does not know, so a file of garbage parses as an empty structure.
+    if len(st) == 0 or st[0].count_atom_sites() == 0:
+        raise ValueError(f"{path}: cannot parse structure file (no atoms could be read; is it PDB or mmCIF?)")
     # Subchains split each chain into polymer / ligands / waters, even without SEQRES or TER records.
     st.setup_entities()
     st.remove_hydrogens()
