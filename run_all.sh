@@ -4,7 +4,7 @@
 #   ./run_all.sh           set up .venv (first run only), then execute notebooks/NN_*.ipynb in order
 #                          with papermill (full profile); regenerates figures/ and tables/.
 #   ./run_all.sh --test    same set-up, then pytest tests/ and pytest --nbmake notebooks/ (fast profile,
-#                          writes only under results/fast/).
+#                          in a temporary results folder that is removed afterwards).
 #   ./run_all.sh --setup   set up .venv only.
 #
 # PDB files are read from $CRYOSAMPLER_PDB_DIR (see README, "Data").
@@ -51,7 +51,11 @@ export OMP_NUM_THREADS="${OMP_NUM_THREADS:-$(nproc)}"
 case "$mode" in
   setup) exit 0 ;;
   test)
-    python -m pytest tests --nbmake notebooks -p no:cacheprovider
+    # The notebooks run against a fresh results folder, so that nothing left by an earlier run (e.g. a
+    # checkpoint written with other settings) changes what the tests see.
+    results=$(mktemp -d "${TMPDIR:-/tmp}/cryosampler-test.XXXXXX")
+    trap 'rm -rf "$results"' EXIT
+    CRYOSAMPLER_RESULTS="$results" python -m pytest tests --nbmake notebooks -p no:cacheprovider
     ;;
   reproduce)
     mkdir -p results/full/executed
