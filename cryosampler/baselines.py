@@ -22,7 +22,11 @@ import numpy as np
 
 from cryosampler.structure import Structure, read_ensemble, read_structure
 
-__all__ = ["BASELINE_COMMANDS", "find_baseline_outputs", "read_alphaflow", "read_boltz"]
+__all__ = ["BASELINE_COMMANDS", "BASELINE_METHODS", "find_baseline_outputs", "read_alphaflow", "read_baseline",
+           "read_boltz"]
+
+# The Table 1 row (``tables.TABLE1_METHODS``) of each kind of output that find_baseline_outputs finds.
+BASELINE_METHODS = {"alphaflow": "AlphaFlow", "boltz": "Boltz-1"}
 
 # For a GPU machine with internet access; <root> is the folder later given to find_baseline_outputs.
 BASELINE_COMMANDS: dict[str, str] = {
@@ -116,6 +120,19 @@ def read_boltz(prediction_dir, name: str) -> tuple[Structure, np.ndarray]:
             raise ValueError(f"{files[k]}: expected one model per Boltz file, found {len(models)}")
         coords.append(models[0])
     return structure, np.stack(coords)
+
+
+def read_baseline(kind: str, path, slot: str) -> tuple[Structure, np.ndarray]:
+    """Read one output that :func:`find_baseline_outputs` found for ``slot``: (structure, coords (S, M, 3) Å).
+
+    kind : "alphaflow" (``path`` is the PDB, :func:`read_alphaflow`) or "boltz" (``path`` is the prediction
+        folder, :func:`read_boltz`).
+    """
+    if kind == "alphaflow":
+        return read_alphaflow(path)
+    if kind == "boltz":
+        return read_boltz(path, slot)
+    raise ValueError(f"unknown baseline output kind {kind!r}; expected one of {sorted(BASELINE_METHODS)}")
 
 
 def find_baseline_outputs(root, slot: str) -> dict[str, Path]:

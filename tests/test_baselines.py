@@ -6,8 +6,10 @@ import numpy as np
 import pytest
 
 from conftest import make_helix
-from cryosampler.baselines import BASELINE_COMMANDS, find_baseline_outputs, read_alphaflow, read_boltz
+from cryosampler.baselines import (BASELINE_COMMANDS, BASELINE_METHODS, find_baseline_outputs, read_alphaflow,
+                                   read_baseline, read_boltz)
 from cryosampler.structure import write_mmcif, write_pdb
+from cryosampler.tables import TABLE1_METHODS
 
 
 def _with_hydrogens(pdb_text: str) -> str:
@@ -105,6 +107,20 @@ def test_find_baseline_outputs(tmp_path):
     _write_boltz(tmp_path / "boltz" / "predictions" / "4CLN", "4CLN", [0])
     with pytest.raises(ValueError, match="several Boltz predictions"):
         find_baseline_outputs(tmp_path, "4CLN")
+
+
+def test_every_found_output_reads_and_names_a_table1_row(tmp_path):
+    helix = make_helix()
+    (tmp_path / "alphaflow").mkdir()
+    write_pdb(tmp_path / "alphaflow" / "4CLN.pdb", helix, _shifted_models(helix, 3))
+    _write_boltz(tmp_path / "boltz" / "predictions" / "4CLN", "4CLN", [0, 1])
+    found = find_baseline_outputs(tmp_path, "4CLN")
+    assert set(found) == set(BASELINE_METHODS)
+    shapes = {kind: read_baseline(kind, path, "4CLN")[1].shape for kind, path in found.items()}
+    assert shapes == {"alphaflow": (3, helix.n_atoms, 3), "boltz": (2, helix.n_atoms, 3)}
+    assert set(BASELINE_METHODS.values()) <= set(TABLE1_METHODS)
+    with pytest.raises(ValueError, match="unknown baseline output kind 'colabfold'"):
+        read_baseline("colabfold", found["boltz"], "4CLN")
 
 
 def test_commands_produce_the_documented_layout():
