@@ -199,7 +199,8 @@ class AtomicEncoder(nn.Module):
             token_feat = _token_mean(atom_feat, batch)  # (B, T, ΣC)
 
         # DiT over tokens: volume features ⊕ reference coordinates, plus chain position.
-        token_xyz = _token_mean(batch.ref_coords, batch) / 10.0  # (B, T, 3), nm keeps inputs O(1)
+        token_centre = _token_mean(batch.ref_coords, batch)  # (B, T, 3), Å
+        token_xyz = token_centre / 10.0  # nm keeps inputs O(1)
         x = self.token_in(torch.cat([token_feat, token_xyz, self.residue_name(batch.token_residue_type)], -1))
         x = x + self.pos(sinusoidal_embedding(batch.token_position, c.width))  # (B, T, W)
         for block in self.blocks:
@@ -209,8 +210,7 @@ class AtomicEncoder(nn.Module):
 
         # Per-atom head → offsets (Å), residual on X_ref.
         per_atom = torch.gather(x, 1, batch.atom_token[..., None].expand(B, N, c.width))  # (B, N, W)
-        local = (batch.ref_coords - torch.gather(_token_mean(batch.ref_coords, batch), 1,
-                                                 batch.atom_token[..., None].expand(B, N, 3))) / 10.0
+        local = (batch.ref_coords - torch.gather(token_centre, 1, batch.atom_token[..., None].expand(B, N, 3))) / 10.0
         offsets = self.head(torch.cat([per_atom, atom_feat, self.atom_name(batch.atom_type), local], -1))
         offsets = offsets * batch.atom_mask[..., None]
         return batch.ref_coords + offsets  # (B, N, 3)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from cryosampler.structure import Structure
+from cryosampler.structure import Structure, shared_ca
 from cryosampler.superpose import optimal_rotation
 
 __all__ = ["RigidTransform", "Template", "principal_axes_template", "placement"]
@@ -76,15 +76,11 @@ def placement(structure: Structure, template: Template) -> RigidTransform:
     number. Translation: the structure's all-heavy-atom centroid goes to the origin (A.4 centres maps on
     the reference), so the map box is centred on the protein.
     """
-    own = dict(zip(structure.backbone_res_nums.tolist(), structure.coords[structure.backbone_index[:, 1]]))
-    ref = dict(zip(template.res_nums.tolist(), template.ca_coords))
-    common = sorted(set(own) & set(ref))
-    if len(common) < MIN_COMMON_RESIDUES:
+    ca, rows = shared_ca(structure, template.res_nums)
+    if len(ca) < MIN_COMMON_RESIDUES:
         raise ValueError(
-            f"{structure.name}: only {len(common)} residue numbers in common with the model's template "
+            f"{structure.name}: only {len(ca)} residue numbers in common with the model's template "
             f"(need {MIN_COMMON_RESIDUES}); renumber the reference like the training proteins")
-    mobile = np.array([own[r] for r in common])
-    target = np.array([ref[r] for r in common])
-    rotation = optimal_rotation(mobile, target)
+    rotation = optimal_rotation(structure.coords[ca], template.ca_coords[rows])
     rotated_centroid = structure.coords.mean(axis=0) @ rotation.T
     return RigidTransform(rotation, -rotated_centroid)

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 import prody
 
-from cryosampler.structure import Structure
+from cryosampler.structure import Structure, shared_ca
 from cryosampler.superpose import optimal_rotation
 
 __all__ = ["MotionConfig", "Motion", "anm_mode", "orient_like", "orient_anchor", "traverse_endpoints",
@@ -71,6 +71,24 @@ def _atom_group(structure: Structure) -> prody.AtomGroup:
     return ag
 
 
+def _extended_anm(structure: Structure, n_modes: int,
+                  config: MotionConfig) -> tuple[prody.ANM, prody.NMA, prody.AtomGroup]:
+    """The ``n_modes`` lowest ANM modes on CA atoms, and the same modes extended to every heavy atom.
+
+    Returns (CA model, extended model, the AtomGroup it is extended over, in the Structure's atom order).
+    """
+    ag = _atom_group(structure)
+    ca = ag.select("name CA")
+    if ca is None or ca.numAtoms() < 3:
+        raise ValueError(f"{structure.name}: fewer than 3 CA atoms; cannot build an ANM")
+    anm = prody.ANM(structure.name)
+    anm.buildHessian(ca, cutoff=config.cutoff, gamma=config.gamma)
+    anm.calcModes(n_modes=n_modes)
+    extended, atoms = prody.extendModel(anm, ca, ag, norm=True)
+    assert np.array_equal(atoms.getIndices(), np.arange(structure.n_atoms)), "ProDy reordered atoms"
+    return anm, extended, ag
+
+
 def anm_mode(structure: Structure, config: MotionConfig = MotionConfig()) -> tuple[np.ndarray, float]:
     """ANM mode ``config.mode_index`` on CA atoms, extended to all heavy atoms.
 
@@ -79,23 +97,9 @@ def anm_mode(structure: Structure, config: MotionConfig = MotionConfig()) -> tup
     mode : (N, 3) float64, unit norm over all 3N components, in the Structure's atom order.
     eigenvalue : float (ProDy units, γ = config.gamma).
     """
-    ag = _atom_group(structure)
-    ca = ag.select("name CA")
-    if ca is None or ca.numAtoms() < 3:
-        raise ValueError(f"{structure.name}: fewer than 3 CA atoms; cannot build an ANM")
-    anm = prody.ANM(structure.name)
-    anm.buildHessian(ca, cutoff=config.cutoff, gamma=config.gamma)
-    anm.calcModes(n_modes=config.mode_index + 1)
-    extended, atoms = prody.extendModel(anm, ca, ag, norm=True)
-    assert np.array_equal(atoms.getIndices(), np.arange(structure.n_atoms)), "ProDy reordered atoms"
+    anm, extended, _ = _extended_anm(structure, config.mode_index + 1, config)
     mode = extended[config.mode_index].getArray().reshape(-1, 3)  # (N, 3)
     return mode / np.linalg.norm(mode), float(anm.getEigvals()[config.mode_index])
-
-
-def _ca_by_resnum(structure: Structure, values: np.ndarray) -> dict[int, np.ndarray]:
-    """Per-residue-number rows of ``values`` (N, 3) at the CA atoms."""
-    ca_index = structure.backbone_index[:, 1]
-    return dict(zip(structure.backbone_res_nums.tolist(), values[ca_index]))
 
 
 def orient_anchor(structure: Structure, mode: np.ndarray) -> np.ndarray:
@@ -110,17 +114,14 @@ def orient_like(structure: Structure, mode: np.ndarray, anchor: Structure,
 
     CA atoms are matched by residue number; at least 10 common residues are required.
     """
-    own_xyz, own_mode = _ca_by_resnum(structure, structure.coords), _ca_by_resnum(structure, mode)
-    ref_xyz, ref_mode = _ca_by_resnum(anchor, anchor.coords), _ca_by_resnum(anchor, anchor_mode)
-    common = sorted(set(own_xyz) & set(ref_xyz))
-    if len(common) < 10:
-        raise ValueError(f"{structure.name} and anchor {anchor.name} share only {len(common)} residue "
+    ca, rows = shared_ca(structure, anchor.backbone_res_nums)
+    if len(ca) < 10:
+        raise ValueError(f"{structure.name} and anchor {anchor.name} share only {len(ca)} residue "
                          "numbers; cannot orient the mode against the anchor")
-    mobile = np.array([own_xyz[r] for r in common])
-    target = np.array([ref_xyz[r] for r in common])
-    rotation = optimal_rotation(mobile, target)  # (3, 3)
-    own = np.array([own_mode[r] for r in common]) @ rotation.T  # (L_common, 3), anchor frame
-    overlap = float(np.sum(own * np.array([ref_mode[r] for r in common])))
+    anchor_ca = anchor.backbone_index[rows, 1]
+    rotation = optimal_rotation(structure.coords[ca], anchor.coords[anchor_ca])  # (3, 3)
+    own = mode[ca] @ rotation.T  # (L_common, 3), anchor frame
+    overlap = float(np.sum(own * anchor_mode[anchor_ca]))
     return mode if overlap >= 0 else -mode
 
 
@@ -155,12 +156,7 @@ def sample_anm_conformations(structure: Structure, n_samples: int, rmsd: float, 
     ProDy draws from numpy's global generator, so it is seeded here, inside the ProDy wrapper, and the
     previous global state is restored afterwards.
     """
-    ag = _atom_group(structure)
-    ca = ag.select("name CA")
-    anm = prody.ANM(structure.name)
-    anm.buildHessian(ca, cutoff=config.cutoff, gamma=config.gamma)
-    anm.calcModes(n_modes=n_modes)
-    extended, _ = prody.extendModel(anm, ca, ag, norm=True)
+    _, extended, ag = _extended_anm(structure, n_modes, config)
     state = np.random.get_state()
     try:
         np.random.seed(seed)

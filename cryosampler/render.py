@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import torch
 from torch.autograd.function import once_differentiable
 
-__all__ = ["MapGrid", "render_density", "trilinear_sum"]
+__all__ = ["MapGrid", "check_in_box", "render_density", "trilinear_sum"]
 
 # Elements of the (B, N, chunk, D) scratch block of each chunk. On CPU keep it within a core's L2 (1 MiB of
 # float32 on the 2-core EPYC of benchmarks/bench_render.py, where 2**17 to 2**19 measured alike and larger
@@ -103,7 +103,7 @@ def render_density(coords: torch.Tensor, weights: torch.Tensor, grid: MapGrid,
         if mask.dtype != torch.bool or mask.shape != (B, N):
             raise ValueError(f"mask must be a ({B}, {N}) bool tensor, got {mask.dtype} {tuple(mask.shape)}")
     if check_bounds:
-        _check_inside(coords, mask, grid)
+        check_in_box(coords, grid, mask)
     if mask is not None:
         # Move padding to a finite dummy position: where() passes them no gradient, and a zero weight no density.
         coords = torch.where(mask[..., None], coords, torch.zeros((), dtype=coords.dtype, device=coords.device))
@@ -214,8 +214,9 @@ def _default_chunk(block_elements_per_row: int, rows: int, device: torch.device)
     return max(1, min(rows, budget // max(block_elements_per_row, 1)))
 
 
-def _check_inside(coords: torch.Tensor, mask: torch.Tensor | None, grid: MapGrid) -> None:
-    """Raise ValueError if a real atom is non-finite or outside the voxel-centre range of ``grid``."""
+def check_in_box(coords: torch.Tensor, grid: MapGrid, mask: torch.Tensor | None = None) -> None:
+    """Raise ValueError, naming the extent and the box, if a real atom is non-finite or outside the
+    voxel-centre range of ``grid``. coords (B, N, 3) Å; mask (B, N) bool, True for real atoms."""
     coords = coords.detach()
     real = torch.ones_like(coords, dtype=torch.bool) if mask is None else mask[..., None].expand_as(coords)
     if not bool((torch.isfinite(coords) | ~real).all()):

@@ -13,7 +13,7 @@ from cryosampler.diffusion import ddim_sample, readout_time
 from cryosampler.featurize import ProteinFeatures, collate, featurize
 from cryosampler.frame import RigidTransform, placement
 from cryosampler.model import CryoSampler
-from cryosampler.render import render_density
+from cryosampler.render import check_in_box
 from cryosampler.structure import Structure
 
 __all__ = ["Ensemble", "sample_ensemble", "prepare_reference", "sample_structure"]
@@ -67,8 +67,7 @@ def prepare_reference(model: CryoSampler, structure: Structure) -> tuple[Protein
     place = placement(structure, model.template)
     enc = model.config.encoder
     protein = featurize(structure, place.apply(structure.coords), tokens=enc.tokens)
-    # Raises, naming the extent and the box, if the protein does not fit the map.
-    render_density(protein.ref_coords[None], protein.atomic_numbers, model.config.grid, check_bounds=True)
+    check_in_box(protein.ref_coords[None], model.config.grid)
     n_tokens = protein.token_position.shape[0]
     if enc.volume_features == "global" and n_tokens > enc.max_tokens:
         raise ValueError(f"{structure.name}: {n_tokens} {enc.tokens} tokens, but this model takes at most "

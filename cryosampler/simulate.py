@@ -113,21 +113,23 @@ def load_dataset(data_dir: Path) -> tuple[pd.DataFrame, Template]:
     return pd.read_csv(table_path), Template.from_dict(json.loads((data_dir / "template.json").read_text()))
 
 
-def load_maps(data_dir: Path, slot: str) -> dict[str, np.ndarray]:
-    """The three maps of one protein: "ref", "A", "B" → (D, D, D) float32, axes (x, y, z)."""
-    paths = {s: Path(data_dir) / f"{slot}_{s}.mrc" for s in STATES}
+def _state_files(data_dir: Path, slot: str, suffix: str, what: str) -> dict[str, Path]:
+    """Notebook 01's ``{slot}_{state}{suffix}`` file of each state; ValueError listing any that are missing."""
+    paths = {s: Path(data_dir) / f"{slot}_{s}{suffix}" for s in STATES}
     missing = [str(p) for p in paths.values() if not p.is_file()]
     if missing:
-        raise ValueError(f"missing maps {missing}: run notebooks/01_simulate_data first")
-    return {s: read_mrc(p)[0] for s, p in paths.items()}
+        raise ValueError(f"missing {what} {missing}: run notebooks/01_simulate_data first")
+    return paths
+
+
+def load_maps(data_dir: Path, slot: str) -> dict[str, np.ndarray]:
+    """The three maps of one protein: "ref", "A", "B" → (D, D, D) float32, axes (x, y, z)."""
+    return {s: read_mrc(p)[0] for s, p in _state_files(data_dir, slot, ".mrc", "maps").items()}
 
 
 def load_states(data_dir: Path, slot: str) -> tuple[Structure, dict[str, np.ndarray]]:
     """The reference structure (common frame) and the coordinates of "ref", "A", "B" (N, 3) Å of one protein."""
-    paths = {s: Path(data_dir) / f"{slot}_{s}.pdb" for s in STATES}
-    missing = [str(p) for p in paths.values() if not p.is_file()]
-    if missing:
-        raise ValueError(f"missing structures {missing}: run notebooks/01_simulate_data first")
+    paths = _state_files(data_dir, slot, ".pdb", "structures")
     reference = read_structure(paths["ref"])
     return reference, {s: read_ensemble(p, reference)[0] for s, p in paths.items()}
 

@@ -24,6 +24,7 @@ __all__ = [
     "AtomMatchReport",
     "Structure",
     "match_atoms",
+    "shared_ca",
     "read_ensemble",
     "read_structure",
     "write_mmcif",
@@ -414,6 +415,16 @@ def write_mmcif(path, structure: Structure, coords=None) -> None:
     """Write ``structure`` to an mmCIF file; ``coords`` as in :func:`write_pdb`."""
     st = _to_gemmi(structure, _models(structure, coords, path))
     _write_atomic(path, st.make_mmcif_document().as_string())
+
+
+def shared_ca(a: Structure, b_res_nums: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """CA atoms of ``a`` whose residue numbers are in ``b_res_nums`` (L_b,), in increasing residue number.
+
+    Returns (atom indices into ``a`` (K,), row indices into ``b_res_nums`` (K,)); pass
+    ``b.backbone_res_nums`` and index ``b.backbone_index[rows, 1]`` for the other structure's CA atoms.
+    """
+    _, rows_a, rows_b = np.intersect1d(a.backbone_res_nums, b_res_nums, return_indices=True)
+    return a.backbone_index[rows_a, 1], rows_b
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from cryosampler.structure import Structure, match_atoms
+from cryosampler.structure import Structure, match_atoms, shared_ca
 from cryosampler.superpose import optimal_rotation, rmsd
 
 __all__ = ["ca_rmsd", "nearest_donor", "transfer_states"]
@@ -16,12 +16,10 @@ __all__ = ["ca_rmsd", "nearest_donor", "transfer_states"]
 
 def _common_ca(a: Structure, b: Structure) -> tuple[np.ndarray, np.ndarray]:
     """Row indices of CA atoms (a, b) of residue numbers present in both."""
-    ca_a = dict(zip(a.backbone_res_nums.tolist(), a.backbone_index[:, 1]))
-    ca_b = dict(zip(b.backbone_res_nums.tolist(), b.backbone_index[:, 1]))
-    common = sorted(set(ca_a) & set(ca_b))
-    if len(common) < 3:
+    ca_a, rows_b = shared_ca(a, b.backbone_res_nums)
+    if len(ca_a) < 3:
         raise ValueError(f"{a.name} and {b.name} share fewer than 3 residue numbers")
-    return np.array([ca_a[r] for r in common]), np.array([ca_b[r] for r in common])
+    return ca_a, b.backbone_index[rows_b, 1]
 
 
 def ca_rmsd(a: Structure, b: Structure) -> float:

@@ -7,11 +7,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from conftest import make_helix
 from cryosampler.structure import (
     Structure,
     match_atoms,
     read_ensemble,
     read_structure,
+    shared_ca,
     write_mmcif,
     write_pdb,
 )
@@ -397,3 +399,13 @@ def test_match_atoms_with_itself(tiny_structure):
     np.testing.assert_array_equal(idx_b, idx_a)
     assert (report.n_only_a, report.n_only_b, report.n_res_name_mismatch) == (0, 0, 0)
     assert report.examples_only_a == report.examples_only_b == ()
+
+
+def test_shared_ca_pairs_ca_atoms_by_residue_number():
+    a = make_helix(8, first_residue=3)  # residues 3-10
+    b = make_helix(6, first_residue=7)  # residues 7-12
+    ca_a, rows_b = shared_ca(a, b.backbone_res_nums)
+    assert list(a.res_nums[ca_a]) == [7, 8, 9, 10] and set(a.atom_names[ca_a]) == {"CA"}
+    assert list(b.backbone_res_nums[rows_b]) == [7, 8, 9, 10]
+    none_a, none_b = shared_ca(a, np.array([100, 200]))
+    assert none_a.shape == none_b.shape == (0,)
