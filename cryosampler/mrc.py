@@ -54,7 +54,7 @@ def read_mrc(path: str | os.PathLike) -> tuple[np.ndarray, float, tuple[float, f
     """Read an MRC map → (volume (D_x, D_y, D_z) float32, axes (x, y, z); apix Å; origin (x, y, z) Å).
 
     ``origin`` is the position of the centre of voxel (0, 0, 0): the header ORIGIN, or N?START * apix
-    for files whose ORIGIN is zero (older CCP4-style maps).
+    for files whose ORIGIN is zero (older CCP4-style maps). Subnormal values are read as 0.
     """
     path = Path(path)
     if not path.is_file():
@@ -76,6 +76,9 @@ def read_mrc(path: str | os.PathLike) -> tuple[np.ndarray, float, tuple[float, f
     apix = float(voxel.x)
     if not (apix > 0 and np.isclose(voxel.y, apix) and np.isclose(voxel.z, apix)):
         raise ValueError(f"{path}: voxels must be cubic with positive size, got {voxel.x}, {voxel.y}, {voxel.z} Å")
+    # Values below the smallest normal float carry no density but make every later operation on them slow
+    # on x86 CPUs (subnormal arithmetic; see render.py): read them as zero.
+    data[np.abs(data) < np.finfo(np.float32).tiny] = 0.0
     if any(header_origin):
         origin = header_origin
     else:

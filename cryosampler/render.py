@@ -3,8 +3,12 @@
 Semantics are EMAN2's ``pdb2mrc`` (``PointArray::pdb2mrc_by_summation``, the generator of the paper's maps,
 A.4): every atom adds ``Z * exp(-r² / w²)`` with ``w = resolution / π`` (so σ = w / √2 ≈ 1.80 Å at 8 Å),
 ``Z`` its atomic number, and no further filter or normalisation. EMAN2 tabulates the Gaussian and cuts it at
-exp(-r²/w²) = 1e-7; here it is evaluated over the whole box, with only values below the smallest normal
-float flushed to zero.
+exp(-r²/w²) = 1e-7; here each of the three 1-D factors below is cut where it falls under that value
+(``PROFILE_CUTOFF``), a cube of half-width 4.01 w ≈ 10.2 Å at 8 Å around each atom instead of EMAN2's sphere
+(outside the sphere every value is below the cut-off anyway). The cut matters for speed, not accuracy: a
+product of three small profiles would otherwise be a subnormal float, and on x86 CPUs every operation on
+subnormals takes a slow microcode path (README, "Performance"); with each
+factor ≥ 1e-7, every product is ≥ 1e-21 and stays a normal float.
 
 Voxel (i, j, k) is centred at ((i - D//2) apix, (j - D//2) apix, (k - D//2) apix) Å, and volumes are indexed
 (x, y, z) = (i, j, k). (EMAN2 writes ``map_size / 2`` in integer C arithmetic, hence D//2 for odd D.)
@@ -24,7 +28,10 @@ from dataclasses import dataclass
 import torch
 from torch.autograd.function import once_differentiable
 
-__all__ = ["MapGrid", "check_in_box", "render_density", "trilinear_sum"]
+__all__ = ["MapGrid", "PROFILE_CUTOFF", "check_in_box", "render_density", "trilinear_sum"]
+
+# exp(-u²) below this is zero: EMAN2 pdb2mrc's cut-off (module docstring).
+PROFILE_CUTOFF = 1e-7
 
 # Elements of the (B, N, chunk, D) scratch block of each chunk. On CPU keep it within a core's L2 (1 MiB of
 # float32 on the 2-core EPYC of benchmarks/bench_render.py, where 2**17 to 2**19 measured alike and larger
@@ -137,7 +144,8 @@ def trilinear_sum(gx: torch.Tensor, gy: torch.Tensor, gz: torch.Tensor, chunk: i
 
 
 class _GaussianProfiles(torch.autograd.Function):
-    """1D profiles g[b, d, a, i] = exp(-u²), u = (coords[b, a, d] - axis[i]) / w: (B, N, 3) → (B, 3, N, D).
+    """1D profiles g[b, d, a, i] = exp(-u²), u = (coords[b, a, d] - axis[i]) / w: (B, N, 3) → (B, 3, N, D);
+    zero where exp(-u²) < PROFILE_CUTOFF.
 
     Backward is the closed form ∂g/∂coord = -2 u g / w, one fused pass instead of autograd's chain of five.
     """
@@ -146,10 +154,9 @@ class _GaussianProfiles(torch.autograd.Function):
     def forward(ctx, coords, axis, width):
         u = (coords.transpose(1, 2)[..., None] - axis) / width  # (B, 3, N, D)
         exponent = u.square().neg_()
-        # exp() near or past underflow takes a slow path (~5× on CPU); flush values within a factor e of the
-        # smallest normal float to zero, as flush-to-zero hardware would. Rounding, not a cut-off radius.
-        floor = math.log(torch.finfo(coords.dtype).tiny) + 1.0
-        profiles = torch.exp(exponent.clamp(min=floor)).masked_fill_(exponent <= floor, 0.0)
+        # Clamp before exp(): near underflow exp() itself takes a slow path (~5× on CPU).
+        floor = math.log(PROFILE_CUTOFF)
+        profiles = torch.exp(exponent.clamp(min=floor)).masked_fill_(exponent < floor, 0.0)
         ctx.save_for_backward(u, profiles)
         ctx.width = width
         return profiles

@@ -102,3 +102,15 @@ def test_failed_write_leaves_no_partial_file(tmp_path, monkeypatch):
         write_mrc(path, np.zeros((4, 4, 4)), grid)
     assert [p.name for p in tmp_path.iterdir()] == ["map.mrc"]
     np.testing.assert_array_equal(read_mrc(path)[0], np.ones((4, 4, 4)))
+
+
+def test_subnormal_values_are_read_as_zero(tmp_path):
+    # A map with subnormal floats would make every later operation on it slow (render.py); they carry no density.
+    volume = np.full((4, 4, 4), 1e-40, dtype=np.float32)
+    volume[1, 2, 3] = 2.5
+    path = tmp_path / "tiny.mrc"
+    with mrcfile.new(path) as mrc:
+        mrc.set_data(volume.transpose(2, 1, 0).copy())
+        mrc.voxel_size = 2.0
+    read, _, _ = read_mrc(path)
+    assert read[1, 2, 3] == 2.5 and np.count_nonzero(read) == 1

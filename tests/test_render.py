@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from cryosampler.render import MapGrid, render_density, trilinear_sum
+from cryosampler.render import PROFILE_CUTOFF, MapGrid, render_density, trilinear_sum
 
 SMALL = MapGrid(size=12, apix=2.0, resolution=8.0)
 
@@ -14,14 +14,16 @@ SMALL = MapGrid(size=12, apix=2.0, resolution=8.0)
 def direct_sum(coords: np.ndarray, weights: np.ndarray, size: int, apix: float, resolution: float) -> np.ndarray:
     """Reference renderer: coords (N, 3) Å, weights (N,) → (D, D, D), axes (x, y, z), one atom at a time.
 
-    EMAN2 pdb2mrc_by_summation: voxel i sits at (i - D//2) * apix, each atom adds Z exp(-r² / w²), w = res / π.
+    EMAN2 pdb2mrc_by_summation: voxel i sits at (i - D//2) * apix, each atom adds Z exp(-r² / w²), w = res / π,
+    with each axis' factor exp(-d²/w²) cut to zero below PROFILE_CUTOFF (EMAN2 cuts the 3D Gaussian at 1e-7).
     """
     centres = (np.arange(size) - size // 2) * apix
-    x, y, z = np.meshgrid(centres, centres, centres, indexing="ij")
     w = resolution / math.pi
     volume = np.zeros((size, size, size))
-    for (ax, ay, az), zeta in zip(coords, weights):
-        volume += zeta * np.exp(-((x - ax) ** 2 + (y - ay) ** 2 + (z - az) ** 2) / w**2)
+    for atom, zeta in zip(coords, weights):
+        gx, gy, gz = (np.exp(-((centres - a) ** 2) / w**2) for a in atom)
+        gx, gy, gz = (np.where(g < PROFILE_CUTOFF, 0.0, g) for g in (gx, gy, gz))
+        volume += zeta * gx[:, None, None] * gy[None, :, None] * gz[None, None, :]
     return volume
 
 
@@ -57,7 +59,33 @@ def test_single_atom_profile_has_eman2_width():
     sigma = 8.0 / (math.pi * math.sqrt(2))
     assert sigma == pytest.approx(1.80, abs=0.005)
     r = (np.arange(12) - 6) * 2.0
-    np.testing.assert_allclose(volume[:, 6, 6].numpy(), 16.0 * np.exp(-(r**2) / (2 * sigma**2)), rtol=1e-12)
+    expected = 16.0 * np.exp(-(r**2) / (2 * sigma**2))
+    np.testing.assert_allclose(volume[:, 6, 6].numpy(), np.where(expected < 16e-7, 0.0, expected), rtol=1e-12)
+
+
+def test_profile_is_cut_at_eman2_threshold():
+    # exp(-r²/w²) = 1e-7 at r = w √(ln 1e7) ≈ 10.22 Å for 8 Å maps: the voxel at +10 Å is kept, -12 Å is not.
+    volume = render_density(torch.zeros(1, 1, 3, dtype=torch.float64), torch.tensor([1.0]), SMALL)[0]
+    profile = volume[:, 6, 6].numpy()  # voxel i at (i - 6) · 2 Å
+    w = 8.0 / math.pi
+    assert profile[11] == pytest.approx(math.exp(-(10.0 / w) ** 2)) and profile[11] > 1e-7
+    assert profile[0] == 0.0
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_maps_and_gradients_hold_no_subnormal_floats(dtype):
+    # Subnormal floats make CPU arithmetic on them many times slower (README, "Performance"); products of
+    # three uncut profiles far from an atom are subnormal.
+    grid = MapGrid(size=64, apix=2.0, resolution=8.0)
+    rng = np.random.default_rng(8)
+    coords, weights = random_atoms(rng, batch=1, atoms=50, half_width=12.0)
+    coords = torch.tensor(coords, dtype=dtype, requires_grad=True)
+    volume = render_density(coords, torch.tensor(weights, dtype=dtype), grid)
+    volume.square().mean().backward()
+    tiny = torch.finfo(dtype).tiny
+    for values in (volume.detach(), coords.grad):
+        assert not ((values != 0) & (values.abs() < tiny)).any()
+    assert int((volume == 0).sum()) > 0  # far from every atom the map is exactly zero
 
 
 def test_total_density_matches_gaussian_integral():
