@@ -59,15 +59,23 @@ case "$mode" in
     ;;
   reproduce)
     mkdir -p results/full/executed
+    timings=results/full/executed/timings.csv
+    echo "notebook,seconds,finished" > "$timings"
+    all_start=$(date +%s)
     for nb in notebooks/[0-9][0-9]_*.ipynb; do
       name=$(basename "$nb")
       echo "[run_all] $name"
+      start=$(date +%s)
       if ! python -m papermill "$nb" "results/full/executed/$name" -p profile full \
            --cwd notebooks --progress-bar; then
         echo "[run_all] FAILED in $name: the failing cell is marked in results/full/executed/$name" >&2
         exit 1
       fi
+      seconds=$(( $(date +%s) - start ))
+      echo "$name,$seconds,$(date -u +%FT%TZ)" >> "$timings"
+      echo "[run_all] $name took $(( seconds / 60 )) min $(( seconds % 60 )) s"
     done
-    echo "[run_all] done: figures/ and tables/ regenerated"
+    total=$(( $(date +%s) - all_start ))
+    echo "[run_all] done in $(( total / 60 )) min $(( total % 60 )) s (per notebook: $timings): figures/ and tables/ regenerated"
     ;;
 esac

@@ -11,7 +11,10 @@ from cryosampler.mrc import write_mrc
 from cryosampler.structure import read_structure, write_mmcif, write_pdb
 from cryosampler.training import load_checkpoint, model_from_checkpoint
 
-__all__ = ["main"]
+__all__ = ["main", "DEFAULT_DDIM_STEPS"]
+
+# DDIM steps K when --steps is not given: chosen by notebook 03's step sweep (README, "Performance").
+DEFAULT_DDIM_STEPS = 100
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -31,7 +34,8 @@ def _parser() -> argparse.ArgumentParser:
     sample.add_argument("-o", "--output", required=True, type=Path,
                         help="ensemble file: multi-model .pdb, or .cif for mmCIF")
     sample.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    sample.add_argument("--steps", type=int, default=None, help="DDIM steps K (default: the model's, 100)")
+    sample.add_argument("--steps", type=int, default=DEFAULT_DDIM_STEPS,
+                        help=f"DDIM steps K (default {DEFAULT_DDIM_STEPS}; the paper uses 100)")
     sample.add_argument("--batch-size", type=int, default=16, help="samples denoised together (default 16)")
     sample.add_argument("--maps-dir", type=Path, default=None,
                         help="also write each sample's denoised map as MRC here (in the model's frame)")
