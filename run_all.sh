@@ -1,28 +1,43 @@
 #!/usr/bin/env bash
-# Reproduce every figure and table of the paper, or run the test suite.
-#
-#   ./run_all.sh           set up .venv (first run only), then execute notebooks/NN_*.ipynb in order
-#                          with papermill (full profile); regenerates figures/ and tables/.
-#   ./run_all.sh --test    same set-up, then pytest tests/ and pytest --nbmake notebooks/ (fast profile,
-#                          in a temporary results folder that is removed afterwards).
-#   ./run_all.sh --setup   set up .venv only.
-#
-# PDB files are read from $CRYOSAMPLER_PDB_DIR (see README, "Data").
+# Reproduce every figure and table of the paper, or run the test suite: see usage below, or ./run_all.sh --help.
 set -euo pipefail
+
+usage() {
+  cat <<'EOF'
+Usage: ./run_all.sh [--test | --setup | --help]
+
+Reproduce every figure and table of the paper, or run the test suite.
+
+  (no option)   set up .venv (first run only), then execute notebooks/NN_*.ipynb in order with
+                papermill (full profile); regenerates figures/ and tables/.
+  --test        same set-up, then pytest tests/ and pytest --nbmake notebooks/ (fast profile, in a
+                temporary results folder that is removed afterwards).
+  --setup       set up .venv only.
+  -h, --help    show this help and exit.
+
+PDB files are read from $CRYOSAMPLER_PDB_DIR (see README, "Data").
+EOF
+}
+
+# Arguments are checked before anything is set up or run.
+mode=reproduce
+if [ $# -gt 1 ]; then
+  echo "run_all.sh: unexpected argument '$2' (at most one option; try --help)" >&2
+  exit 2
+fi
+case "${1:-}" in
+  "") ;;
+  --test) mode=test ;;
+  --setup) mode=setup ;;
+  -h|--help) usage; exit 0 ;;
+  *) echo "run_all.sh: unknown option '$1' (try --help)" >&2; exit 2 ;;
+esac
+
 cd "$(dirname "$0")"
 ROOT=$(pwd)
 VENV="$ROOT/.venv"
 PY="${PYTHON:-python3.11}"
 command -v "$PY" >/dev/null 2>&1 || PY=python3
-
-mode=reproduce
-case "${1:-}" in
-  "") ;;
-  --test) mode=test ;;
-  --setup) mode=setup ;;
-  -h|--help) sed -n '2,12p' "$0"; exit 0 ;;
-  *) echo "run_all.sh: unknown option '$1' (try --help)" >&2; exit 2 ;;
-esac
 
 # Set up .venv once; redo it when pyproject.toml changes (its hash is the stamp).
 stamp="$VENV/.cryosampler-stamp"

@@ -27,6 +27,7 @@ __all__ = [
     "find_entry",
     "load_manifest",
     "pdb_dir_from_env",
+    "require_splits",
     "resolve_manifest",
 ]
 
@@ -187,7 +188,9 @@ def resolve_manifest(
         One row per resolved slot, columns ``slot, split, used_id, path, substituted, note``
         (``path`` is a str). Slots for which neither entry nor substitute was found are left out and
         listed in ``frame.attrs["missing"]``: dicts with keys ``slot, split, tried, searched`` (IDs
-        tried, directories searched). Pass the frame to :func:`describe_missing` for a message.
+        tried, directories searched). Pass the frame to :func:`describe_missing` for a message, and to
+        :func:`require_splits` to stop when a split the caller needs has no protein.
+        ``frame.attrs["download"]`` records whether downloading was tried.
 
     Raises
     ------
@@ -197,7 +200,8 @@ def resolve_manifest(
     """
     pdb_dir = pdb_dir_from_env(pdb_dir)
     if pdb_dir is not None and not pdb_dir.is_dir():
-        raise ValueError(f"PDB directory {pdb_dir} does not exist; {_configure_hint()}")
+        problem = "is a file, not a directory" if pdb_dir.exists() else "does not exist"
+        raise ValueError(f"PDB directory {pdb_dir} {problem}; {_configure_hint()}")
     searched = [str(d) for d in (pdb_dir, cache_dir) if d is not None]
 
     rows, missing = [], []
@@ -217,7 +221,31 @@ def resolve_manifest(
         raise ValueError(f"no PDB directory configured and no entry of manifest {name!r} found; {_configure_hint()}")
     frame = pd.DataFrame(rows, columns=RESOLVED_COLUMNS).astype({"substituted": bool})
     frame.attrs["missing"] = missing
+    frame.attrs["download"] = download
     return frame
+
+
+def require_splits(resolved: pd.DataFrame, splits=("train", "val")) -> None:
+    """Raise ValueError unless :func:`resolve_manifest` found a protein for each of ``splits``.
+
+    The one-line message names the missing entries, the directories searched and how to supply them
+    (``download = True`` fetches them from RCSB when online).
+    """
+    lacking = [split for split in splits if not (resolved["split"] == split).any()]
+    if not lacking:
+        return
+    missing = resolved.attrs.get("missing", [])
+    entries = ", ".join(f"{' or '.join(m['tried'])} ({m['split']})" for m in missing)
+    searched = list(dict.fromkeys(d for m in missing for d in m["searched"]))
+    where = " and ".join(searched) if searched else "no directory"
+    if resolved.attrs.get("download"):
+        fetch = "downloading them failed (offline? see the warnings above)"
+    else:
+        fetch = "download = True fetches them from RCSB when online"
+    raise ValueError(
+        f"no {' or '.join(lacking)} protein found: missing {entries or 'nothing (the manifest has no such slot)'}; "
+        f"looked in {where}; place {{id}}.pdb or {{id}}.cif files there or point {ENV_VAR} (or pdb_dir) at a "
+        f"directory holding them; {fetch}")
 
 
 def describe_missing(resolved: pd.DataFrame) -> str:

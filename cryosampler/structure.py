@@ -11,11 +11,14 @@ Coordinates are in Å throughout.
 from __future__ import annotations
 
 import dataclasses
+import gzip
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import gemmi
 import numpy as np
+from scipy.spatial import cKDTree
 
 from cryosampler.files import atomic_path
 
@@ -39,6 +42,18 @@ BACKBONE_ATOMS = ("N", "CA", "C", "O")
 
 _PDB_SUFFIXES = (".pdb", ".ent")
 _CIF_SUFFIXES = (".cif", ".mmcif")
+
+# Bonded heavy atoms are at least 1.2 Å apart; atoms closer than this are placeholders (e.g. all at 0, 0, 0)
+# or collapsed coordinates, never a real structure.
+MIN_ATOM_DISTANCE = 0.1  # Å
+
+# Without --chain, a first protein chain shorter than this is taken for a bound peptide when a longer
+# protein chain follows it, and the choice is left to the user.
+MIN_DEFAULT_CHAIN_RESIDUES = 30
+
+# A PDB coordinate field (8 columns): a plain decimal number. gemmi reads junk such as "abc.de" as 0.0.
+_PDB_NUMBER = re.compile(r"\s*[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\s*")
+_PDB_COORD_COLUMNS = (("x", 30, 38), ("y", 38, 46), ("z", 46, 54))
 
 
 def _readonly(array: np.ndarray) -> np.ndarray:
@@ -83,9 +98,12 @@ def _residue_layout(
         names = list(atom_names[start:stop])
         res_label = f"residue {res_names[start]} {int(res_nums[start])}"
         if len(set(res_names[start:stop])) != 1:
-            raise ValueError(f"{source}: {res_label} mixes residue names {sorted(set(res_names[start:stop]))}")
+            mixed = ", ".join(sorted({str(r) for r in res_names[start:stop]}))
+            raise ValueError(f"{source}: {res_label} mixes residue names {mixed}; renumber the residues uniquely")
         if len(set(names)) != len(names):
-            raise ValueError(f"{source}: {res_label} has duplicate atom names {names}")
+            twice = ", ".join(sorted({str(a) for a in names if names.count(a) > 1}))
+            raise ValueError(f"{source}: {res_label} has atom name(s) {twice} more than once; "
+                             "remove the extra copies")
         if "CA" not in names:
             if res_names[start] in CAP_RESIDUES:
                 continue
@@ -224,6 +242,57 @@ def _entry_name(path: Path) -> str:
     return name.rsplit(".", 1)[0]
 
 
+def _pdb_record_lines(path: Path) -> dict[tuple[int, int], list[int]]:
+    """Check the coordinate fields of a PDB file's ATOM/HETATM records and return their line numbers.
+
+    Returns 1-based line numbers keyed by (MODEL number, atom serial), to name atoms in messages. Raises
+    ValueError naming the line of a coordinate field that is not a number (gemmi would read it as 0.0).
+    """
+    opener = gzip.open if path.suffix == ".gz" else open
+    lines: dict[tuple[int, int], list[int]] = {}
+    model = 1
+    with opener(path, "rt", errors="replace") as handle:
+        for number, line in enumerate(handle, start=1):
+            if line.startswith("MODEL") and line[10:14].strip().isdigit():
+                model = int(line[10:14])
+            if not line.startswith(("ATOM  ", "HETATM")):
+                continue
+            # gemmi has already refused records too short to hold all three fields.
+            for axis, begin, end in _PDB_COORD_COLUMNS:
+                if not _PDB_NUMBER.fullmatch(line[begin:end]):
+                    raise ValueError(
+                        f"{path} line {number}: {axis} coordinate {line[begin:end].strip()!r} (columns "
+                        f"{begin + 1}-{end}) is not a number; fix or remove the record")
+            if line[6:11].strip().isdigit():
+                lines.setdefault((model, int(line[6:11])), []).append(number)
+    return lines
+
+
+def _check_duplicate_atoms(st: gemmi.Structure, path: Path, lines: dict[tuple[int, int], list[int]]) -> None:
+    """Refuse two atoms of one polymer residue with the same name and altloc (gemmi would drop one).
+
+    ``lines``: line numbers by (model, serial) from :func:`_pdb_record_lines`; empty for mmCIF, whose
+    atoms are named by their ``_atom_site.id`` instead.
+    """
+    for model in st:
+        for chain in model:
+            for res in chain.get_polymer():
+                seen: dict[tuple[str, str], int] = {}
+                for atom in res:
+                    key = (atom.name, atom.altloc)
+                    if key not in seen:
+                        seen[key] = atom.serial
+                        continue
+                    first = seen[key]
+                    found = sorted(set(lines.get((model.num, first), []) + lines.get((model.num, atom.serial), [])))
+                    ids = "serials" if lines else "_atom_site.id"
+                    where = (f"{path} lines {found[0]} and {found[1]}" if len(found) == 2
+                             else f"{path} ({ids} {first} and {atom.serial})")
+                    raise ValueError(
+                        f"{where}: chain {chain.name} residue {res.name} {res.seqid.num} has atom {atom.name} "
+                        "twice; remove one copy (or mark the copies as alternative conformations A, B)")
+
+
 def _read_gemmi(path) -> tuple[gemmi.Structure, Path]:
     """Parse a PDB/mmCIF file (optionally .gz) into a gemmi structure ready for chain extraction."""
     path = Path(path)
@@ -238,13 +307,16 @@ def _read_gemmi(path) -> tuple[gemmi.Structure, Path]:
     try:
         st = gemmi.read_structure(str(path))
     except (RuntimeError, ValueError, OSError) as err:
-        raise ValueError(f"{path}: cannot parse structure file ({err})") from None
+        # gemmi quotes the offending line after a newline; keep the message on one line.
+        raise ValueError(f"{path}: cannot parse structure file ({' '.join(str(err).split())})") from None
     # gemmi skips PDB lines it does not know, so a file of garbage parses as an empty structure.
     if len(st) == 0 or st[0].count_atom_sites() == 0:
         raise ValueError(f"{path}: cannot parse structure file (no atoms could be read; is it PDB or mmCIF?)")
+    lines = _pdb_record_lines(path) if suffix.lower() in _PDB_SUFFIXES else {}
     # Subchains split each chain into polymer / ligands / waters, even without SEQRES or TER records.
     st.setup_entities()
     st.remove_hydrogens()
+    _check_duplicate_atoms(st, path, lines)
     # Keep the first conformer of each atom (blank + first altloc, e.g. 'A').
     st.remove_alternative_conformations()
     return st, path
@@ -260,25 +332,41 @@ def _is_protein(span) -> bool:
 
 def _chain_arrays(model: gemmi.Model, chain: str | None, source: str) -> dict:
     """Atom arrays of the polymer part of one chain of a gemmi model."""
-    chains = [c for c in model if chain is None or c.name == chain]
-    for ch in chains:
+    proteins = {}  # chain name -> (chain, polymer), first occurrence, in file order
+    for ch in model:
         polymer = ch.get_polymer()
-        if len(polymer) and _is_protein(polymer):
-            break
-    else:
-        available = sorted({c.name for c in model if len(c.get_polymer()) and _is_protein(c.get_polymer())})
-        if chain is None:
+        if ch.name not in proteins and len(polymer) and _is_protein(polymer):
+            proteins[ch.name] = (ch, polymer)
+    listing = ", ".join(f"{name} ({len(polymer)} residues)" for name, (_, polymer) in proteins.items())
+    if chain is None:
+        if not proteins:
             raise ValueError(f"{source}: no protein chain found (only waters, ions or ligands?)")
-        raise ValueError(f"{source}: no protein chain {chain!r}; protein chains here: {available}")
+        ch, polymer = next(iter(proteins.values()))
+        if len(polymer) < MIN_DEFAULT_CHAIN_RESIDUES and any(
+                len(p) >= MIN_DEFAULT_CHAIN_RESIDUES for _, p in proteins.values()):
+            raise ValueError(
+                f"{source}: the first protein chain, {ch.name}, has only {len(polymer)} residues (a bound "
+                f"peptide?); protein chains here: {listing}; choose one with --chain (chain= in Python)")
+    elif chain in proteins:
+        ch, polymer = proteins[chain]
+    else:
+        raise ValueError(f"{source}: no protein chain {chain!r}; protein chains here: {listing or 'none'}")
 
     rows = []
     for res in polymer:
+        label = f"chain {ch.name} residue {res.name} {res.seqid.num}"
+        if res.seqid.icode != " ":
+            raise ValueError(f"{source}: {label}{res.seqid.icode} (insertion code) is not supported; renumber "
+                             "the residues or remove it")
         for atom in res:
             if atom.element.atomic_number == 0:
                 raise ValueError(
-                    f"{source}: chain {ch.name} residue {res.name} {res.seqid.num} atom {atom.name}: "
-                    "unknown element; fix the element column (77-78) of the file"
+                    f"{source}: {label} atom {atom.name}: unknown element; fix the element column (77-78) of "
+                    "the file"
                 )
+            if not all(np.isfinite(atom.pos.tolist())):
+                raise ValueError(f"{source}: {label} atom {atom.name}: coordinate is not a number; fix the "
+                                 "coordinates")
             element = atom.element
             rows.append((atom.pos.tolist(), element.name, element.atomic_number, atom.name, res.name, res.seqid.num))
     coords, elements, numbers, atom_names, res_names, res_nums = zip(*rows)
@@ -293,6 +381,36 @@ def _chain_arrays(model: gemmi.Model, chain: str | None, source: str) -> dict:
     )
 
 
+def _check_distinct_positions(arrays: dict, source: str) -> None:
+    """Refuse atoms closer than MIN_ATOM_DISTANCE to another atom (collapsed or placeholder coordinates)."""
+    coords = arrays["coords"]  # (N, 3), Å
+    n = len(coords)
+    if n < 2:
+        return
+    spread = np.linalg.norm(coords - coords.mean(axis=0), axis=1).max()
+    if spread < MIN_ATOM_DISTANCE:
+        x, y, z = coords[0]
+        raise ValueError(f"{source}: all {n} atoms lie at one point ({x:.3f}, {y:.3f}, {z:.3f}) (collapsed "
+                         "coordinates); supply a file with real coordinates")
+    # Nearest other atom of each atom: O(N log N) time and O(N) memory even when many atoms coincide.
+    distance, nearest = cKDTree(coords).query(coords, k=2)
+    close = np.flatnonzero(distance[:, 1] < MIN_ATOM_DISTANCE)
+    if len(close):
+        i = int(close[0])
+        # With coincident atoms the query may list the atom itself second.
+        j = int(nearest[i, 1] if nearest[i, 1] != i else nearest[i, 0])
+        i, j = min(i, j), max(i, j)
+
+        def label(k: int) -> str:
+            return f"{arrays['res_names'][k]} {arrays['res_nums'][k]} {arrays['atom_names'][k]}"
+
+        x, y, z = coords[i]
+        raise ValueError(
+            f"{source}: {len(close)} of {n} atoms lie within {MIN_ATOM_DISTANCE} Å of another atom, e.g. "
+            f"{label(i)} and {label(j)} at ({x:.3f}, {y:.3f}, {z:.3f}) (placeholder or collapsed coordinates); "
+            "fix or remove those atoms")
+
+
 def read_structure(path, chain: str | None = None) -> Structure:
     """Read the protein heavy atoms of one chain from a PDB or mmCIF file (first model).
 
@@ -301,7 +419,9 @@ def read_structure(path, chain: str | None = None) -> Structure:
     path : str or Path
         ``.pdb``/``.ent`` or ``.cif``/``.mmcif`` file, optionally gzipped.
     chain : str, optional
-        Author chain ID. Default: the first chain holding amino-acid residues.
+        Author chain ID. Default: the first chain holding amino-acid residues, unless it has fewer than
+        ``MIN_DEFAULT_CHAIN_RESIDUES`` (30) residues and a longer protein chain follows (a bound peptide
+        listed first): then the chain must be named.
 
     Returns
     -------
@@ -312,14 +432,20 @@ def read_structure(path, chain: str | None = None) -> Structure:
     Raises
     ------
     ValueError
-        Missing or unparsable file, no protein chain, a non-cap residue without CA, an amino-acid
-        residue without N, CA, C or O, or an unknown element; the message names the file and residue.
+        The message names the file (and line, residue or atom) and what to do, for: a missing or
+        unparsable file; a PDB coordinate field that is not a number (line named); two atoms of one
+        residue with the same name and altloc (lines named; never silently dropped); no protein chain,
+        or an ambiguous default chain (the protein chains are listed with their lengths); an insertion
+        code (not supported); a non-cap residue without CA or an amino-acid residue without N, CA, C or
+        O; an unknown element; atoms closer than ``MIN_ATOM_DISTANCE`` (0.1 Å) to another atom, or all
+        atoms at one point (collapsed coordinates).
     """
     st, path = _read_gemmi(path)
     arrays = _chain_arrays(st[0], chain, str(path))
     # Validate here first so errors name the file, not just the structure name.
     source = f"{path}: chain {arrays['chain_id']}"
     _residue_layout(arrays["res_nums"], arrays["res_names"], arrays["atom_names"], source)
+    _check_distinct_positions(arrays, source)
     return Structure(name=_entry_name(path), **arrays)
 
 

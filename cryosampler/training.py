@@ -7,6 +7,7 @@ import csv
 import dataclasses
 import math
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -126,7 +127,8 @@ def train(examples: list[TrainingExample], model_config: ModelConfig, config: Tr
     Writes ``out_dir/checkpoint.pt`` every ``config.checkpoint_every`` steps and at the end, and
     ``out_dir/train_log.csv`` with every loss term at every step. If a checkpoint exists, training
     resumes from it and ends with the same weights as an uninterrupted run (CPU, same seed): the
-    generator state is saved with the weights, and the log is cut back to the checkpoint's step.
+    generator state is saved with the weights, and the log is cut back to the checkpoint's step (partial or
+    malformed lines left by a kill during a write are dropped with a warning).
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -197,15 +199,45 @@ def train(examples: list[TrainingExample], model_config: ModelConfig, config: Tr
 
 
 def _truncate_log(log_path: Path, step: int) -> None:
-    """Write the header and the existing rows of steps ≤ ``step`` (rows after a checkpoint are redone)."""
-    rows = []
-    if log_path.is_file():
-        with open(log_path, newline="") as f:
-            rows = [r for r in csv.DictReader(f) if int(r["step"]) <= step]
-    with open(log_path, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=LOG_COLUMNS)
-        writer.writeheader()
+    """Rewrite the log as its header and its well-formed rows of steps ≤ ``step`` (later rows are redone).
+
+    Rows are flushed only every few hundred steps, so a kill during a write can leave a partial last line
+    (no line end) or a garbled one; those are dropped with a warning. The rewrite is atomic, so a kill
+    here leaves the previous log. ValueError if ``log_path`` is not a training log (another header).
+    """
+    rows, dropped = [], 0
+    if step > 0 and log_path.is_file():
+        # newline="" keeps each line's end, which tells a complete row from a partial one.
+        with open(log_path, newline="", errors="replace") as f:
+            lines = f.readlines()
+        if lines and lines[0].rstrip("\r\n").split(",") != LOG_COLUMNS:
+            raise ValueError(f"{log_path} is not a CryoSampler training log (its first line is not "
+                             f"{','.join(LOG_COLUMNS)}); move it away to resume training")
+        for line in lines[1:]:
+            fields = line.rstrip("\r\n").split(",")
+            if not line.endswith("\n") or not _is_log_row(fields):
+                dropped += 1
+            elif int(fields[0]) <= step:
+                rows.append(fields)
+    if dropped:
+        warnings.warn(f"{log_path}: dropped {dropped} partial or malformed line(s), left by a kill during a write",
+                      stacklevel=3)
+    with atomic_path(log_path) as tmp, open(tmp, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(LOG_COLUMNS)
         writer.writerows(rows)
+
+
+def _is_log_row(fields: list[str]) -> bool:
+    """Whether ``fields`` is a row as ``train`` writes it: a positive integer step, then numbers."""
+    if len(fields) != len(LOG_COLUMNS):
+        return False
+    try:
+        step = int(fields[0])
+        [float(x) for x in fields[1:]]
+    except ValueError:
+        return False
+    return step >= 1
 
 
 def training_examples(data_dir: Path, slots: list[str], tokens: str) -> list[TrainingExample]:

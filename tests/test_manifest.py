@@ -12,6 +12,7 @@ from cryosampler.manifest import (
     find_entry,
     load_manifest,
     pdb_dir_from_env,
+    require_splits,
     resolve_manifest,
 )
 
@@ -131,3 +132,35 @@ def test_no_directory_configured(monkeypatch):
 def test_nonexistent_directory(tmp_path):
     with pytest.raises(ValueError, match="does not exist"):
         resolve_manifest(pdb_dir=tmp_path / "absent")
+
+
+def test_nonexistent_directory_that_is_a_file(tmp_path):
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(ValueError, match="is a file, not a directory"):
+        resolve_manifest(pdb_dir=tmp_path / "file")
+
+
+def test_require_splits_names_missing_entries_and_where_it_looked(tmp_path):
+    frame = resolve_manifest(pdb_dir=tmp_path, cache_dir=tmp_path / "cache")
+    with pytest.raises(ValueError, match=r"no train or val protein found: missing 1EXR \(train\), 1OOJ or 3CLN "
+                                         r"\(train\), .*4CLN \(val\)") as err:
+        require_splits(frame)
+    message = str(err.value)
+    assert f"looked in {tmp_path} and {tmp_path / 'cache'}" in message
+    assert ENV_VAR in message and "download = True fetches them" in message and "\n" not in message
+
+
+def test_require_splits_names_the_lacking_split(pdb_dir, tmp_path):
+    shutil.copy(pdb_dir / "4cln.pdb", tmp_path / "4cln.pdb")
+    frame = resolve_manifest(pdb_dir=tmp_path)
+    with pytest.raises(ValueError, match=r"no train protein found: missing 1EXR \(train\)"):
+        require_splits(frame)
+    require_splits(frame, splits=("val",))
+    require_splits(resolve_manifest(pdb_dir=pdb_dir))  # 5A2H is missing, but 4CLN fills the val split
+
+
+def test_require_splits_after_failed_download(tmp_path):
+    frame = resolve_manifest(pdb_dir=tmp_path, cache_dir=tmp_path / "cache", download=True,
+                             base_url=(tmp_path / "offline").as_uri())
+    with pytest.raises(ValueError, match=r"downloading them failed \(offline\?"):
+        require_splits(frame)

@@ -1,6 +1,7 @@
 """Tests for cryosampler.structure against the shared calmodulin files and synthetic PDB text."""
 
 import dataclasses
+import gzip
 import os
 from pathlib import Path
 
@@ -153,7 +154,7 @@ def test_sequence_of_4cln(shared_pdb):
 
 def test_missing_chain_is_named(shared_pdb):
     path = shared_pdb("4cln.pdb")
-    with pytest.raises(ValueError, match=r"no protein chain 'B'") as err:
+    with pytest.raises(ValueError, match=r"no protein chain 'B'; protein chains here: A \(148 residues\)") as err:
         read_structure(path, chain="B")
     assert str(path) in str(err.value)
 
@@ -285,6 +286,15 @@ def test_garbage_file(tmp_path, suffix, problem):
     assert str(path) in str(err.value)
 
 
+def test_parse_error_is_one_line(tmp_path):
+    records = three_alanines()
+    records[6] = records[6][:30]  # a record cut before its coordinates
+    path = write_pdb_text(tmp_path / "cut.pdb", records)
+    with pytest.raises(ValueError, match=r"cannot parse structure file \(.*line 7") as err:
+        read_structure(path)
+    assert "\n" not in str(err.value) and str(path) in str(err.value)
+
+
 def test_file_with_only_waters(tmp_path):
     path = write_pdb_text(tmp_path / "waters.pdb", [
         atom_record(1, "O", "HOH", 201, (0.0, 0.0, 0.0), "O", het=True),
@@ -327,6 +337,141 @@ def test_altloc_keeps_first_conformer(tmp_path):
     s = read_structure(write_pdb_text(tmp_path / "altloc.pdb", records))
     assert s.n_atoms == 6
     np.testing.assert_allclose(s.coords[s.atom_names == "OG"], [[1.0, 2.0, 3.0]])
+
+
+def three_alanines() -> list[str]:
+    """Residues ALA 1-3 of chain A, atoms at distinct positions; serials 1-15, file lines 1-15."""
+    return sum((residue_records("ALA", r, BACKBONE, 5 * r - 4) for r in (1, 2, 3)), [])
+
+
+def chain_records(chain: str, first_res: int, n_residues: int, first_serial: int, y: float) -> list[str]:
+    """Alanines of one chain, shifted by ``y`` Å so that chains never overlap."""
+    records = []
+    for r in range(n_residues):
+        res_num = first_res + r
+        records += [atom_record(first_serial + len(records) + k, name, "ALA", res_num,
+                                (1.5 * r + 0.3 * k, y + 0.2 * k, 0.1), name[0], chain=chain)
+                    for k, name in enumerate(BACKBONE)]
+    return records
+
+
+@pytest.mark.parametrize("field, columns, axis", [
+    ("  abc.de", (30, 38), "x"),  # gemmi reads this as 0.0
+    ("  1.2x45", (38, 46), "y"),  # gemmi reads this as 1.2
+    ("        ", (46, 54), "z"),  # blank: gemmi reads 0.0
+])
+@pytest.mark.parametrize("suffix", [".pdb", ".pdb.gz"])
+def test_junk_coordinate_field_names_the_line(tmp_path, field, columns, axis, suffix):
+    records = three_alanines()
+    begin, end = columns
+    records[6] = records[6][:begin] + field + records[6][end:]
+    path = write_pdb_text(tmp_path / "junk.pdb", records)
+    if suffix == ".pdb.gz":
+        path = tmp_path / "junk.pdb.gz"
+        path.write_bytes(gzip.compress((tmp_path / "junk.pdb").read_bytes()))
+    with pytest.raises(ValueError, match=rf"line 7: {axis} coordinate '{field.strip()}' \(columns {begin + 1}-{end}\) "
+                                         "is not a number") as err:
+        read_structure(path)
+    assert str(path) in str(err.value)
+
+
+def test_non_numeric_mmcif_coordinate_names_the_atom(tmp_path):
+    path = tmp_path / "junk.cif"
+    write_mmcif(path, make_helix(3))
+    lines = path.read_text().splitlines()
+    row = next(i for i, line in enumerate(lines) if line.startswith("ATOM 3 "))  # ALA 1 C
+    fields = lines[row].split()
+    fields[10] = "abc"  # Cartn_x
+    lines[row] = " ".join(fields)
+    path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(ValueError, match=r"chain A residue ALA 1 atom C: coordinate is not a number") as err:
+        read_structure(path)
+    assert str(path) in str(err.value)
+
+
+@pytest.mark.parametrize("copy", ["same_line", "other_serial"])
+def test_duplicate_atom_is_refused_with_both_lines(tmp_path, copy):
+    records = three_alanines()
+    # A second CA of ALA 2 right after the first one (line 7): an identical copy, or another serial and position.
+    extra = records[6] if copy == "same_line" else atom_record(99, "CA", "ALA", 2, (9.0, 9.0, 9.0), "C")
+    records.insert(7, extra)
+    path = write_pdb_text(tmp_path / "dup.pdb", records)
+    with pytest.raises(ValueError, match=r"lines 7 and 8: chain A residue ALA 2 has atom CA twice; remove one copy") \
+            as err:
+        read_structure(path)
+    assert str(path) in str(err.value)
+
+
+def test_duplicate_atom_in_mmcif_names_the_atom_ids(tmp_path):
+    path = tmp_path / "dup.cif"
+    write_mmcif(path, make_helix(3))
+    lines = path.read_text().splitlines()
+    row = next(i for i, line in enumerate(lines) if line.startswith("ATOM 7 "))  # ALA 2 CA
+    fields = lines[row].split()
+    fields[1] = "99"
+    lines.insert(row + 1, " ".join(fields))
+    path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(ValueError, match=r"\(_atom_site.id 7 and 99\): chain A residue ALA 2 has atom CA twice") \
+            as err:
+        read_structure(path)
+    assert str(path) in str(err.value)
+
+
+def test_collapsed_coordinates_are_refused(tmp_path):
+    records = [r[:30] + f"{5.0:8.3f}{5.0:8.3f}{5.0:8.3f}" + r[54:] for r in three_alanines()]
+    path = write_pdb_text(tmp_path / "collapsed.pdb", records)
+    with pytest.raises(ValueError, match=r"all 15 atoms lie at one point \(5.000, 5.000, 5.000\) \(collapsed") as err:
+        read_structure(path)
+    assert str(path) in str(err.value)
+
+
+def test_placeholder_atoms_at_one_point_are_refused(tmp_path):
+    records = three_alanines()
+    for i in (4, 9):  # CB of ALA 1 and ALA 2 written as 0, 0, 0 by some modelling tools
+        records[i] = records[i][:30] + f"{0.0:8.3f}{0.0:8.3f}{0.0:8.3f}" + records[i][54:]
+    path = write_pdb_text(tmp_path / "placeholder.pdb", records)
+    with pytest.raises(ValueError, match=r"2 of 15 atoms lie within 0.1 Å of another atom, e.g. ALA 1 CB and ALA 2 CB "
+                                         r"at \(0.000, 0.000, 0.000\)") as err:
+        read_structure(path)
+    assert str(path) in str(err.value)
+
+
+def test_insertion_code_is_named_as_unsupported(tmp_path):
+    inserted = [r[:26] + "A" + r[27:] for r in residue_records("GLY", 2, ["N", "CA", "C", "O"], 50)]
+    records = three_alanines()
+    path = write_pdb_text(tmp_path / "icode.pdb", records[:10] + inserted + records[10:])
+    with pytest.raises(ValueError, match=r"chain A residue GLY 2A \(insertion code\) is not supported; renumber") \
+            as err:
+        read_structure(path)
+    assert str(path) in str(err.value)
+
+
+def test_residue_messages_show_plain_names(tiny_structure):
+    res_names = tiny_structure.res_names.copy()
+    res_names[7] = "GLY"  # residue 2: ALA, ALA, GLY, ALA, ALA
+    with pytest.raises(ValueError, match=r"residue ALA 2 mixes residue names ALA, GLY;") as err:
+        dataclasses.replace(tiny_structure, res_names=res_names)
+    assert "np.str_" not in str(err.value)
+    names = tiny_structure.atom_names.copy()
+    names[1] = "N"  # residue 1: N, N, C, O, CB
+    with pytest.raises(ValueError, match=r"residue ALA 1 has atom name\(s\) N more than once") as err:
+        dataclasses.replace(tiny_structure, atom_names=names)
+    assert "np.str_" not in str(err.value)
+
+
+def test_short_first_chain_asks_for_a_chain(tmp_path):
+    records = chain_records("P", 1, 5, 1, y=20.0) + ["TER"] + chain_records("A", 1, 40, 100, y=0.0)
+    path = write_pdb_text(tmp_path / "complex.pdb", records)
+    with pytest.raises(ValueError, match=r"the first protein chain, P, has only 5 residues .*protein chains here: "
+                                         r"P \(5 residues\), A \(40 residues\); choose one with --chain") as err:
+        read_structure(path)
+    assert str(path) in str(err.value)
+    assert read_structure(path, chain="A").n_residues == 40
+    assert read_structure(path, chain="P").n_residues == 5
+    # A short chain alone, or a long first chain, needs no choice.
+    assert read_structure(write_pdb_text(tmp_path / "peptide.pdb", chain_records("P", 1, 5, 1, 0.0))).n_residues == 5
+    long_first = chain_records("A", 1, 40, 1, y=0.0) + ["TER"] + chain_records("P", 1, 5, 300, y=20.0)
+    assert read_structure(write_pdb_text(tmp_path / "long_first.pdb", long_first)).chain_id == "A"
 
 
 # Structure methods.

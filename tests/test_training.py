@@ -1,6 +1,7 @@
 """Training: a step lowers the loss, resume after a kill equals an uninterrupted run, NaN stops cleanly."""
 
 import dataclasses
+import os
 
 import pandas as pd
 import pytest
@@ -99,3 +100,76 @@ def test_checkpoint_rebuilds_the_model(tiny_structure, tmp_path):
 def test_missing_checkpoint_says_which_notebook_to_run(tmp_path):
     with pytest.raises(ValueError, match="02_train"):
         load_checkpoint(tmp_path / "nope.pt")
+
+
+LOG_CONFIG = dataclasses.replace(CONFIG, steps=12, checkpoint_every=10)
+
+
+def killed_at_step_eleven(examples, template, out_dir, monkeypatch):
+    """Train LOG_CONFIG until a kill in step 11: checkpoint at step 10, log rows 1-10."""
+    real = training.training_losses
+    calls = {"n": 0}
+
+    def dies(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 11:
+            raise KeyboardInterrupt("simulated kill")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(training, "training_losses", dies)
+    with pytest.raises(KeyboardInterrupt):
+        train(examples, MODEL, LOG_CONFIG, template, out_dir, progress=False)
+    monkeypatch.setattr(training, "training_losses", real)
+    assert load_checkpoint(out_dir / "checkpoint.pt")["step"] == 10
+
+
+@pytest.mark.parametrize("damage, kept_steps", [
+    # A kill while flushing row 11 after the checkpoint: "1" is the start of "11,...", without a line end.
+    (lambda text: text + "1", list(range(1, 13))),
+    # A garbled row among those the checkpoint covers.
+    (lambda text: text.replace("\n5,", "\n5,@@,", 1), [1, 2, 3, 4] + list(range(6, 13))),
+], ids=["partial_last_line", "garbage_row"])
+def test_resume_drops_partial_and_malformed_log_lines(tiny_structure, tmp_path, monkeypatch, damage, kept_steps):
+    examples = tiny_examples(tiny_structure)
+    template = principal_axes_template(tiny_structure)
+    killed_at_step_eleven(examples, template, tmp_path, monkeypatch)
+    log_path = tmp_path / "train_log.csv"
+    text = log_path.read_text()
+    assert text.endswith("\n") and text.count("\n") == 11  # header and rows 1-10
+    log_path.write_text(damage(text))
+    with pytest.warns(UserWarning, match=r"train_log.csv: dropped 1 partial or malformed line"):
+        train(examples, MODEL, LOG_CONFIG, template, tmp_path, progress=False)
+    log = pd.read_csv(log_path)
+    assert list(log["step"]) == kept_steps
+    assert list(log.columns) == training.LOG_COLUMNS and log.notna().all().all()
+    assert log.drop(columns="step").dtypes.eq(float).all()
+
+
+def test_resume_refuses_a_log_that_is_not_a_training_log(tiny_structure, tmp_path, monkeypatch):
+    examples = tiny_examples(tiny_structure)
+    template = principal_axes_template(tiny_structure)
+    killed_at_step_eleven(examples, template, tmp_path, monkeypatch)
+    log_path = tmp_path / "train_log.csv"
+    log_path.write_text("name,value\nmine,1\n")
+    with pytest.raises(ValueError, match="is not a CryoSampler training log"):
+        train(examples, MODEL, LOG_CONFIG, template, tmp_path, progress=False)
+    assert log_path.read_text() == "name,value\nmine,1\n"
+
+
+def test_log_rewrite_on_resume_is_atomic(tiny_structure, tmp_path, monkeypatch):
+    examples = tiny_examples(tiny_structure)
+    template = principal_axes_template(tiny_structure)
+    killed_at_step_eleven(examples, template, tmp_path, monkeypatch)
+    log_path = tmp_path / "train_log.csv"
+    before = log_path.read_bytes()
+
+    def refuse(src, dst):
+        raise OSError("disk full")
+
+    # A failure while the log is rewritten (a kill, a full disk) must leave the previous log whole.
+    monkeypatch.setattr(os, "replace", refuse)
+    with pytest.raises(OSError, match="disk full"):
+        train(examples, MODEL, LOG_CONFIG, template, tmp_path, progress=False)
+    monkeypatch.undo()
+    assert log_path.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint.pt", "train_log.csv"]

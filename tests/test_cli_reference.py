@@ -1,0 +1,52 @@
+"""The real `cryosampler` entry point on bad reference files: one line naming the file, exit 2, no output."""
+
+import re
+import subprocess
+import sys
+
+import pytest
+
+from test_cli import checkpoint  # noqa: F401  (the one checkpoint fixture of the CLI tests)
+from test_structure import chain_records, three_alanines, write_pdb_text
+
+
+def junk_coordinate():
+    records = three_alanines()
+    records[6] = records[6][:30] + "  abc.de" + records[6][38:]
+    return records, r"line 7: x coordinate 'abc.de'"
+
+
+def duplicate_atom():
+    records = three_alanines()
+    return records[:7] + records[6:], r"lines 7 and 8: chain A residue ALA 2 has atom CA twice"
+
+
+def collapsed():
+    return [r[:30] + f"{1.0:8.3f}{1.0:8.3f}{1.0:8.3f}" + r[54:] for r in three_alanines()], r"all 15 atoms lie at one point"
+
+
+def insertion_code():
+    records = three_alanines()
+    records[5:10] = [r[:26] + "A" + r[27:] for r in records[5:10]]
+    return records, r"residue ALA 2A \(insertion code\) is not supported"
+
+
+def peptide_first():
+    records = chain_records("P", 1, 5, 1, y=20.0) + ["TER"] + chain_records("A", 1, 40, 100, y=0.0)
+    return records, r"protein chains here: P \(5 residues\), A \(40 residues\); choose one with --chain"
+
+
+@pytest.mark.parametrize("make", [junk_coordinate, duplicate_atom, collapsed, insertion_code, peptide_first])
+def test_bad_reference_is_one_line_error(checkpoint, tmp_path, make):  # noqa: F811
+    records, message = make()
+    reference = write_pdb_text(tmp_path / "ref.pdb", records)
+    out = tmp_path / "ensemble.pdb"
+    result = subprocess.run(
+        [sys.executable, "-m", "cryosampler", "sample", "--checkpoint", str(checkpoint), "--reference",
+         str(reference), "-n", "2", "--steps", "2", "-o", str(out), "--quiet"],
+        capture_output=True, text=True)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.count("\n") == 1 and result.stderr.startswith("cryosampler: error: "), result.stderr
+    assert str(reference) in result.stderr
+    assert re.search(message, result.stderr), result.stderr
+    assert not out.exists()
