@@ -31,7 +31,7 @@ LOG_COLUMNS = ["step", "loss", "denoise", "residue", "backbone", "grad_norm", "l
 class TrainConfig:
     """Optimisation settings. Named presets in ``TRAIN_PRESETS``."""
 
-    steps: int = 3000  # ≈ 21 min at 0.42 s/step on 2 CPU cores (default encoder, batch 8)
+    steps: int = 3000  # measured time per step and in all: the README's performance table
     batch_size: int = 8
     lr: float = 3e-4
     weight_decay: float = 0.01
