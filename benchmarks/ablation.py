@@ -21,12 +21,11 @@ import torch
 
 from cryosampler.encoder import ENCODER_PRESETS
 from cryosampler.featurize import featurize
-from cryosampler.metrics import ensemble_summary
+from cryosampler.metrics import score_ensemble
 from cryosampler.model import ModelConfig
 from cryosampler.profiles import get_profile
 from cryosampler.sampling import sample_ensemble
 from cryosampler.simulate import load_dataset, load_states
-from cryosampler.superpose import rmsd_matrix
 from cryosampler.training import TrainConfig, train, training_examples
 
 
@@ -60,9 +59,9 @@ def main() -> None:
         protein = featurize(reference, coords["ref"], tokens=encoder.tokens)
         tic = time.perf_counter()
         ensemble = sample_ensemble(model, protein, 16, torch.Generator().manual_seed(0), n_steps=100)
-        rmsds = rmsd_matrix(ensemble.coords, np.stack([coords["A"], coords["B"]]))
+        score = score_ensemble(ensemble.coords, np.stack([coords["A"], coords["B"]]))
         split = dataset.set_index("slot").loc[slot, "split"]
-        rows.append({"slot": slot, "split": split, **ensemble_summary(rmsds),
+        rows.append({"slot": slot, "split": split, **score.summary(),
                      "sample_seconds": time.perf_counter() - tic})
         print(rows[-1], flush=True)
     result = pd.DataFrame(rows).assign(

@@ -31,3 +31,23 @@ def _comments_and_prose():
 def test_no_measured_durations_in_code_comments_or_notebook_text():
     found = [f"{where}: {text.strip()}" for where, text in _comments_and_prose() if DURATION.search(text)]
     assert not found, "measured times belong in the README's performance table:\n" + "\n".join(found)
+
+
+def _notebook_and_benchmark_code():
+    """(where, source) of every notebook code cell and benchmark script."""
+    root = repo_root()
+    for path in sorted(root.glob("notebooks/*.ipynb")):
+        for index, cell in enumerate(json.loads(path.read_text())["cells"]):
+            if cell["cell_type"] == "code":
+                yield f"{path.name} cell {index}", "".join(cell["source"])
+    for path in sorted(root.glob("benchmarks/*.py")):
+        yield path.name, path.read_text()
+
+
+def test_ensembles_are_scored_only_by_score_ensemble():
+    # One definition of the paper's scoring (metrics.score_ensemble): no notebook or script rebuilds it from
+    # the RMSD matrix, nor counts occupancy its own way.
+    own_scoring = re.compile(r"\b(rmsd_matrix|matched_rmsd_matrix|ensemble_summary|state_occupancy|"
+                             r"closest_sample_rmsd)\(|rmsds?\[:, *0\] *[<>]")
+    found = [where for where, code in _notebook_and_benchmark_code() if own_scoring.search(code)]
+    assert not found, f"score ensembles with cryosampler.metrics.score_ensemble: {found}"
