@@ -36,21 +36,31 @@ esac
 cd "$(dirname "$0")"
 ROOT=$(pwd)
 VENV="$ROOT/.venv"
-PY="${PYTHON:-python3.11}"
-command -v "$PY" >/dev/null 2>&1 || PY=python3
 
 # Set up .venv once; redo it when pyproject.toml changes (its hash is the stamp).
 stamp="$VENV/.cryosampler-stamp"
 want=$(sha256sum pyproject.toml | cut -d' ' -f1)
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
-  echo "[run_all] setting up $VENV (first run takes a few minutes)"
+  # $PYTHON if set, else the first of python3.12, python3.11, python3 that runs and is supported
+  # (pyproject.toml: requires-python).
+  supported() { "$1" -c 'import sys; sys.exit(not (3, 11) <= sys.version_info[:2] < (3, 15))' >/dev/null 2>&1; }
+  PY=""
+  for candidate in ${PYTHON:-python3.12 python3.11 python3}; do
+    if supported "$candidate"; then PY=$candidate; break; fi
+  done
+  if [ -z "$PY" ]; then
+    echo "run_all.sh: error: no Python 3.11-3.14 found (tried ${PYTHON:-python3.12, python3.11, python3}); set PYTHON=/path/to/python3.12" >&2
+    exit 2
+  fi
+  echo "[run_all] setting up $VENV with $("$PY" --version) (first run takes a few minutes)"
   start=$(date +%s)
-  "$PY" -m venv "$VENV"
+  "$PY" -m venv --clear "$VENV"
   "$VENV/bin/python" -m pip install --quiet --upgrade pip
-  # torch first and alone, so pip takes the pinned CPU build rather than resolving a CUDA one.
+  # torch first and alone, so pip takes the pinned CPU build where one is at hand rather than resolving a CUDA one.
   torch_pin=$(grep -o '"torch==[^"]*"' pyproject.toml | tr -d '"')
   "$VENV/bin/python" -m pip install --quiet "$torch_pin"
-  "$VENV/bin/python" -m pip install --quiet -e .
+  # The library plus the extras that the notebooks and the tests need.
+  "$VENV/bin/python" -m pip install --quiet -e ".[notebooks,test]"
   echo "$want" > "$stamp"
   echo "[run_all] environment ready in $(( $(date +%s) - start )) s, $(du -sh "$VENV" | cut -f1)"
 fi

@@ -1,11 +1,16 @@
 """Short equal-budget training runs that compare encoder designs (the README's ablation table).
 
     python benchmarks/ablation.py OUT_DIR --steps 1500 [--preset default] [--seed 0] [--lambda-r 0.01 --lambda-b 0.01]
+                                  [--proteins 1EXR 1OOJ] [--report-held-out]
 
 Reads notebook 01's data (``results/<profile>/data``), trains on the training proteins with the given
-settings, then samples 16 conformations × 100 DDIM steps (seed 0) of two training proteins and the
-validation protein and prints the closest-sample RMSD per state, the state occupancy and the times.
+settings, then samples 16 conformations × 100 DDIM steps (seed 0) of each training protein (or those given
+with ``--proteins``) and prints the closest-sample RMSD per state, the state occupancy and the times.
 Writes ``OUT_DIR/result.csv``.
+
+Choose models and settings on the training proteins only. ``--report-held-out`` also scores the validation
+and test proteins (4CLN, 1PRW); their rows are marked "held out (report only)" and printed apart, for
+reporting a chosen model, never for choosing one.
 """
 
 from __future__ import annotations
@@ -21,13 +26,28 @@ import torch
 
 from cryosampler.encoder import ENCODER_PRESETS
 from cryosampler.featurize import featurize
-from cryosampler.metrics import ensemble_summary
+from cryosampler.metrics import score_ensemble
 from cryosampler.model import ModelConfig
 from cryosampler.profiles import get_profile
 from cryosampler.sampling import sample_ensemble
 from cryosampler.simulate import load_dataset, load_states
-from cryosampler.superpose import rmsd_matrix
 from cryosampler.training import TrainConfig, train, training_examples
+
+
+def choose_proteins(dataset: pd.DataFrame, proteins: list[str] | None, report_held_out: bool) -> list[str]:
+    """The slots to score: ``proteins`` (default: every training slot), plus every held-out slot with
+    ``report_held_out``. ValueError for an unknown slot, or a held-out one without ``report_held_out``."""
+    split = dict(zip(dataset["slot"], dataset["split"]))
+    chosen = list(proteins) if proteins else [slot for slot in split if split[slot] == "train"]
+    for slot in chosen:
+        if slot not in split:
+            raise ValueError(f"--proteins {slot}: not in the dataset; choose from {', '.join(split)}")
+        if split[slot] != "train" and not report_held_out:
+            raise ValueError(f"--proteins {slot}: a {split[slot]} protein; ablations select on training proteins "
+                             "only. Add --report-held-out to score it for reporting (not for model selection)")
+    if report_held_out:
+        chosen += [slot for slot in split if split[slot] != "train" and slot not in chosen]
+    return chosen
 
 
 def main() -> None:
@@ -39,11 +59,19 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0, help="training seed (weights, batches, noise)")
     parser.add_argument("--lambda-r", type=float, default=None)
     parser.add_argument("--lambda-b", type=float, default=None)
-    parser.add_argument("--proteins", nargs="+", default=["1EXR", "1OOJ", "4CLN"])
+    parser.add_argument("--proteins", nargs="+", default=None,
+                        help="training proteins to score (default: every training protein)")
+    parser.add_argument("--report-held-out", action="store_true",
+                        help="also score the validation and test proteins, for reporting only: NOT for model "
+                             "selection")
     args = parser.parse_args()
 
     profile = get_profile(args.profile)
     dataset, template = load_dataset(profile.data_dir)
+    try:
+        proteins = choose_proteins(dataset, args.proteins, args.report_held_out)
+    except ValueError as error:
+        parser.error(str(error))
     encoder = ENCODER_PRESETS[args.preset]
     config = TrainConfig(steps=args.steps, seed=args.seed)
     for name in ("lambda_r", "lambda_b"):
@@ -55,21 +83,26 @@ def main() -> None:
     model = train(examples, ModelConfig(encoder=encoder), config, template, args.out, progress=False)
     seconds_per_step = (time.perf_counter() - tic) / args.steps
     rows = []
-    for slot in args.proteins:
+    for slot in proteins:
         reference, coords = load_states(profile.data_dir, slot)
         protein = featurize(reference, coords["ref"], tokens=encoder.tokens)
         tic = time.perf_counter()
         ensemble = sample_ensemble(model, protein, 16, torch.Generator().manual_seed(0), n_steps=100)
-        rmsds = rmsd_matrix(ensemble.coords, np.stack([coords["A"], coords["B"]]))
+        score = score_ensemble(ensemble.coords, np.stack([coords["A"], coords["B"]]))
         split = dataset.set_index("slot").loc[slot, "split"]
-        rows.append({"slot": slot, "split": split, **ensemble_summary(rmsds),
+        rows.append({"slot": slot, "split": split,
+                     "use": "selection" if split == "train" else "held out (report only)", **score.summary(),
                      "sample_seconds": time.perf_counter() - tic})
         print(rows[-1], flush=True)
     result = pd.DataFrame(rows).assign(
         preset=args.preset, steps=args.steps, seed=args.seed, lambda_r=config.lambda_r,
         lambda_b=config.lambda_b, train_seconds_per_step=seconds_per_step)
     result.to_csv(args.out / "result.csv", index=False)
-    print(result.to_string(index=False))
+    print(result[result["use"] == "selection"].to_string(index=False))
+    held_out = result[result["use"] != "selection"]
+    if len(held_out):
+        print("\nHeld-out proteins, for reporting only (NOT for model selection):")
+        print(held_out.to_string(index=False))
 
 
 if __name__ == "__main__":

@@ -1,16 +1,21 @@
-"""Ensemble metrics: the paper's closest-sample RMSD per true state, coverage/precision beyond it, progress
-along the normal mode, map agreement, stereochemical validity, and RMSDs across differing atom sets."""
+"""Ensemble metrics: the paper's scoring of an ensemble (:func:`score_ensemble`: closest-sample RMSD per true
+state and occupancy), coverage/precision beyond it, progress along the normal mode, map agreement,
+stereochemical validity, and RMSDs across differing atom sets."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
+import pandas as pd
 from scipy.spatial import cKDTree
 
 from cryosampler.structure import AtomMatchReport, Structure, match_atoms
 from cryosampler.superpose import rmsd_matrix, superpose
 
-__all__ = ["closest_sample_rmsd", "state_occupancy", "coverage_metrics", "ensemble_summary", "mode_projection",
-           "map_correlation", "validity", "matched_rmsd_matrix", "BOND_CUTOFF", "CLASH_CUTOFF"]
+__all__ = ["score_ensemble", "EnsembleScore", "closest_sample_rmsd", "state_occupancy", "coverage_metrics",
+           "ensemble_summary", "mode_projection", "map_correlation", "validity", "matched_rmsd_matrix",
+           "BOND_CUTOFF", "CLASH_CUTOFF"]
 
 # Å. Covalent heavy-atom bonds are 1.2-1.6 Å (S-C 1.8 Å); 1-3 distances within a residue start near 2.2 Å.
 BOND_CUTOFF = 1.9
@@ -27,18 +32,19 @@ def closest_sample_rmsd(rmsds: np.ndarray) -> np.ndarray:
 
 
 def state_occupancy(rmsds: np.ndarray) -> np.ndarray:
-    """Fraction of samples nearer to each state than to the others; rmsds (S, K) → (K,), sums to 1."""
+    """Fraction of samples nearer to each state than to the others; rmsds (S, K) → (K,), sums to 1.
+
+    A sample exactly as near to two states counts for the first of them (argmin).
+    """
     return np.bincount(rmsds.argmin(axis=1), minlength=rmsds.shape[1]) / rmsds.shape[0]
 
 
-def coverage_metrics(samples: np.ndarray, states: np.ndarray,
-                     thresholds: tuple[float, ...] = (0.5, 1.0, 2.0)) -> dict[str, float]:
-    """Recall/precision coverage and matching of an ensemble (Å), samples (S, N, 3), states (K, N, 3).
+def coverage_metrics(rmsds: np.ndarray, thresholds: tuple[float, ...] = (0.5, 1.0, 2.0)) -> dict[str, float]:
+    """Recall/precision coverage and matching of an ensemble (Å) from rmsds (S, K) (:func:`score_ensemble`).
 
     COV-R(δ): fraction of states with some sample within δ; MAT-R: mean over states of the min RMSD.
     COV-P(δ): fraction of samples within δ of some state; MAT-P: mean over samples of the min RMSD.
     """
-    rmsds = rmsd_matrix(samples, states)  # (S, K)
     out = {"MAT-R": float(rmsds.min(axis=0).mean()), "MAT-P": float(rmsds.min(axis=1).mean())}
     for delta in thresholds:
         out[f"COV-R({delta:g})"] = float((rmsds.min(axis=0) <= delta).mean())
@@ -53,9 +59,59 @@ def ensemble_summary(rmsds: np.ndarray) -> dict[str, float]:
             "occupancy_A": float(occupancy[0]), "occupancy_B": float(occupancy[1])}
 
 
-def _coords(array, name: str, axes: str, n_atoms: int | None = None) -> np.ndarray:
-    """``array`` as float64 of shape (*axes, 3), e.g. axes "SN" → (S, N, 3) with N = ``n_atoms`` if given."""
-    array = np.asarray(array, dtype=np.float64)
+@dataclass(frozen=True)
+class EnsembleScore:
+    """An ensemble scored against the true states A and B (:func:`score_ensemble`)."""
+
+    rmsd: np.ndarray  # (S, 2) float64, Å: sample s to state A (column 0) and B (column 1)
+    match: AtomMatchReport | None = None  # the atom matching, for samples of another atom set
+
+    def summary(self) -> dict[str, float]:
+        """closest_A, closest_B (Å) and occupancy_A, occupancy_B: one row of a runs table."""
+        return ensemble_summary(self.rmsd)
+
+    def per_sample(self, **keys) -> pd.DataFrame:
+        """One row per sample: the ``keys`` (e.g. slot, seed; same in every row), then ``sample`` (index in
+        the ensemble), ``rmsd_A``, ``rmsd_B`` (Å)."""
+        return pd.DataFrame({**keys, "sample": np.arange(len(self.rmsd)), "rmsd_A": self.rmsd[:, 0],
+                             "rmsd_B": self.rmsd[:, 1]})
+
+
+def score_ensemble(samples: np.ndarray, states: np.ndarray, *, atoms: Structure | None = None,
+                   reference: Structure | None = None) -> EnsembleScore:
+    """The paper's scoring of an ensemble: every sample's RMSD to each true state after optimal superposition
+    on all heavy atoms, read out as closest-sample RMSD per state and state occupancy.
+
+    Every ensemble of the project (CryoSampler's, each baseline's, the ablation's) is scored here.
+
+    Parameters
+    ----------
+    samples : (S, N, 3) Å, in the atom order of the states; or (S, M, 3) in the order of ``atoms``
+    states : (2, N, 3) Å, states A and B
+    atoms : Structure with M atoms, optional
+        The samples' own atom set (e.g. a predictor's output); its atoms are matched to ``reference`` by
+        (residue number, atom name) and only shared atoms are compared (:func:`matched_rmsd_matrix`).
+    reference : Structure with N atoms, required with ``atoms``
+
+    Returns
+    -------
+    EnsembleScore, with the (S, 2) RMSD matrix and, with ``atoms``, the atom match report.
+    """
+    states = _coords(states, "states", "KN", dtype=None)
+    if len(states) != 2:
+        raise ValueError(f"states must be the two true states A and B, shape (2, N, 3); got {states.shape}")
+    if atoms is None:
+        samples = _coords(samples, "samples", "SN", states.shape[1], dtype=None)
+        return EnsembleScore(rmsd_matrix(samples, states))
+    if reference is None:
+        raise ValueError(f"scoring samples of {atoms.name} needs the states' reference structure to match atoms")
+    return EnsembleScore(*matched_rmsd_matrix(samples, atoms, states, reference))
+
+
+def _coords(array, name: str, axes: str, n_atoms: int | None = None, dtype=np.float64) -> np.ndarray:
+    """``array`` as ``dtype`` (None: as given) of shape (*axes, 3), e.g. axes "SN" → (S, N, 3) with N =
+    ``n_atoms`` if given."""
+    array = np.asarray(array, dtype=dtype)
     shape = f"({', '.join(axes)}, 3)"
     if array.ndim != len(axes) + 1 or array.shape[-1] != 3 or n_atoms not in (None, array.shape[-2]):
         atoms = f" with {axes[-1]}={n_atoms}" if n_atoms is not None else ""

@@ -52,6 +52,12 @@ class Profile:
         """Simulated structures and maps written by notebook 01."""
         return self.results_dir / "data"
 
+    def ensemble_path(self, method: str, slot: str, seed: int) -> Path:
+        """Multi-model PDB of one scored ensemble: CryoSampler's ("Ours", notebook 03) or a baseline's (04)."""
+        if method == "Ours":
+            return self.results_dir / "samples" / f"{slot}_seed{seed}.pdb"
+        return self.results_dir / "baselines" / f"{method.replace(' ', '_')}_{slot}_seed{seed}.pdb"
+
     def ensure_dirs(self) -> None:
         for d in (self.results_dir, self.figures_dir, self.tables_dir, self.data_dir):
             d.mkdir(parents=True, exist_ok=True)

@@ -9,7 +9,7 @@ each protein by its own number of valid pairs, then averages over the batch.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, NamedTuple
 
 import numpy as np
 import torch
@@ -22,6 +22,7 @@ __all__ = [
     "residue_loss",
     "backbone_loss",
     "structural_loss",
+    "StructuralLoss",
 ]
 
 # Distances are floored at 1e-6 Å (squared: 1e-12 Å²) so that the gradient stays finite when two atoms
@@ -187,13 +188,22 @@ def backbone_loss(coords: torch.Tensor, ref_coords: torch.Tensor, pairs: torch.T
     return pair_distance_loss(coords, ref_coords, pairs, mask, reduction)
 
 
+class StructuralLoss(NamedTuple):
+    """L_structural of eq. 6 and the two terms it weighs, each a scalar (or (B,) with reduction "none"), Å²."""
+
+    total: torch.Tensor  # λ_R · L_residue + λ_B · L_backbone
+    residue: torch.Tensor  # L_residue, eq. 7 (unweighted)
+    backbone: torch.Tensor  # L_backbone, eq. 8 (unweighted)
+
+
 def structural_loss(coords: torch.Tensor, ref_coords: torch.Tensor, pairs_r: torch.Tensor, pairs_b: torch.Tensor,
                     *, lambda_r: float, lambda_b: float, mask_r: torch.Tensor | None = None,
                     mask_b: torch.Tensor | None = None,
-                    reduction: Literal["mean", "none"] = "mean") -> torch.Tensor:  # eq. 6
-    """L_structural = λ_R · L_residue + λ_B · L_backbone, Å².
+                    reduction: Literal["mean", "none"] = "mean") -> StructuralLoss:  # eq. 6
+    """L_structural = λ_R · L_residue + λ_B · L_backbone, Å², with both unweighted terms (for logging).
 
     ``pairs_r``/``mask_r`` as :func:`residue_loss`, ``pairs_b``/``mask_b`` as :func:`backbone_loss`.
     """
-    return (lambda_r * residue_loss(coords, ref_coords, pairs_r, mask_r, reduction)
-            + lambda_b * backbone_loss(coords, ref_coords, pairs_b, mask_b, reduction))
+    residue = residue_loss(coords, ref_coords, pairs_r, mask_r, reduction)
+    backbone = backbone_loss(coords, ref_coords, pairs_b, mask_b, reduction)
+    return StructuralLoss(lambda_r * residue + lambda_b * backbone, residue, backbone)

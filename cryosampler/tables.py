@@ -6,8 +6,26 @@ from pathlib import Path
 
 import pandas as pd
 
-__all__ = ["save_table", "dataset_table", "sampling_table", "table1", "table1_markdown", "PAPER_TABLE1",
-           "ensemble_metrics_table", "ensemble_metrics_markdown"]
+__all__ = ["save_table", "dataset_table", "sampling_table", "sampling_markdown", "table1", "table1_markdown",
+           "table1_caption", "PAPER_TABLE1", "ensemble_metrics_table", "ensemble_metrics_markdown",
+           "closest_by_method", "mean_sd_cell", "SD_DDOF", "SD_NOTE"]
+
+# Spread over seeds is the sample standard deviation (divided by n − 1) in every table and figure. A single
+# value (one seed, or a deterministic method run once) has none (NaN), and identical values over seeds have
+# none to show either: both print as "—".
+SD_DDOF = 1
+SD_NOTE = ("sd: sample standard deviation over seeds (n − 1 in the denominator); “—”: no spread (a single "
+           "value, i.e. one seed or a deterministic method).")
+NO_SPREAD = "—"
+
+
+def mean_sd_cell(mean: float, sd: float, fmt: str = ".2f") -> str:
+    """A "mean ± sd" Markdown cell; "mean ± —" where there is no spread, "not run" where there is no mean."""
+    if pd.isna(mean):
+        return "not run"
+    if pd.isna(sd) or sd == 0:
+        return f"{mean:{fmt}} ± {NO_SPREAD}"
+    return f"{mean:{fmt}} ± {sd:{fmt}}"
 
 
 def save_table(table: pd.DataFrame, directory: Path, name: str, floatfmt: str = ".2f",
@@ -33,17 +51,30 @@ def dataset_table(dataset: pd.DataFrame) -> pd.DataFrame:
                                  "static_rmsd_B": "static RMSD to B (Å)", "rmsd_A_B": "RMSD A–B (Å)"})
 
 
+# Columns of sampling_table, with their Markdown titles.
+SAMPLING_METRICS = {"closest_A": "closest A (Å)", "closest_B": "closest B (Å)", "occupancy_A": "occupancy A",
+                    "occupancy_B": "occupancy B", "seconds": "seconds"}
+
+
 def sampling_table(runs: pd.DataFrame) -> pd.DataFrame:
-    """Per protein, mean ± sd over seeds of the closest-sample RMSD (Å) and occupancy of each state.
+    """Per protein, mean and sd (``SD_DDOF``) over seeds of the closest-sample RMSD (Å), the occupancy of each
+    state and the sampling time (s).
 
     runs: one row per (slot, seed) with columns slot, split, closest_A, closest_B, occupancy_A, occupancy_B,
     seconds.
     """
-    metrics = ["closest_A", "closest_B", "occupancy_A", "occupancy_B", "seconds"]
-    grouped = runs.groupby(["slot", "split"], sort=False)[metrics]
-    table = grouped.mean().add_suffix(" mean").join(grouped.std(ddof=0).add_suffix(" sd")).reset_index()
+    grouped = runs.groupby(["slot", "split"], sort=False)[list(SAMPLING_METRICS)]
+    table = grouped.mean().add_suffix(" mean").join(grouped.std(ddof=SD_DDOF).add_suffix(" sd")).reset_index()
     table.insert(2, "seeds", grouped.size().values)
-    return table[["slot", "split", "seeds"] + [f"{m} {s}" for m in metrics for s in ("mean", "sd")]]
+    return table[["slot", "split", "seeds"] + [f"{m} {s}" for m in SAMPLING_METRICS for s in ("mean", "sd")]]
+
+
+def sampling_markdown(table: pd.DataFrame) -> pd.DataFrame:
+    """:func:`sampling_table` as "mean ± sd" strings, for the Markdown file."""
+    out = table[["slot", "split", "seeds"]].copy()
+    for metric, title in SAMPLING_METRICS.items():
+        out[title] = [mean_sd_cell(m, sd) for m, sd in zip(table[f"{metric} mean"], table[f"{metric} sd"])]
+    return out
 
 
 # Table 1 of the paper, as reported there (Å); "Static" is one number for all four columns.
@@ -58,7 +89,7 @@ TABLE1_COLUMNS = ("train A", "train B", "val A", "val B")
 
 
 def table1(runs: pd.DataFrame) -> pd.DataFrame:
-    """Table 1: closest-sample RMSD (Å), mean over proteins of a split, then mean ± sd over seeds.
+    """Table 1: closest-sample RMSD (Å), mean over proteins of a split, then mean and sd (``SD_DDOF``) over seeds.
 
     runs: one row per (method, slot, split, seed) with closest_A, closest_B (Å). Methods of
     ``TABLE1_METHODS`` absent from ``runs`` get a "not run" row; every method the paper reports also gets
@@ -73,7 +104,7 @@ def table1(runs: pd.DataFrame) -> pd.DataFrame:
             for state in ("A", "B"):
                 values = per_seed[f"closest_{state}"]
                 row[f"{prefix} {state}"] = values.mean() if len(values) else float("nan")
-                row[f"{prefix} {state} sd"] = values.std(ddof=0) if len(values) else float("nan")
+                row[f"{prefix} {state} sd"] = values.std(ddof=SD_DDOF) if len(values) else float("nan")
         row["seeds"] = measured["seed"].nunique()
         rows.append(row)
         if method in PAPER_TABLE1:
@@ -84,16 +115,37 @@ def table1(runs: pd.DataFrame) -> pd.DataFrame:
 
 
 def table1_markdown(table: pd.DataFrame) -> pd.DataFrame:
-    """Table 1 with "mean ± sd" strings, "not run" and "–" where there is no number, for the Markdown file."""
+    """Table 1 with "mean ± sd" strings (:func:`mean_sd_cell`), the paper's numbers as reported, and "not run"
+    where there is no number, for the Markdown file."""
     out = table[["method", "source"]].copy()
     for col in TABLE1_COLUMNS:
-        def cell(r, col=col):
-            if pd.isna(r[col]):
-                return "not run" if r["source"] == "not run" else "–"
-            sd = r.get(f"{col} sd")
-            return f"{r[col]:.2f}" if pd.isna(sd) or r["source"] == "paper" else f"{r[col]:.2f} ± {sd:.2f}"
-        out[f"{col} (Å)"] = table.apply(cell, axis=1)
+        out[f"{col} (Å)"] = [f"{m:.2f}" if source == "paper" else mean_sd_cell(m, sd)
+                             for m, sd, source in zip(table[col], table[f"{col} sd"], table["source"])]
     return out
+
+
+def table1_caption(dataset: pd.DataFrame, n_samples: int) -> str:
+    """The footnote of Table 1: what is averaged, the sd convention, the data used and how close "val" is to
+    training.
+
+    dataset: notebook 01's ``dataset.csv`` (columns slot, used_id, split, substituted).
+    """
+    slots = {split: ", ".join(dataset.loc[dataset["split"] == split, "slot"]) for split in ("train", "val")}
+    substitutes = ", ".join(f"{r.slot} ← {r.used_id}" for r in dataset.itertuples() if r.substituted)
+    caption = (f"Closest-sample RMSD (Å), all heavy atoms after optimal superposition; mean over the proteins of "
+               f"a split, then mean ± sd over sampling seeds ({n_samples} samples each). {SD_NOTE} Training: "
+               f"{slots['train']}; validation: {slots['val']}. Substitutes for entries that could not be had "
+               f"offline: {substitutes or 'none'}. Rows 'paper' are the paper's reported numbers; 'not run' rows "
+               "could not be run here (weights download at run time). ANM sampling uses the data generator's "
+               "own physics, and Mode transfer uses training atoms that CryoSampler never sees. "
+               "Validation is close to training: every protein here is a calmodulin, and 4CLN informed the "
+               "choice of encoder and training settings (benchmarks/ablation.py scored it).")
+    if {"3CLN", "1CLL"} <= set(dataset["used_id"]) and "4CLN" in set(dataset["used_id"]):
+        caption += (" The training substitutes 3CLN and 1CLL are mammalian calmodulins about 98 % identical in "
+                    "sequence to 4CLN (Drosophila) and near-identical in structure, so 'val' is close to a "
+                    "training protein.")
+    return caption + (" The held-out test is the forthcoming domain-motion benchmark (adenylate kinase, HigA), "
+                      "on which nothing was tuned.")
 
 
 ENSEMBLE_KEYS = ("slot", "split", "method", "seed")
@@ -108,24 +160,37 @@ ENSEMBLE_MARKDOWN_COLUMNS = {
 
 
 def ensemble_metrics_table(metrics: pd.DataFrame) -> pd.DataFrame:
-    """Per protein and method, mean and sd over seeds of every metric.
+    """Per protein and method, mean and sd (``SD_DDOF``) over seeds of every metric.
 
     metrics: one row per (slot, split, method, seed), the other columns numeric. Returns columns slot, split,
     method, seeds, then each metric ``m`` and ``m sd`` side by side, in the input's row order.
     """
     numeric = [c for c in metrics.columns if c not in ENSEMBLE_KEYS]
     grouped = metrics.groupby(["slot", "split", "method"], sort=False)[numeric]
-    table = grouped.mean().join(grouped.std(ddof=0), rsuffix=" sd").reset_index()
+    table = grouped.mean().join(grouped.std(ddof=SD_DDOF), rsuffix=" sd").reset_index()
     table.insert(3, "seeds", grouped.size().values)
     return table[["slot", "split", "method", "seeds"] + [c for m in numeric for c in (m, f"{m} sd")]]
 
 
 def ensemble_metrics_markdown(table: pd.DataFrame) -> pd.DataFrame:
-    """The main columns of :func:`ensemble_metrics_table` as "mean ± sd" strings (just the mean for one seed)."""
+    """The main columns of :func:`ensemble_metrics_table` as "mean ± sd" strings (:func:`mean_sd_cell`)."""
     out = table[["slot", "split", "method", "seeds"]].copy()
     for column, title in ENSEMBLE_MARKDOWN_COLUMNS.items():
         if column not in table:
             raise ValueError(f"ensemble metrics table has no column {column!r}")
-        out[title] = [f"{m:.2f}" if n == 1 else f"{m:.2f} ± {sd:.2f}"
-                      for m, sd, n in zip(table[column], table[f"{column} sd"], table["seeds"])]
+        out[title] = [mean_sd_cell(m, sd) for m, sd in zip(table[column], table[f"{column} sd"])]
     return out
+
+
+def closest_by_method(runs: pd.DataFrame, slot: str) -> pd.DataFrame:
+    """Figure 2's bars: for one protein, the closest-sample RMSD (Å) per method and state, mean and sd
+    (``SD_DDOF``) over seeds.
+
+    runs: one row per (method, slot, seed) with closest_A, closest_B. Returns columns method, state ("A"/"B"),
+    rmsd, sd, in the order of ``runs``.
+    """
+    per_seed = runs[runs["slot"] == slot].melt(id_vars=["method", "seed"], value_vars=["closest_A", "closest_B"],
+                                               var_name="state", value_name="value")
+    per_seed["state"] = per_seed["state"].str[-1]
+    grouped = per_seed.groupby(["method", "state"], sort=False)["value"]
+    return pd.DataFrame({"rmsd": grouped.mean(), "sd": grouped.std(ddof=SD_DDOF)}).reset_index()

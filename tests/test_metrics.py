@@ -14,6 +14,7 @@ from cryosampler.metrics import (
     map_correlation,
     matched_rmsd_matrix,
     mode_projection,
+    score_ensemble,
     state_occupancy,
     validity,
 )
@@ -53,12 +54,43 @@ def test_closest_and_occupancy_on_hand_built_matrix():
         {"closest_A": 0.2, "closest_B": 1.0, "occupancy_A": 2 / 3, "occupancy_B": 1 / 3})
 
 
+def test_score_ensemble_on_states_at_known_distances():
+    # States A, B at c = ±1; samples at c = 0.9, 0.4, -2.5, 4.0 → RMSDs |c ∓ 1| (see the coverage test).
+    states, samples = _line_ensemble([1.0, -1.0]), _line_ensemble([0.9, 0.4, -2.5, 4.0])
+    score = score_ensemble(samples, states)
+    np.testing.assert_allclose(score.rmsd, [[0.1, 1.9], [0.6, 1.4], [3.5, 1.5], [3.0, 5.0]], atol=1e-6)
+    assert score.match is None
+    assert score.summary() == pytest.approx(
+        {"closest_A": 0.1, "closest_B": 1.4, "occupancy_A": 0.75, "occupancy_B": 0.25}, abs=1e-6)
+    table = score.per_sample(slot="P", seed=3)
+    assert list(table.columns) == ["slot", "seed", "sample", "rmsd_A", "rmsd_B"]
+    assert list(table["sample"]) == [0, 1, 2, 3] and set(table["slot"]) == {"P"}
+    np.testing.assert_array_equal(table[["rmsd_A", "rmsd_B"]].to_numpy(), score.rmsd)
+
+
+def test_score_ensemble_keeps_float32_samples_as_given():
+    # The sampler returns float32: scoring must give exactly what rmsd_matrix gives on them, not on a cast copy.
+    states, samples = _line_ensemble([1.0, -1.0]), _line_ensemble([0.9, 0.4]).astype(np.float32)
+    np.testing.assert_array_equal(score_ensemble(samples, states).rmsd, rmsd_matrix(samples, states))
+
+
+def test_score_ensemble_rejects_other_than_two_states_and_unmatched_atoms():
+    states = _line_ensemble([1.0, -1.0, 0.0])
+    with pytest.raises(ValueError, match="two true states"):
+        score_ensemble(states, states)
+    with pytest.raises(ValueError, match=r"samples must have shape \(S, N, 3\)"):
+        score_ensemble(states[:, :5], states[:2])
+    helix = make_helix()
+    with pytest.raises(ValueError, match="reference"):
+        score_ensemble(helix.coords[None], states[:2], atoms=helix)
+
+
 def test_coverage_on_states_at_known_distances():
     # States at c = ±1 (2 Å apart); samples at c = 0.9, 0.4, -2.5, 4.0 → RMSDs |c ∓ 1|.
     states, samples = _line_ensemble([1.0, -1.0]), _line_ensemble([0.9, 0.4, -2.5, 4.0])
     expected = np.array([[0.1, 1.9], [0.6, 1.4], [3.5, 1.5], [3.0, 5.0]])
     np.testing.assert_allclose(rmsd_matrix(samples, states), expected, atol=1e-6)
-    cov = coverage_metrics(samples, states, thresholds=(0.5, 1.0, 2.0))
+    cov = coverage_metrics(rmsd_matrix(samples, states), thresholds=(0.5, 1.0, 2.0))
     # Per state min: (0.1, 1.4); per sample min: (0.1, 0.6, 1.5, 3.0).
     assert cov == pytest.approx({
         "MAT-R": (0.1 + 1.4) / 2, "MAT-P": (0.1 + 0.6 + 1.5 + 3.0) / 4,
@@ -196,6 +228,17 @@ def test_matched_rmsd_matrix_equals_rmsd_on_hand_matched_atoms(shared_pdb):
     np.testing.assert_allclose(got, expected, atol=1e-9)
     assert report.n_matched == len(pairs)
     assert report.n_only_a == reference.n_atoms - len(pairs) and report.n_only_b == other.n_atoms - len(pairs)
+
+
+def test_score_ensemble_of_another_atom_set_matches_atoms(shared_pdb):
+    reference, other = read_structure(shared_pdb("1exr.pdb")), read_structure(shared_pdb("1cll.pdb"))
+    rng = np.random.default_rng(8)
+    samples = other.coords + rng.normal(scale=0.3, size=(3, other.n_atoms, 3))
+    states = reference.coords + rng.normal(scale=0.3, size=(2, reference.n_atoms, 3))
+    score = score_ensemble(samples, states, atoms=other, reference=reference)
+    expected, report = matched_rmsd_matrix(samples, other, states, reference)
+    np.testing.assert_array_equal(score.rmsd, expected)
+    assert score.match == report
 
 
 def test_matched_rmsd_matrix_needs_shared_numbering():

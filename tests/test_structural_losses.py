@@ -75,8 +75,10 @@ def test_losses_match_a_direct_sum():
     expected = _direct_loss(x.numpy(), ref.numpy(), windows)
     flat = backbone_window_pairs(backbone).reshape(-1, 2)
     assert float(backbone_loss(x[None], ref, flat)) == pytest.approx(expected, rel=1e-12)
-    total = structural_loss(x[None], ref, pairs, flat, lambda_r=0.3, lambda_b=2.0)
-    torch.testing.assert_close(total, 0.3 * residue_loss(x[None], ref, pairs) + 2.0 * backbone_loss(x[None], ref, flat))
+    total, residue, backbone = structural_loss(x[None], ref, pairs, flat, lambda_r=0.3, lambda_b=2.0)
+    torch.testing.assert_close(residue, residue_loss(x[None], ref, pairs))
+    torch.testing.assert_close(backbone, backbone_loss(x[None], ref, flat))
+    torch.testing.assert_close(total, 0.3 * residue + 2.0 * backbone)
 
 
 def test_zero_on_reference_invariant_to_rigid_motion_positive_when_perturbed():
@@ -85,7 +87,7 @@ def test_zero_on_reference_invariant_to_rigid_motion_positive_when_perturbed():
     pairs_b = backbone_window_pairs(backbone).reshape(-1, 2)
 
     def loss(x):
-        return structural_loss(x[None], ref, pairs_r, pairs_b, lambda_r=1.0, lambda_b=1.0)
+        return structural_loss(x[None], ref, pairs_r, pairs_b, lambda_r=1.0, lambda_b=1.0).total
 
     assert float(loss(ref)) == 0.0
     generator = torch.Generator().manual_seed(0)

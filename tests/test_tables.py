@@ -1,8 +1,12 @@
+import numpy as np
 import pandas as pd
 import pytest
 
-from cryosampler.tables import (PAPER_TABLE1, ensemble_metrics_markdown, ensemble_metrics_table, save_table,
-                                table1, table1_markdown)
+from cryosampler.tables import (PAPER_TABLE1, SD_NOTE, closest_by_method, ensemble_metrics_markdown,
+                                ensemble_metrics_table, mean_sd_cell, sampling_markdown, sampling_table, save_table,
+                                table1, table1_caption, table1_markdown)
+
+SD = np.std([2.0, 2.2], ddof=1)  # sample sd of two seeds 0.2 apart: 0.1414
 
 
 def runs_frame():
@@ -21,12 +25,13 @@ def runs_frame():
 def test_table1_means_over_proteins_then_seeds():
     t = table1(runs_frame()).set_index(["method", "source"])
     ours = t.loc[("Ours", "measured")]
-    # per seed: train A = mean(1, 3) = 2.0, then mean(1.2, 3.2) = 2.2 → 2.1 ± 0.1
-    assert ours["train A"] == pytest.approx(2.1) and ours["train A sd"] == pytest.approx(0.1)
+    # per seed: train A = mean(1, 3) = 2.0, then mean(1.2, 3.2) = 2.2 → 2.1 ± 0.141 (sample sd, n − 1)
+    assert ours["train A"] == pytest.approx(2.1) and ours["train A sd"] == pytest.approx(SD)
     assert ours["train B"] == pytest.approx(3.0) and ours["train B sd"] == pytest.approx(0.0)
     assert ours["val B"] == pytest.approx(6.1) and ours["seeds"] == 2
     static = t.loc[("Static", "measured")]
     assert static["train A"] == 4.0 and pd.isna(static["val A"])  # no validation run: no number
+    assert pd.isna(static["train A sd"])  # one value: no spread
 
 
 def test_table1_labels_missing_methods_and_paper_rows():
@@ -38,9 +43,11 @@ def test_table1_labels_missing_methods_and_paper_rows():
         assert tuple(row[["train A", "train B", "val A", "val B"]]) == numbers
     md = table1_markdown(t).set_index(["method", "source"])
     assert md.loc[("AlphaFlow", "not run"), "val A (Å)"] == "not run"
-    assert md.loc[("Ours", "measured"), "train A (Å)"] == "2.10 ± 0.10"
+    assert md.loc[("Ours", "measured"), "train A (Å)"] == "2.10 ± 0.14"
+    assert md.loc[("Ours", "measured"), "train B (Å)"] == "3.00 ± —"  # identical over seeds
     assert md.loc[("Ours", "paper"), "val A (Å)"] == "1.10"
-    assert md.loc[("Static", "measured"), "val A (Å)"] == "–"
+    assert md.loc[("Static", "measured"), "train A (Å)"] == "4.00 ± —"  # one value, not "± 0.00"
+    assert md.loc[("Static", "measured"), "val A (Å)"] == "not run"
 
 
 def metrics_frame():
@@ -60,10 +67,10 @@ def test_ensemble_metrics_table_and_markdown():
     table = ensemble_metrics_table(metrics_frame())
     assert list(table["method"]) == ["Ours", "Static"] and list(table["seeds"]) == [2, 1]
     ours = table.iloc[0]
-    assert ours["MAT-R"] == pytest.approx(1.5) and ours["MAT-R sd"] == pytest.approx(0.5)
+    assert ours["MAT-R"] == pytest.approx(1.5) and ours["MAT-R sd"] == pytest.approx(np.std([1, 2], ddof=1))
     assert list(table.columns[4:6]) == ["MAT-R", "MAT-R sd"]
     md = ensemble_metrics_markdown(table)
-    assert md.loc[0, "MAT-R (Å)"] == "1.50 ± 0.50" and md.loc[1, "MAT-R (Å)"] == "1.00"
+    assert md.loc[0, "MAT-R (Å)"] == "1.50 ± 0.71" and md.loc[1, "MAT-R (Å)"] == "1.00 ± —"
     with pytest.raises(ValueError, match="MAT-P"):
         ensemble_metrics_markdown(table.drop(columns=["MAT-P"]))
 
@@ -75,3 +82,53 @@ def test_save_table_writes_csv_at_full_precision_and_markdown_version(tmp_path):
     assert pd.read_csv(csv_path)["x"].iloc[0] == pytest.approx(1.23456)
     text = md_path.read_text()
     assert "1.2 ± 0.1" in text and text.rstrip().endswith("a note")
+
+
+def test_mean_sd_cell_shows_no_spread_as_a_dash():
+    assert mean_sd_cell(1.234, 0.056) == "1.23 ± 0.06"
+    assert mean_sd_cell(4.0, float("nan")) == "4.00 ± —"  # a single value
+    assert mean_sd_cell(4.0, 0.0) == "4.00 ± —"  # identical over seeds (deterministic)
+    assert mean_sd_cell(4.0, 0.001) == "4.00 ± 0.00"  # a real spread, too small to show
+    assert mean_sd_cell(float("nan"), float("nan")) == "not run"
+
+
+def test_sampling_table_uses_the_sample_sd_and_its_markdown_the_dash():
+    runs = pd.DataFrame([
+        {"slot": "P1", "split": "train", "seed": seed, "closest_A": a, "closest_B": 1.0, "occupancy_A": 0.5,
+         "occupancy_B": 0.5, "seconds": 3.0} for seed, a in ((0, 2.0), (1, 2.2))]
+        + [{"slot": "V", "split": "val", "seed": 0, "closest_A": 1.0, "closest_B": 1.0, "occupancy_A": 1.0,
+            "occupancy_B": 0.0, "seconds": 3.0}])
+    table = sampling_table(runs)
+    assert list(table["seeds"]) == [2, 1]
+    assert table.loc[0, "closest_A sd"] == pytest.approx(SD) and pd.isna(table.loc[1, "closest_A sd"])
+    md = sampling_markdown(table)
+    assert list(md["closest A (Å)"]) == ["2.10 ± 0.14", "1.00 ± —"]
+    assert md.loc[0, "occupancy A"] == "0.50 ± —"
+
+
+def test_figure2_bars_and_table1_use_one_sd_convention():
+    runs = runs_frame()
+    bars = closest_by_method(runs, "V").set_index(["method", "state"])
+    t = table1(runs).set_index(["method", "source"])
+    # V is the only validation protein, so the figure's bar and Table 1's val column are the same numbers.
+    assert bars.loc[("Ours", "B"), "rmsd"] == pytest.approx(t.loc[("Ours", "measured"), "val B"])
+    assert bars.loc[("Ours", "B"), "sd"] == pytest.approx(t.loc[("Ours", "measured"), "val B sd"])
+    assert bars.loc[("Ours", "B"), "sd"] == pytest.approx(SD)
+    assert list(bars.index.get_level_values("method").unique()) == ["Ours"]
+
+
+def _dataset(used_ids):
+    slots = ["1EXR", "1OOJ", "1RFJ", "4CLN"]
+    return pd.DataFrame({"slot": slots, "used_id": used_ids, "split": ["train", "train", "train", "val"],
+                         "substituted": [s != u for s, u in zip(slots, used_ids)]})
+
+
+def test_table1_caption_states_sd_convention_and_how_close_validation_is():
+    caption = table1_caption(_dataset(["1EXR", "3CLN", "1CLL", "4CLN"]), n_samples=16)
+    assert SD_NOTE in caption and "16 samples" in caption
+    assert "1OOJ ← 3CLN, 1RFJ ← 1CLL" in caption
+    assert "4CLN informed the choice" in caption
+    assert "3CLN and 1CLL are mammalian calmodulins about 98 % identical in sequence to 4CLN" in caption
+    assert "adenylate kinase, HigA" in caption
+    # Without those substitutes, the caption does not claim anything about them.
+    assert "3CLN and 1CLL" not in table1_caption(_dataset(["1EXR", "1OOJ", "1RFJ", "4CLN"]), n_samples=16)

@@ -12,6 +12,7 @@ from cryosampler.encoder import ENCODER_PRESETS
 from cryosampler.frame import principal_axes_template
 from cryosampler.model import CryoSampler, ModelConfig
 from cryosampler.render import MapGrid
+from cryosampler.structural_losses import structural_loss
 from cryosampler.training import TrainConfig, load_checkpoint, model_from_checkpoint, train, training_losses
 
 from conftest import TINY_GRID, tiny_examples
@@ -33,6 +34,24 @@ def test_one_step_reduces_the_loss_on_a_tiny_problem(tiny_structure):
     optimizer.step()
     after = training_losses(model, examples, index, CONFIG, torch.Generator().manual_seed(5))["loss"]
     assert after < before
+
+
+def test_training_loss_is_denoise_plus_the_eq6_function(tiny_structure, monkeypatch):
+    # The structural part of the trained loss must come from structural_loss (the tested eq. 6), not a copy.
+    examples = tiny_examples(tiny_structure)
+    model = CryoSampler(MODEL, training.estimate_sigma_data(examples), principal_axes_template(tiny_structure))
+    calls = []
+
+    def spy(*args, **kwargs):
+        calls.append(kwargs)
+        return structural_loss(*args, **kwargs)
+
+    monkeypatch.setattr(training, "structural_loss", spy)
+    config = dataclasses.replace(CONFIG, lambda_r=0.3, lambda_b=2.0)
+    losses = training_losses(model, examples, torch.tensor([0, 1]), config, torch.Generator().manual_seed(5))
+    assert len(calls) == 1 and (calls[0]["lambda_r"], calls[0]["lambda_b"]) == (0.3, 2.0)
+    torch.testing.assert_close(losses["loss"],
+                               losses["denoise"] + 0.3 * losses["residue"] + 2.0 * losses["backbone"])
 
 
 def test_resume_after_a_kill_matches_an_uninterrupted_run(tiny_structure, tmp_path, monkeypatch):
