@@ -41,15 +41,16 @@ VENV="$ROOT/.venv"
 stamp="$VENV/.cryosampler-stamp"
 want=$(sha256sum pyproject.toml | cut -d' ' -f1)
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
-  # $PYTHON if set, else the first of python3.12, python3.11, python3 that runs and is supported
-  # (pyproject.toml: requires-python).
+  # $PYTHON if set, else the first of python3.11, python3.12, python3 that runs and is supported
+  # (pyproject.toml: requires-python). 3.11 first: there pip finds the pinned torch as a CPU wheel (1.8 GB
+  # venv); for 3.12 it resolved PyPI's CUDA build (5.5 GB), which a CPU-only project does not need.
   supported() { "$1" -c 'import sys; sys.exit(not (3, 11) <= sys.version_info[:2] < (3, 15))' >/dev/null 2>&1; }
   PY=""
-  for candidate in ${PYTHON:-python3.12 python3.11 python3}; do
+  for candidate in ${PYTHON:-python3.11 python3.12 python3}; do
     if supported "$candidate"; then PY=$candidate; break; fi
   done
   if [ -z "$PY" ]; then
-    echo "run_all.sh: error: no Python 3.11-3.14 found (tried ${PYTHON:-python3.12, python3.11, python3}); set PYTHON=/path/to/python3.12" >&2
+    echo "run_all.sh: error: no Python 3.11-3.14 found (tried ${PYTHON:-python3.11, python3.12, python3}); set PYTHON=/path/to/python3.12" >&2
     exit 2
   fi
   echo "[run_all] setting up $VENV with $("$PY" --version) (first run takes a few minutes)"
