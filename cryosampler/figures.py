@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 __all__ = ["save_figure", "plot_state_maps", "plot_mode_displacement", "plot_loss_curves", "plot_sample_rmsds",
-           "plot_figure2"]
+           "plot_figure2", "plot_ddim_steps"]
 
 
 def save_figure(fig: plt.Figure, directory: Path, name: str) -> list[Path]:
@@ -166,4 +166,36 @@ def plot_figure2(closest: pd.DataFrame, static_rmsd: float, traces: dict[str, tu
     hist.set_ylabel("samples")
     hist.set_title("samples along mode 1 (reference at 0; all seeds, clipped to range)", fontsize=9)
     hist.legend(fontsize=7)
+    return fig
+
+
+def plot_ddim_steps(sweep: pd.DataFrame, chosen: int) -> plt.Figure:
+    """Closest-sample RMSD, occupancy of state A and time per ensemble against the DDIM step count K.
+
+    sweep: one row per (slot, split, steps), columns closest_A, closest_B (Å), occupancy_A, seconds (notebook
+    03's step sweep); ``chosen``: the K to mark (the smallest that loses nothing).
+    """
+    fig, axes = plt.subplots(1, 3, figsize=(10.5, 3.0), constrained_layout=True)
+    for k, (slot, group) in enumerate(sweep.groupby("slot", sort=False)):
+        group = group.sort_values("steps")
+        label = f"{slot} ({group['split'].iloc[0]})"
+        for state, style in (("A", "-"), ("B", "--")):
+            axes[0].plot(group["steps"], group[f"closest_{state}"], style, marker="o", ms=3, color=f"C{k}",
+                         label=label if state == "A" else None)
+        axes[1].plot(group["steps"], group["occupancy_A"], marker="o", ms=3, color=f"C{k}")
+    seconds = sweep.groupby("steps")["seconds"].mean()
+    axes[2].plot(seconds.index, seconds.values, marker="o", color="k")
+    titles = ("closest-sample RMSD (Å; A solid, B dashed)", "occupancy of state A", "seconds per ensemble")
+    for ax, title in zip(axes, titles):
+        ax.axvline(chosen, color="0.6", lw=1, ls=":")
+        ax.set_xscale("log")
+        ax.set_xticks(sorted(sweep["steps"].unique()), labels=[str(k) for k in sorted(sweep["steps"].unique())])
+        ax.minorticks_off()
+        ax.set_xlabel("DDIM steps K")
+        ax.set_title(title, fontsize=9)
+    axes[1].set_ylim(-0.05, 1.05)
+    axes[2].set_ylim(bottom=0)
+    axes[0].legend(fontsize=7)
+    fig.suptitle(f"Dotted: K = {chosen}, the fewest DDIM steps that lose nothing against K = "
+                 f"{sweep['steps'].max()}", fontsize=9)
     return fig

@@ -15,7 +15,7 @@ from cryosampler.superpose import rmsd_matrix, superpose
 
 __all__ = ["score_ensemble", "EnsembleScore", "closest_sample_rmsd", "state_occupancy", "coverage_metrics",
            "ensemble_summary", "mode_projection", "map_correlation", "validity", "matched_rmsd_matrix",
-           "BOND_CUTOFF", "CLASH_CUTOFF"]
+           "smallest_lossless_steps", "BOND_CUTOFF", "CLASH_CUTOFF"]
 
 # Å. Covalent heavy-atom bonds are 1.2-1.6 Å (S-C 1.8 Å); 1-3 distances within a residue start near 2.2 Å.
 BOND_CUTOFF = 1.9
@@ -270,3 +270,31 @@ def matched_rmsd_matrix(samples: np.ndarray, other: Structure, states: np.ndarra
         raise ValueError(f"{other.name} and {reference.name} share only {report.n_matched} atoms by (residue "
                          f"number, atom name); renumber {other.name}'s residues like {reference.name}'s ({report})")
     return rmsd_matrix(samples[:, idx_other], states[:, idx_ref]), report
+
+
+def smallest_lossless_steps(sweep: pd.DataFrame, reference_steps: int, rmsd_tolerance: float = 0.05,
+                            occupancy_tolerance: float = 0.125) -> int:
+    """The fewest DDIM steps K that lose nothing against ``reference_steps`` on any protein.
+
+    sweep: one row per (slot, steps) from ensembles drawn with the same seed, with columns slot, steps,
+    closest_A, closest_B (Å), occupancy_A (:meth:`EnsembleScore.summary`). K "loses nothing" when, for every
+    protein, the closest-sample RMSD to each state is at most ``rmsd_tolerance`` Å above the reference's and
+    the occupancy of A is within ``occupancy_tolerance`` of it (0.125 = 2 of 16 samples; occupancy varies by
+    about that much between sampling seeds). The answer is the smallest K that passes, with every larger K in
+    the sweep passing too.
+    """
+    if reference_steps not in set(sweep["steps"]):
+        raise ValueError(f"the sweep has no ensembles at the reference K = {reference_steps}")
+    ref = sweep[sweep["steps"] == reference_steps].set_index("slot")
+    passes = {}
+    for steps, group in sweep.groupby("steps"):
+        g = group.set_index("slot").loc[ref.index]
+        passes[int(steps)] = bool(
+            (g[["closest_A", "closest_B"]] <= ref[["closest_A", "closest_B"]] + rmsd_tolerance).all().all()
+            and ((g["occupancy_A"] - ref["occupancy_A"]).abs() <= occupancy_tolerance).all())
+    chosen = reference_steps
+    for steps in sorted(passes, reverse=True):
+        if not passes[steps]:
+            break
+        chosen = steps
+    return chosen

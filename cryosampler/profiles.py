@@ -32,6 +32,7 @@ class Profile:
     n_samples: int  # samples per protein and seed (paper: 16)
     ddim_steps: int  # K (paper: 100)
     seeds: tuple[int, ...]  # sampling seeds; tables report mean ± sd over them
+    step_sweep: tuple[int, ...]  # DDIM step counts K compared in notebook 03 (first seed); includes ddim_steps
 
     @property
     def results_dir(self) -> Path:
@@ -65,10 +66,10 @@ class Profile:
 
 PROFILES = {
     "full": Profile(name="full", publish=True, encoder_preset="default", train_preset="full", n_samples=16,
-                    ddim_steps=100, seeds=(0, 1, 2)),
+                    ddim_steps=100, seeds=(0, 1, 2), step_sweep=(10, 25, 50, 100)),
     # Same code at toy sizes: a few training steps, few samples, few DDIM steps.
     "fast": Profile(name="fast", publish=False, encoder_preset="smoke", train_preset="fast", n_samples=4,
-                    ddim_steps=10, seeds=(0,)),
+                    ddim_steps=10, seeds=(0,), step_sweep=(5, 10)),
 }
 
 

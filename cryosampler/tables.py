@@ -8,7 +8,7 @@ import pandas as pd
 
 __all__ = ["save_table", "dataset_table", "sampling_table", "sampling_markdown", "table1", "table1_markdown",
            "table1_caption", "PAPER_TABLE1", "ensemble_metrics_table", "ensemble_metrics_markdown",
-           "closest_by_method", "mean_sd_cell", "SD_DDOF", "SD_NOTE"]
+           "closest_by_method", "ddim_steps_table", "mean_sd_cell", "SD_DDOF", "SD_NOTE"]
 
 # Spread over seeds is the sample standard deviation (divided by n − 1) in every table and figure. A single
 # value (one seed, or a deterministic method run once) has none (NaN), and identical values over seeds have
@@ -194,3 +194,13 @@ def closest_by_method(runs: pd.DataFrame, slot: str) -> pd.DataFrame:
     per_seed["state"] = per_seed["state"].str[-1]
     grouped = per_seed.groupby(["method", "state"], sort=False)["value"]
     return pd.DataFrame({"rmsd": grouped.mean(), "sd": grouped.std(ddof=SD_DDOF)}).reset_index()
+
+
+def ddim_steps_table(sweep: pd.DataFrame) -> pd.DataFrame:
+    """Per split and DDIM step count K: mean over proteins of closest_A, closest_B (Å), occupancy_A, and the
+    mean seconds per ensemble. sweep: one row per (slot, split, steps) (notebook 03's step sweep)."""
+    columns = ["closest_A", "closest_B", "occupancy_A", "seconds"]
+    table = sweep.groupby(["split", "steps"], sort=False)[columns].mean().reset_index()
+    table.insert(2, "proteins", sweep.groupby(["split", "steps"], sort=False).size().values)
+    return table.sort_values(["split", "steps"], key=lambda c: c.map({"train": 0, "val": 1}) if c.name == "split"
+                             else c, kind="stable").reset_index(drop=True)

@@ -7,7 +7,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 
-from cryosampler.figures import (plot_figure2, plot_loss_curves, plot_mode_displacement,  # noqa: E402
+from cryosampler.figures import (plot_ddim_steps, plot_figure2, plot_loss_curves, plot_mode_displacement,  # noqa: E402
                                  plot_sample_rmsds, plot_state_maps, save_figure)
 
 
@@ -57,3 +57,14 @@ def test_figure2_counts_samples_per_method():
     hist = next(ax for ax in fig.axes if ax.get_title().startswith("samples along mode 1"))
     labels = [t.get_text() for t in hist.get_legend().get_texts()]
     assert labels == ["Ours (n = 16)", "ANM sampling (n = 4)"]
+
+
+def test_ddim_steps_figure_draws_each_protein_and_marks_the_chosen_k():
+    sweep = pd.DataFrame({"slot": ["a", "a", "v", "v"], "split": ["train", "train", "val", "val"],
+                          "steps": [10, 100, 10, 100], "closest_A": [0.5, 0.1, 0.6, 0.4], "closest_B": 0.2,
+                          "occupancy_A": 0.5, "seconds": [2.0, 20.0, 2.0, 20.0]})
+    fig = plot_ddim_steps(sweep, chosen=10)
+    rmsd_panel, occupancy_panel, time_panel = fig.axes
+    assert len(rmsd_panel.lines) == 2 * 2 + 1  # A and B per protein, and the marker line
+    assert time_panel.lines[0].get_ydata().tolist() == [2.0, 20.0]
+    assert rmsd_panel.lines[-1].get_xdata()[0] == 10

@@ -3,6 +3,7 @@ mdtraj's residue templates, hand-matched atoms)."""
 
 import mdtraj
 import numpy as np
+import pandas as pd
 import pytest
 from scipy.spatial.distance import cdist
 from scipy.spatial.transform import Rotation
@@ -15,6 +16,7 @@ from cryosampler.metrics import (
     matched_rmsd_matrix,
     mode_projection,
     score_ensemble,
+    smallest_lossless_steps,
     state_occupancy,
     validity,
 )
@@ -247,3 +249,24 @@ def test_matched_rmsd_matrix_needs_shared_numbering():
         matched_rmsd_matrix(other.coords[None], other, reference.coords[None], reference)
     with pytest.raises(ValueError, match="samples of tiny"):
         matched_rmsd_matrix(reference.coords[None, :10], other, reference.coords[None], reference)
+
+
+def _sweep(rows):
+    return pd.DataFrame(rows, columns=["slot", "steps", "closest_A", "closest_B", "occupancy_A"])
+
+
+def test_smallest_lossless_steps_takes_the_fewest_steps_that_match_the_reference():
+    sweep = _sweep([("a", 10, 0.50, 0.12, 0.5), ("a", 25, 0.14, 0.13, 0.5), ("a", 100, 0.11, 0.11, 0.5),
+                    ("b", 10, 0.40, 0.40, 0.5), ("b", 25, 0.42, 0.38, 0.5625), ("b", 100, 0.40, 0.38, 0.5)])
+    assert smallest_lossless_steps(sweep, 100) == 25
+
+
+def test_smallest_lossless_steps_needs_every_larger_k_to_pass_and_occupancy_to_hold():
+    # K = 10 matches the reference but K = 25 does not: K = 10 is no safe default.
+    sweep = _sweep([("a", 10, 0.11, 0.11, 0.5), ("a", 25, 0.30, 0.11, 0.5), ("a", 100, 0.11, 0.11, 0.5)])
+    assert smallest_lossless_steps(sweep, 100) == 100
+    # Occupancy moving by 4 of 16 samples is a loss even with the RMSDs unchanged.
+    sweep = _sweep([("a", 10, 0.11, 0.11, 0.75), ("a", 100, 0.11, 0.11, 0.5)])
+    assert smallest_lossless_steps(sweep, 100) == 100
+    with pytest.raises(ValueError, match="reference K = 50"):
+        smallest_lossless_steps(sweep, 50)

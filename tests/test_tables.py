@@ -2,7 +2,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from cryosampler.tables import (PAPER_TABLE1, SD_NOTE, closest_by_method, ensemble_metrics_markdown,
+from cryosampler.tables import (PAPER_TABLE1, SD_NOTE, closest_by_method, ddim_steps_table, ensemble_metrics_markdown,
                                 ensemble_metrics_table, mean_sd_cell, sampling_markdown, sampling_table, save_table,
                                 table1, table1_caption, table1_markdown)
 
@@ -132,3 +132,14 @@ def test_table1_caption_states_sd_convention_and_how_close_validation_is():
     assert "adenylate kinase, HigA" in caption
     # Without those substitutes, the caption does not claim anything about them.
     assert "3CLN and 1CLL" not in table1_caption(_dataset(["1EXR", "1OOJ", "1RFJ", "4CLN"]), n_samples=16)
+
+
+def test_ddim_steps_table_means_over_proteins_per_split_and_k():
+    sweep = pd.DataFrame({"slot": ["a", "b", "v", "a", "b", "v"], "split": ["train", "train", "val"] * 2,
+                          "steps": [100] * 3 + [10] * 3, "closest_A": [0.1, 0.3, 0.4, 0.5, 0.7, 0.9],
+                          "closest_B": 0.2, "occupancy_A": [0.5, 0.25, 0.5, 1.0, 0.5, 0.5], "seconds": 1.0})
+    table = ddim_steps_table(sweep)
+    assert list(zip(table["split"], table["steps"])) == [("train", 10), ("train", 100), ("val", 10), ("val", 100)]
+    assert table["closest_A"].tolist() == pytest.approx([0.6, 0.2, 0.9, 0.4])
+    assert table["occupancy_A"].tolist() == pytest.approx([0.75, 0.375, 0.5, 0.5])
+    assert table["proteins"].tolist() == [2, 2, 1, 1]
