@@ -95,3 +95,20 @@ def tiny_model(structure: Structure, seed: int = 0):
         # Perturb the zero-initialised output layer so that samples depend on the noise.
         torch.nn.init.normal_(model.encoder.head[-1].weight, std=0.05)
     return model.eval()
+
+
+def checkpoint_state(model) -> dict:
+    """What sampling needs of a checkpoint (train() writes more), for ``model``'s weights as both sets."""
+    state = model.state_dict()
+    return {"model": state, "ema": state, "sigma_data": 1.0, "template": model.template.to_dict(),
+            "model_config": model.config.to_dict(), "step": 0}
+
+
+@pytest.fixture
+def tiny_checkpoint(tiny_structure, tmp_path) -> Path:
+    """checkpoint.pt of the untrained tiny model whose template is ``tiny_structure``."""
+    from cryosampler.training import save_checkpoint
+
+    path = tmp_path / "checkpoint.pt"
+    save_checkpoint(path, checkpoint_state(tiny_model(tiny_structure)))
+    return path

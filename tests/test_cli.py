@@ -7,19 +7,13 @@ import pytest
 
 from cryosampler.cli import main
 from cryosampler.structure import read_ensemble, read_structure, write_pdb
-from cryosampler.training import save_checkpoint
 
-from conftest import make_helix, tiny_model
+from conftest import make_helix
 
 
 @pytest.fixture
-def checkpoint(tiny_structure, tmp_path):
-    model = tiny_model(tiny_structure)
-    path = tmp_path / "checkpoint.pt"
-    state = model.state_dict()
-    save_checkpoint(path, {"model": state, "ema": state, "sigma_data": 1.0, "template": model.template.to_dict(),
-                           "model_config": model.config.to_dict(), "step": 0})
-    return path
+def checkpoint(tiny_checkpoint):
+    return tiny_checkpoint
 
 
 def test_sample_writes_a_multi_model_ensemble(checkpoint, tiny_structure, tmp_path):
