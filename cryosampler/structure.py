@@ -455,6 +455,7 @@ class EnsembleWriter:
         else:
             text = self._mmcif_text(coords)
         self._file.write(text)
+        self._file.flush()  # the temporary file shows progress; the batch's text is freed
         self.n_models += len(coords)
 
     def _pdb_text(self, coords: np.ndarray) -> str:

@@ -79,8 +79,8 @@ def tiny_examples(structure: Structure):
     return examples
 
 
-def tiny_model(structure: Structure, seed: int = 0):
-    """An untrained smoke-preset model on the 16³ grid whose template is ``structure``."""
+def tiny_model(structure: Structure, seed: int = 0, grid: dict = TINY_GRID):
+    """An untrained smoke-preset model on the 16³ grid (or ``grid``) whose template is ``structure``."""
     import torch
 
     from cryosampler.encoder import ENCODER_PRESETS
@@ -88,7 +88,7 @@ def tiny_model(structure: Structure, seed: int = 0):
     from cryosampler.model import CryoSampler, ModelConfig
     from cryosampler.render import MapGrid
 
-    config = ModelConfig(encoder=ENCODER_PRESETS["smoke"], grid=MapGrid(**TINY_GRID))
+    config = ModelConfig(encoder=ENCODER_PRESETS["smoke"], grid=MapGrid(**grid))
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model = CryoSampler(config, sigma_data=1.0, template=principal_axes_template(structure))
