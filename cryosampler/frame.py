@@ -15,11 +15,18 @@ from dataclasses import dataclass
 import numpy as np
 
 from cryosampler.structure import Structure, shared_ca
-from cryosampler.superpose import optimal_rotation
+from cryosampler.superpose import optimal_rotation, rmsd
 
-__all__ = ["RigidTransform", "Template", "principal_axes_template", "placement"]
+__all__ = ["RigidTransform", "Template", "principal_axes_template", "placement", "template_fit_rmsd",
+           "check_template_fit", "MAX_FIT_RMSD"]
 
 MIN_COMMON_RESIDUES = 10
+
+# Largest CA RMSD (Å) to the template, after superposition, at which a placement is trusted. Against the
+# 1EXR template the other extended calmodulins fit at 0.5–0.9 Å (3CLN, 1CLM, 1CLL, 4CLN) and their 4 Å
+# ANM training states at 3.9–4.2 Å; the compact calmodulin 1PRW fits at 16.1 Å and a 60-residue poly-Ala
+# helix numbered 1–60 at 19.6 Å. Twice the training motion keeps every trained conformation in.
+MAX_FIT_RMSD = 8.0
 
 
 @dataclass(frozen=True)
@@ -76,11 +83,38 @@ def placement(structure: Structure, template: Template) -> RigidTransform:
     number. Translation: the structure's all-heavy-atom centroid goes to the origin (A.4 centres maps on
     the reference), so the map box is centred on the protein.
     """
+    ca, rows = _matched_ca(structure, template)
+    rotation = optimal_rotation(structure.coords[ca], template.ca_coords[rows])
+    rotated_centroid = structure.coords.mean(axis=0) @ rotation.T
+    return RigidTransform(rotation, -rotated_centroid)
+
+
+def template_fit_rmsd(structure: Structure, template: Template) -> float:
+    """CA RMSD (Å) between ``structure`` and ``template`` after the superposition :func:`placement` uses,
+    over their shared residue numbers: how well the structure is the protein the template describes."""
+    ca, rows = _matched_ca(structure, template)
+    return rmsd(structure.coords[ca], template.ca_coords[rows])
+
+
+def check_template_fit(structure: Structure, template: Template, max_rmsd: float = MAX_FIT_RMSD,
+                       source: str | None = None) -> float:
+    """:func:`template_fit_rmsd`, or ValueError naming ``source`` (default the structure's name) above
+    ``max_rmsd`` Å: such a structure is another protein or conformation, and would be mis-placed."""
+    fit = template_fit_rmsd(structure, template)
+    if fit > max_rmsd:
+        raise ValueError(
+            f"{source or structure.name}: CA atoms fit the model's template at {fit:.1f} Å RMSD after "
+            f"superposition (limit {max_rmsd:g} Å), so it is not a protein or conformation this model knows "
+            f"and would be mis-placed in the map box; give a reference of a trained protein, or "
+            f"pass --allow-poor-fit (command line) to sample anyway")
+    return fit
+
+
+def _matched_ca(structure: Structure, template: Template) -> tuple[np.ndarray, np.ndarray]:
+    """CA atom indices of ``structure`` and template rows with the same residue numbers (K,), K checked."""
     ca, rows = shared_ca(structure, template.res_nums)
     if len(ca) < MIN_COMMON_RESIDUES:
         raise ValueError(
             f"{structure.name}: only {len(ca)} residue numbers in common with the model's template "
             f"(need {MIN_COMMON_RESIDUES}); renumber the reference like the training proteins")
-    rotation = optimal_rotation(structure.coords[ca], template.ca_coords[rows])
-    rotated_centroid = structure.coords.mean(axis=0) @ rotation.T
-    return RigidTransform(rotation, -rotated_centroid)
+    return ca, rows

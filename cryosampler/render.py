@@ -221,14 +221,21 @@ def _default_chunk(block_elements_per_row: int, rows: int, device: torch.device)
     return max(1, min(rows, budget // max(block_elements_per_row, 1)))
 
 
-def check_in_box(coords: torch.Tensor, grid: MapGrid, mask: torch.Tensor | None = None) -> None:
+def check_in_box(coords: torch.Tensor, grid: MapGrid, mask: torch.Tensor | None = None,
+                 names: list[str] | None = None,
+                 advice: str = "centre the structure or enlarge the grid") -> None:
     """Raise ValueError, naming the extent and the box, if a real atom is non-finite or outside the
-    voxel-centre range of ``grid``. coords (B, N, 3) Å; mask (B, N) bool, True for real atoms."""
+    voxel-centre range of ``grid``. coords (B, N, 3) Å; mask (B, N) bool, True for real atoms;
+    names (B,) labels for the message (default "structure b of the batch"); advice ends the message."""
     coords = coords.detach()
+
+    def label(b: int) -> str:
+        return f"structure {b} of the batch" if names is None else names[b]
+
     real = torch.ones_like(coords, dtype=torch.bool) if mask is None else mask[..., None].expand_as(coords)
     if not bool((torch.isfinite(coords) | ~real).all()):
         b = int((~torch.isfinite(coords) & real).any(-1).any(-1).nonzero()[0])
-        raise ValueError(f"structure {b} of the batch has non-finite atom coordinates")
+        raise ValueError(f"{label(b)} has non-finite atom coordinates")
     low = torch.where(real, coords, math.inf).amin(1)  # (B, 3), +inf for a structure without atoms
     high = torch.where(real, coords, -math.inf).amax(1)  # (B, 3)
     lo, hi = grid.origin[0], grid.origin[0] + (grid.size - 1) * grid.apix
@@ -237,9 +244,9 @@ def check_in_box(coords: torch.Tensor, grid: MapGrid, mask: torch.Tensor | None 
         b, axis = outside[0].tolist()
         a, z = float(low[b, axis]), float(high[b, axis])
         raise ValueError(
-            f"structure {b} of the batch: atoms span {z - a:.1f} Å along {'xyz'[axis]} ({a:.1f} to {z:.1f} Å) "
+            f"{label(b)}: atoms span {z - a:.1f} Å along {'xyz'[axis]} ({a:.1f} to {z:.1f} Å) "
             f"but the box holds {lo:.1f} to {hi:.1f} Å ({grid.size} voxels × {grid.apix} Å = "
-            f"{grid.box_length:.1f} Å); centre the structure or enlarge the grid")
+            f"{grid.box_length:.1f} Å); {advice}")
 
 
 def _describe(x) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -11,12 +12,13 @@ from tqdm.auto import tqdm
 
 from cryosampler.diffusion import ddim_sample, readout_time
 from cryosampler.featurize import ProteinFeatures, collate, featurize
-from cryosampler.frame import RigidTransform, placement
+from cryosampler.frame import MAX_FIT_RMSD, RigidTransform, check_template_fit, placement
 from cryosampler.model import CryoSampler
 from cryosampler.render import check_in_box
 from cryosampler.structure import Structure
 
-__all__ = ["Ensemble", "sample_ensemble", "prepare_reference", "sample_structure"]
+__all__ = ["Ensemble", "PlacedReference", "iter_samples", "sample_ensemble", "prepare_reference",
+           "iter_reference_samples"]
 
 
 @dataclass(frozen=True)
@@ -28,22 +30,23 @@ class Ensemble:
 
 
 @torch.no_grad()
-def sample_ensemble(model: CryoSampler, protein: ProteinFeatures, n_samples: int, generator: torch.Generator,
-                    batch_size: int = 16, n_steps: int | None = None, progress: bool = False) -> Ensemble:
-    """Draw ``n_samples`` conformations of ``protein`` with K-step DDIM (eq. 9–11) and the read-out (eq. 12).
+def iter_samples(model: CryoSampler, protein: ProteinFeatures, n_samples: int, generator: torch.Generator,
+                 batch_size: int = 16, n_steps: int | None = None, progress: bool = False) -> Iterator[Ensemble]:
+    """Draw ``n_samples`` conformations of ``protein`` with K-step DDIM (eq. 9–11) and the read-out (eq. 12),
+    yielding each batch of ``batch_size`` (the last may be smaller) as it is done.
 
-    n_steps: K; default the model's (paper: 100).
+    n_steps: K ≥ 2; default the model's (paper: 100).
 
-    Samples are drawn in batches of ``batch_size``; the generator is consumed batch after batch, so the
-    result is deterministic for a given generator state, batch size and model.
+    Memory is bounded by the batch, whatever ``n_samples``. The generator is consumed batch after batch, so
+    the result is deterministic for a given generator state, batch size and model.
     """
-    if n_samples < 1:
-        raise ValueError(f"n_samples must be positive, got {n_samples}")
+    for name, value in (("n_samples", n_samples), ("batch_size", batch_size)):
+        if value < 1:
+            raise ValueError(f"{name} must be a positive integer, got {value}")
     model.eval()
     grid, config = model.config.grid, model.config.diffusion
     if n_steps is not None:
         config = dataclasses.replace(config, n_steps=n_steps)
-    coords, maps = [], []
     chunks = [min(batch_size, n_samples - start) for start in range(0, n_samples, batch_size)]
     for size in tqdm(chunks, desc="sample", disable=not progress or len(chunks) == 1):
         batch = collate([protein] * size)
@@ -53,36 +56,56 @@ def sample_ensemble(model: CryoSampler, protein: ProteinFeatures, n_samples: int
 
         v_final = ddim_sample(denoise_fn, (size,) + (grid.size,) * 3, generator, config, progress=progress)
         x_final = model.atoms(v_final, readout_time(size), batch)  # eq. 12
-        coords.append(x_final)
-        maps.append(v_final * model.sigma_data)
-    return Ensemble(torch.cat(coords).numpy(), torch.cat(maps).numpy())
+        yield Ensemble(x_final.numpy(), (v_final * model.sigma_data).numpy())
 
 
-def prepare_reference(model: CryoSampler, structure: Structure) -> tuple[ProteinFeatures, RigidTransform]:
+def sample_ensemble(model: CryoSampler, protein: ProteinFeatures, n_samples: int, generator: torch.Generator,
+                    batch_size: int = 16, n_steps: int | None = None, progress: bool = False) -> Ensemble:
+    """All batches of :func:`iter_samples` in one Ensemble (S = ``n_samples``)."""
+    batches = list(iter_samples(model, protein, n_samples, generator, batch_size, n_steps, progress))
+    return Ensemble(np.concatenate([b.coords for b in batches]), np.concatenate([b.maps for b in batches]))
+
+
+@dataclass(frozen=True)
+class PlacedReference:
+    """A user's reference structure placed in the model's frame and checked against the model."""
+
+    protein: ProteinFeatures  # features at the placed coordinates
+    place: RigidTransform  # input frame → model frame
+    fit_rmsd: float  # Å, CA RMSD to the model's template after superposition (frame.template_fit_rmsd)
+
+
+def prepare_reference(model: CryoSampler, structure: Structure, max_fit_rmsd: float = MAX_FIT_RMSD,
+                      source: str | None = None) -> PlacedReference:
     """Place a user's reference in the model's frame and check the model can take it.
 
-    Raises ValueError naming the problem: too few residue numbers shared with the model's template, atoms
-    outside the map box, or more tokens than the model has slots for.
+    source: name for error messages (the file; default the structure's name).
+
+    Raises ValueError naming the problem: too few residue numbers shared with the model's template, a CA
+    fit to the template worse than ``max_fit_rmsd`` Å (pass ``math.inf`` to accept any), atoms outside the
+    map box, or more tokens than the model has slots for.
     """
+    source = structure.name if source is None else source
+    fit = check_template_fit(structure, model.template, max_fit_rmsd, source)
     place = placement(structure, model.template)
-    enc = model.config.encoder
+    enc, grid = model.config.encoder, model.config.grid
     protein = featurize(structure, place.apply(structure.coords), tokens=enc.tokens)
-    check_in_box(protein.ref_coords[None], model.config.grid)
+    check_in_box(protein.ref_coords[None], grid, names=[source],
+                 advice=f"the protein does not fit this model's {grid.box_length:.0f} Å box")
     n_tokens = protein.token_position.shape[0]
     if enc.volume_features == "global" and n_tokens > enc.max_tokens:
-        raise ValueError(f"{structure.name}: {n_tokens} {enc.tokens} tokens, but this model takes at most "
+        raise ValueError(f"{source}: {n_tokens} {enc.tokens} tokens, but this model takes at most "
                          f"{enc.max_tokens}")
-    return protein, place
+    return PlacedReference(protein, place, fit)
 
 
-def sample_structure(model: CryoSampler, structure: Structure, n_samples: int, seed: int,
-                     batch_size: int = 16, n_steps: int | None = None,
-                     progress: bool = False) -> tuple[np.ndarray, Ensemble]:
-    """Sample an ensemble for ``structure`` and return it in the structure's own frame.
-
-    Returns (coords (S, N, 3) float64 Å in the input frame, the Ensemble in the model's frame).
-    """
-    protein, place = prepare_reference(model, structure)
+def iter_reference_samples(model: CryoSampler, reference: PlacedReference, n_samples: int, seed: int,
+                           batch_size: int = 16, n_steps: int | None = None,
+                           progress: bool = False) -> Iterator[tuple[np.ndarray, Ensemble]]:
+    """:func:`iter_samples` for a placed reference, seeded with ``seed``; each batch comes with its
+    coordinates in the reference's own frame: (coords (B, N, 3) float64 Å, the batch's Ensemble in the
+    model's frame)."""
     generator = torch.Generator().manual_seed(seed)
-    ensemble = sample_ensemble(model, protein, n_samples, generator, batch_size, n_steps, progress)
-    return place.inverse().apply(ensemble.coords.astype(np.float64)), ensemble
+    back = reference.place.inverse()
+    for batch in iter_samples(model, reference.protein, n_samples, generator, batch_size, n_steps, progress):
+        yield back.apply(batch.coords.astype(np.float64)), batch

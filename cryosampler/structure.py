@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import gzip
 import re
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,6 +26,7 @@ from cryosampler.files import atomic_path
 __all__ = [
     "CAP_RESIDUES",
     "AtomMatchReport",
+    "EnsembleWriter",
     "Structure",
     "match_atoms",
     "shared_ca",
@@ -483,13 +485,13 @@ def read_ensemble(path, reference: Structure) -> np.ndarray:
     return np.stack(ensemble)
 
 
-def _to_gemmi(structure: Structure, coords: np.ndarray) -> gemmi.Structure:
-    """Build a gemmi structure with one model per row of ``coords`` (M, N, 3)."""
+def _to_gemmi(structure: Structure, coords: np.ndarray, first_model: int = 1) -> gemmi.Structure:
+    """Build a gemmi structure with one model per row of ``coords`` (M, N, 3), numbered from ``first_model``."""
     st = gemmi.Structure()
     st.name = structure.name
     starts = structure.residue_starts
     for m, xyz in enumerate(coords):
-        model = gemmi.Model(m + 1)
+        model = gemmi.Model(first_model + m)
         chain = gemmi.Chain(structure.chain_id)
         for start, stop in zip(starts[:-1], starts[1:]):
             res = gemmi.Residue()
@@ -513,15 +515,103 @@ def _to_gemmi(structure: Structure, coords: np.ndarray) -> gemmi.Structure:
     return st
 
 
-def _write_atomic(path, text: str) -> None:
-    with atomic_path(path) as tmp:
-        tmp.write_text(text)
-
-
 def _models(structure: Structure, coords, path) -> np.ndarray:
     coords = structure.coords if coords is None else coords
     coords = _validate_coords(coords, structure.n_atoms, str(path), allow_models=True)
     return coords[None] if coords.ndim == 2 else coords
+
+
+# No CRYST1 record or _cell/_symmetry categories: a placeholder 1 Å unit cell would make viewers apply
+# crystal symmetry to a model. No END either: EnsembleWriter appends models and ends the file itself.
+_PDB_OPTIONS = gemmi.PdbWriteOptions(cryst1_record=False, end_record=False)
+_MMCIF_GROUPS = gemmi.MmcifOutputGroups(True, cell=False, symmetry=False)
+
+
+def _pdb_line(record: str) -> str:
+    return record.ljust(80) + "\n"
+
+
+class EnsembleWriter:
+    """Write models of ``structure`` to a PDB (.pdb/.ent) or mmCIF (.cif/.mmcif) file batch by batch.
+
+    Only the batch being written is held in memory. The file is written under a temporary name beside
+    ``path`` and renamed onto it when the ``with`` block ends without error; on error (Ctrl-C included)
+    the temporary file is removed and an existing file at ``path`` is left untouched::
+
+        with EnsembleWriter(path, reference) as out:
+            for coords in batches:  # (M, N, 3) Å
+                out.write(coords)
+
+    fmt : "pdb", "mmcif" or None
+        File format; default from the suffix of ``path``.
+    multi_model : bool
+        PDB only: wrap every model in MODEL/ENDMDL records (an ensemble, even of one model). False writes a
+        single structure without them and refuses a second model.
+    """
+
+    def __init__(self, path, structure: Structure, fmt: str | None = None, multi_model: bool = True):
+        self.path, self.structure, self.multi_model = Path(path), structure, multi_model
+        if fmt is None:
+            suffix = self.path.suffix.lower()
+            if suffix not in _PDB_SUFFIXES + _CIF_SUFFIXES:
+                raise ValueError(f"{self.path}: cannot write format {suffix!r}; use one of "
+                                 f"{', '.join(_PDB_SUFFIXES + _CIF_SUFFIXES)}")
+            fmt = "pdb" if suffix in _PDB_SUFFIXES else "mmcif"
+        assert fmt in ("pdb", "mmcif"), fmt
+        self.is_pdb = fmt == "pdb"
+        self.n_models = 0
+
+    def __enter__(self) -> EnsembleWriter:
+        with ExitStack() as stack:
+            tmp = stack.enter_context(atomic_path(self.path))
+            self._file = stack.enter_context(open(tmp, "w"))
+            self._stack = stack.pop_all()
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> bool:
+        if exc_type is None and self.is_pdb:
+            self._file.write(_pdb_line("END"))
+        return self._stack.__exit__(exc_type, exc, tb)
+
+    def write(self, coords) -> None:
+        """Append models: coords (M, N, 3) or (N, 3) float, Å, in ``structure``'s atom order."""
+        coords = _models(self.structure, coords, self.path)
+        if self.is_pdb:
+            text = self._pdb_text(coords)
+        else:
+            text = self._mmcif_text(coords)
+        self._file.write(text)
+        self._file.flush()  # the temporary file shows progress; the batch's text is freed
+        self.n_models += len(coords)
+
+    def _pdb_text(self, coords: np.ndarray) -> str:
+        if not self.multi_model:
+            if self.n_models + len(coords) > 1:
+                raise ValueError(f"{self.path}: a single-structure PDB file takes one model")
+            return _to_gemmi(self.structure, coords).make_pdb_string(_PDB_OPTIONS)
+        # gemmi writes MODEL records only for files of several models, so each model is wrapped here.
+        parts = []
+        for m, xyz in enumerate(coords, start=self.n_models + 1):
+            atoms = _to_gemmi(self.structure, xyz[None]).make_pdb_string(_PDB_OPTIONS)
+            parts += [_pdb_line(f"MODEL     {m:4d}"), atoms, _pdb_line("ENDMDL")]
+        return "".join(parts)
+
+    def _mmcif_text(self, coords: np.ndarray) -> str:
+        doc = _to_gemmi(self.structure, coords, first_model=self.n_models + 1).make_mmcif_document(_MMCIF_GROUPS)
+        # _atom_site.id runs on across batches: gemmi numbers each document from 1.
+        ids = doc.sole_block().find_values("_atom_site.id")
+        first_id = self.n_models * self.structure.n_atoms + 1
+        for i in range(len(ids)):
+            ids[i] = str(first_id + i)
+        text = doc.as_string()
+        if self.n_models == 0:
+            return text
+        # Later batches add rows to the _atom_site loop, which gemmi writes last.
+        lines = text.splitlines(keepends=True)
+        last_tag = max(i for i, line in enumerate(lines) if line.startswith("_atom_site."))
+        rows = lines[last_tag + 1:]
+        assert not any(line.startswith(("_", "loop_", "data_")) for line in rows), "_atom_site is not last"
+        return "".join(rows)
 
 
 def write_pdb(path, structure: Structure, coords=None) -> None:
@@ -530,17 +620,18 @@ def write_pdb(path, structure: Structure, coords=None) -> None:
     Parameters
     ----------
     coords : (N, 3) or (M, N, 3) float, Å, optional
-        Replacement coordinates; (M, N, 3) writes an M-model ensemble. Default: ``structure.coords``.
+        Replacement coordinates; (M, N, 3) writes an M-model ensemble (M > 1 with MODEL records).
+        Default: ``structure.coords``. Use :class:`EnsembleWriter` to write an ensemble batch by batch.
     """
-    st = _to_gemmi(structure, _models(structure, coords, path))
-    # No CRYST1: a placeholder unit cell would make viewers apply crystal symmetry to a model.
-    _write_atomic(path, st.make_pdb_string(gemmi.PdbWriteOptions(cryst1_record=False)))
+    coords = _models(structure, coords, path)
+    with EnsembleWriter(path, structure, "pdb", multi_model=len(coords) > 1) as out:
+        out.write(coords)
 
 
 def write_mmcif(path, structure: Structure, coords=None) -> None:
-    """Write ``structure`` to an mmCIF file; ``coords`` as in :func:`write_pdb`."""
-    st = _to_gemmi(structure, _models(structure, coords, path))
-    _write_atomic(path, st.make_mmcif_document().as_string())
+    """Write ``structure`` to an mmCIF file without a unit cell; ``coords`` as in :func:`write_pdb`."""
+    with EnsembleWriter(path, structure, "mmcif") as out:
+        out.write(_models(structure, coords, path))
 
 
 def shared_ca(a: Structure, b_res_nums: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -6,6 +6,7 @@ import copy
 import csv
 import dataclasses
 import math
+import re
 import time
 import warnings
 from dataclasses import dataclass
@@ -103,18 +104,68 @@ def save_checkpoint(path: Path, state: dict) -> None:
 
 
 def load_checkpoint(path: Path) -> dict:
-    """Read a checkpoint written by :func:`train`; ValueError if it is missing or not one."""
+    """Read a checkpoint written by :func:`train`; ValueError if it is missing or not one.
+
+    Loads with ``weights_only=True``: a checkpoint holds only tensors and plain data (configs are dicts),
+    so a crafted file that would run code when unpickled is refused. The configs and weights are checked
+    against each other, so :func:`model_from_checkpoint` cannot fail on the result.
+    """
     path = Path(path)
     if not path.is_file():
         raise ValueError(f"checkpoint {path} does not exist (run notebooks/02_train first)")
-    state = torch.load(path, map_location="cpu", weights_only=False)
-    if not isinstance(state, dict) or "model_config" not in state:
-        raise ValueError(f"{path} is not a CryoSampler checkpoint")
+
+    def refuse(reason: str) -> ValueError:
+        return ValueError(f"{path} is not a CryoSampler checkpoint ({reason}); give the checkpoint.pt written "
+                          f"by notebooks/02_train")
+
+    with open(path, "rb") as file:  # an unreadable file is an OSError naming the path, not a format problem
+        try:
+            with warnings.catch_warnings():  # torch warns about pickle protocols of foreign files
+                warnings.simplefilter("ignore")
+                state = torch.load(file, map_location="cpu", weights_only=True)
+        except Exception as error:  # torch.load raises whatever its unpickler meets in a malformed file
+            raise refuse(_load_failure(error)) from None
+    if not isinstance(state, dict):
+        raise refuse(f"it holds a {type(state).__name__}, not a dict")
+    missing = [key for key in _CHECKPOINT_KEYS if key not in state]
+    if missing:
+        raise refuse(f"no {', '.join(missing)} entr{'y' if len(missing) == 1 else 'ies'}")
+    try:
+        config = ModelConfig.from_dict(state["model_config"])
+        template = Template.from_dict(state["template"])
+        sigma_data = float(state["sigma_data"])
+    except (KeyError, TypeError, ValueError) as error:
+        raise refuse(f"unreadable model_config, template or sigma_data: {type(error).__name__} {error}") from None
+    with torch.random.fork_rng(devices=[]):  # model initialisers draw from the global generator
+        expected = {k: v.shape for k, v in CryoSampler(config, sigma_data, template).state_dict().items()}
+    for key in ("model", "ema"):
+        weights = state[key]
+        got = {k: getattr(v, "shape", None) for k, v in weights.items()} if isinstance(weights, dict) else {}
+        if got != expected:
+            differ = sorted(set(got) ^ set(expected)) or [k for k in expected if got[k] != expected[k]]
+            raise refuse(f"its {key} weights do not match its model_config, e.g. {differ[0]}")
     return state
 
 
+# What sampling needs; resuming training needs more (optimizer, generator, train_config), which only
+# train() writes.
+_CHECKPOINT_KEYS = ("model_config", "template", "sigma_data", "model", "ema")
+
+
+def _load_failure(error: Exception) -> str:
+    """One line on why torch.load failed."""
+    message = str(error)
+    unsafe = re.search(r"GLOBAL (\S+)", message)
+    if unsafe:
+        return f"it asks to import {unsafe.group(1)}, which could run code when loaded; refused"
+    # An empty file ends the unpickler early; a cut zip archive fails in torch's reader (EINVAL or miniz).
+    if isinstance(error, (EOFError, OSError)) or "central directory" in message:
+        return "the file is truncated or damaged"
+    return "not a PyTorch file of tensors and plain data"
+
+
 def model_from_checkpoint(state: dict, use_ema: bool = True) -> CryoSampler:
-    """Rebuild the model (EMA weights by default) from a checkpoint dict."""
+    """Rebuild the model (EMA weights by default) from a checkpoint dict of :func:`load_checkpoint`."""
     model = CryoSampler(ModelConfig.from_dict(state["model_config"]), state["sigma_data"],
                         Template.from_dict(state["template"]))
     model.load_state_dict(state["ema"] if use_ema else state["model"])

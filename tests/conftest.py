@@ -79,8 +79,8 @@ def tiny_examples(structure: Structure):
     return examples
 
 
-def tiny_model(structure: Structure, seed: int = 0):
-    """An untrained smoke-preset model on the 16³ grid whose template is ``structure``."""
+def tiny_model(structure: Structure, seed: int = 0, grid: dict = TINY_GRID):
+    """An untrained smoke-preset model on the 16³ grid (or ``grid``) whose template is ``structure``."""
     import torch
 
     from cryosampler.encoder import ENCODER_PRESETS
@@ -88,10 +88,27 @@ def tiny_model(structure: Structure, seed: int = 0):
     from cryosampler.model import CryoSampler, ModelConfig
     from cryosampler.render import MapGrid
 
-    config = ModelConfig(encoder=ENCODER_PRESETS["smoke"], grid=MapGrid(**TINY_GRID))
+    config = ModelConfig(encoder=ENCODER_PRESETS["smoke"], grid=MapGrid(**grid))
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model = CryoSampler(config, sigma_data=1.0, template=principal_axes_template(structure))
         # Perturb the zero-initialised output layer so that samples depend on the noise.
         torch.nn.init.normal_(model.encoder.head[-1].weight, std=0.05)
     return model.eval()
+
+
+def checkpoint_state(model) -> dict:
+    """What sampling needs of a checkpoint (train() writes more), for ``model``'s weights as both sets."""
+    state = model.state_dict()
+    return {"model": state, "ema": state, "sigma_data": 1.0, "template": model.template.to_dict(),
+            "model_config": model.config.to_dict(), "step": 0}
+
+
+@pytest.fixture
+def tiny_checkpoint(tiny_structure, tmp_path) -> Path:
+    """checkpoint.pt of the untrained tiny model whose template is ``tiny_structure``."""
+    from cryosampler.training import save_checkpoint
+
+    path = tmp_path / "checkpoint.pt"
+    save_checkpoint(path, checkpoint_state(tiny_model(tiny_structure)))
+    return path

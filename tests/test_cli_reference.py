@@ -6,7 +6,6 @@ import sys
 
 import pytest
 
-from test_cli import checkpoint  # noqa: F401  (the one checkpoint fixture of the CLI tests)
 from test_structure import chain_records, three_alanines, write_pdb_text
 
 
@@ -37,12 +36,12 @@ def peptide_first():
 
 
 @pytest.mark.parametrize("make", [junk_coordinate, duplicate_atom, collapsed, insertion_code, peptide_first])
-def test_bad_reference_is_one_line_error(checkpoint, tmp_path, make):  # noqa: F811
+def test_bad_reference_is_one_line_error(tiny_checkpoint, tmp_path, make):
     records, message = make()
     reference = write_pdb_text(tmp_path / "ref.pdb", records)
     out = tmp_path / "ensemble.pdb"
     result = subprocess.run(
-        [sys.executable, "-m", "cryosampler", "sample", "--checkpoint", str(checkpoint), "--reference",
+        [sys.executable, "-m", "cryosampler", "sample", "--checkpoint", str(tiny_checkpoint), "--reference",
          str(reference), "-n", "2", "--steps", "2", "-o", str(out), "--quiet"],
         capture_output=True, text=True)
     assert result.returncode == 2, result.stderr

@@ -31,15 +31,17 @@ def _project():
 
 
 def _third_party_imports(paths):
-    """Top-level distribution names imported by the given Python files (standard library and cryosampler excluded)."""
-    names = set()
+    """Top-level distribution names imported by the given Python files (standard library, cryosampler and the
+    files' own sibling modules, e.g. one test module importing helpers from another, excluded)."""
+    names, local = set(), set()
     for path in paths:
+        local |= {p.stem for p in path.parent.glob("*.py")}
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.Import):
                 names |= {alias.name.split(".")[0] for alias in node.names}
             elif isinstance(node, ast.ImportFrom) and node.level == 0:
                 names.add(node.module.split(".")[0])
-    names -= set(sys.stdlib_module_names) | {"cryosampler", "conftest", "__future__"}
+    names -= set(sys.stdlib_module_names) | local | {"cryosampler", "__future__"}
     return {DISTRIBUTION.get(name, name) for name in names}
 
 

@@ -1,4 +1,7 @@
-"""Sampling: DDIM + read-out are deterministic given a generator; references are validated and placed."""
+"""Sampling: DDIM + read-out are deterministic given a generator and streamed in batches; references are
+validated and placed."""
+
+import math
 
 import numpy as np
 import pytest
@@ -6,7 +9,9 @@ import torch
 from scipy.spatial.transform import Rotation
 
 from cryosampler.featurize import featurize
-from cryosampler.sampling import prepare_reference, sample_ensemble, sample_structure
+from cryosampler.frame import MAX_FIT_RMSD
+from cryosampler.sampling import iter_reference_samples, iter_samples, prepare_reference, sample_ensemble
+from cryosampler.structure import read_structure
 
 from conftest import make_helix, tiny_model
 
@@ -23,14 +28,40 @@ def test_ddim_with_a_fixed_generator_is_deterministic(tiny_structure):
     assert not np.allclose(a.coords, c.coords)
 
 
+def _reference_samples(model, structure, n_samples, **kwargs):
+    batches = iter_reference_samples(model, prepare_reference(model, structure), n_samples, seed=0, **kwargs)
+    return np.concatenate([coords for coords, _ in batches])
+
+
 def test_samples_come_back_in_the_input_frame(tiny_structure):
     model = tiny_model(tiny_structure)
     rotation = Rotation.from_euler("xyz", [30, 60, 90], degrees=True).as_matrix()
     moved = tiny_structure.with_coords(tiny_structure.coords @ rotation.T + [100.0, -50.0, 20.0])
-    direct, _ = sample_structure(model, tiny_structure, 2, seed=0, n_steps=3)
-    placed, _ = sample_structure(model, moved, 2, seed=0, n_steps=3)
+    direct = _reference_samples(model, tiny_structure, 2, n_steps=3)
+    placed = _reference_samples(model, moved, 2, n_steps=3)
     # The same protein in another frame gives the same samples, moved by the same rigid motion.
     np.testing.assert_allclose(placed, direct @ rotation.T + [100.0, -50.0, 20.0], atol=1e-3)
+
+
+def test_samples_stream_in_batches_of_at_most_batch_size(tiny_structure):
+    model = tiny_model(tiny_structure)
+    protein = featurize(tiny_structure, tiny_structure.coords)
+    batches = list(iter_samples(model, protein, 5, torch.Generator().manual_seed(1), batch_size=2, n_steps=2))
+    assert [len(b.coords) for b in batches] == [2, 2, 1] and [len(b.maps) for b in batches] == [2, 2, 1]
+    whole = sample_ensemble(model, protein, 5, torch.Generator().manual_seed(1), batch_size=2, n_steps=2)
+    np.testing.assert_array_equal(np.concatenate([b.coords for b in batches]), whole.coords)
+
+
+@pytest.mark.parametrize("setting,message", [(dict(batch_size=0), "batch_size must be a positive integer"),
+                                             (dict(batch_size=-1), "batch_size must be a positive integer"),
+                                             (dict(n_samples=0), "n_samples must be a positive integer"),
+                                             (dict(n_steps=1), "n_steps must be at least 2")])
+def test_bad_sizes_are_rejected(tiny_structure, setting, message):
+    model = tiny_model(tiny_structure)
+    protein = featurize(tiny_structure, tiny_structure.coords)
+    kwargs = dict(n_samples=2, batch_size=2, n_steps=2) | setting
+    with pytest.raises(ValueError, match=message):
+        sample_ensemble(model, protein, generator=torch.Generator(), **kwargs)
 
 
 def test_reference_outside_the_box_is_rejected(tiny_structure):
@@ -44,3 +75,23 @@ def test_reference_unrelated_to_the_template_is_rejected(tiny_structure):
     model = tiny_model(tiny_structure)
     with pytest.raises(ValueError, match="residue numbers"):
         prepare_reference(model, make_helix(first_residue=501))
+
+
+def test_reference_box_error_names_the_file_and_extent(tiny_structure):
+    model = tiny_model(tiny_structure)
+    with pytest.raises(ValueError, match=r"^long.pdb: atoms span 4\d\.\d Å .* box holds .* 32\.0 Å\); the protein"):
+        prepare_reference(model, make_helix(30, "long"), source="long.pdb")
+
+
+# A model of calmodulin: box large enough for a 60-residue helix, so only the fit check stops it.
+CALMODULIN_GRID = dict(size=24, apix=4.0, resolution=8.0)
+
+
+def test_template_fit_of_calmodulins_and_a_helix(shared_pdb):
+    model = tiny_model(read_structure(shared_pdb("1exr.pdb")), grid=CALMODULIN_GRID)
+    for name in ("3cln.pdb", "1cll.pdb", "4cln.pdb"):
+        assert prepare_reference(model, read_structure(shared_pdb(name))).fit_rmsd < 1.0
+    with pytest.raises(ValueError, match=r"^helix.pdb: CA atoms fit the model's template at 19\.6 Å RMSD .*limit 8 Å"):
+        prepare_reference(model, make_helix(60, "helix"), source="helix.pdb")
+    accepted = prepare_reference(model, make_helix(60, "helix"), max_fit_rmsd=math.inf)
+    assert accepted.fit_rmsd > MAX_FIT_RMSD

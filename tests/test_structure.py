@@ -5,11 +5,13 @@ import gzip
 import os
 from pathlib import Path
 
+import gemmi
 import numpy as np
 import pytest
 
 from conftest import make_helix
 from cryosampler.structure import (
+    EnsembleWriter,
     Structure,
     match_atoms,
     read_ensemble,
@@ -257,6 +259,36 @@ def test_failed_write_keeps_previous_file(tiny_structure, tmp_path, monkeypatch)
     monkeypatch.undo()
     assert path.read_text() == before
     assert [p.name for p in tmp_path.iterdir()] == ["out.pdb"]
+
+
+@pytest.mark.parametrize("suffix", [".pdb", ".cif"])
+def test_ensemble_written_in_batches_equals_one_write(tiny_structure, tmp_path, suffix):
+    models = tiny_structure.coords + np.arange(5.0)[:, None, None]  # (5, N, 3)
+    whole, batched = tmp_path / f"whole{suffix}", tmp_path / f"batched{suffix}"
+    with EnsembleWriter(whole, tiny_structure) as out:
+        out.write(models)
+    with EnsembleWriter(batched, tiny_structure) as out:
+        for batch in (models[:2], models[2:3], models[3:]):  # a one-model batch too
+            out.write(batch)
+    assert batched.read_bytes() == whole.read_bytes()
+    np.testing.assert_allclose(read_ensemble(batched, tiny_structure), models, atol=1e-3)
+
+
+def test_interrupted_ensemble_leaves_nothing(tiny_structure, tmp_path):
+    with pytest.raises(KeyboardInterrupt):
+        with EnsembleWriter(tmp_path / "ensemble.pdb", tiny_structure) as out:
+            out.write(tiny_structure.coords)
+            assert len(list(tmp_path.iterdir())) == 1  # the temporary file, not the final name
+            raise KeyboardInterrupt
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_mmcif_has_no_placeholder_unit_cell(tiny_structure, tmp_path):
+    path = tmp_path / "tiny.cif"
+    write_mmcif(path, tiny_structure, np.stack([tiny_structure.coords] * 2))
+    block = gemmi.cif.read(str(path)).sole_block()
+    assert block.find_value("_cell.length_a") is None and block.find_value("_symmetry.space_group_name_H-M") is None
+    assert not gemmi.read_structure(str(path)).cell.is_crystal()
 
 
 # Loud errors on bad input.

@@ -1,8 +1,11 @@
-"""Training: a step lowers the loss, resume after a kill equals an uninterrupted run, NaN stops cleanly."""
+"""Training: a step lowers the loss, resume after a kill equals an uninterrupted run, NaN stops cleanly;
+malformed or crafted checkpoints are refused with one line."""
 
 import dataclasses
 import os
+import re
 
+import numpy as np
 import pandas as pd
 import pytest
 import torch
@@ -11,11 +14,13 @@ import cryosampler.training as training
 from cryosampler.encoder import ENCODER_PRESETS
 from cryosampler.frame import principal_axes_template
 from cryosampler.model import CryoSampler, ModelConfig
+from cryosampler.mrc import write_mrc
 from cryosampler.render import MapGrid
 from cryosampler.structural_losses import structural_loss
-from cryosampler.training import TrainConfig, load_checkpoint, model_from_checkpoint, train, training_losses
+from cryosampler.training import (TrainConfig, load_checkpoint, model_from_checkpoint, save_checkpoint, train,
+                                  training_losses)
 
-from conftest import TINY_GRID, tiny_examples
+from conftest import TINY_GRID, checkpoint_state, tiny_examples, tiny_model
 
 MODEL = ModelConfig(encoder=ENCODER_PRESETS["smoke"], grid=MapGrid(**TINY_GRID))
 CONFIG = TrainConfig(steps=6, batch_size=2, warmup=1, checkpoint_every=3, lr=1e-3)
@@ -192,3 +197,66 @@ def test_log_rewrite_on_resume_is_atomic(tiny_structure, tmp_path, monkeypatch):
     monkeypatch.undo()
     assert log_path.read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint.pt", "train_log.csv"]
+
+
+class _RunsCode:
+    """Unpickles by calling open(marker, "w"): a stand-in for a checkpoint crafted to run code."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return open, (self.marker, "w")
+
+
+def test_checkpoint_that_would_run_code_is_refused_without_running_it(tiny_structure, tmp_path):
+    marker = tmp_path / "code_ran"
+    state = checkpoint_state(tiny_model(tiny_structure))
+    state["payload"] = _RunsCode(marker)
+    torch.save(state, tmp_path / "crafted.pt")
+    with pytest.raises(ValueError, match=r"crafted.pt is not a CryoSampler checkpoint \(.*could run code"):
+        load_checkpoint(tmp_path / "crafted.pt")
+    assert not marker.exists()
+
+
+def _truncated(path, state):
+    save_checkpoint(path, state)
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+
+
+def _mismatched_weights(path, state):
+    # The smoke encoder's weights under a config that builds the default encoder.
+    config = dataclasses.replace(MODEL, encoder=ENCODER_PRESETS["default"])
+    save_checkpoint(path, dict(state, model_config=config.to_dict()))
+
+
+def _unknown_encoder_field(path, state):
+    config = state["model_config"]
+    save_checkpoint(path, dict(state, model_config=dict(config, encoder=dict(config["encoder"], kernel=3))))
+
+
+BAD_CHECKPOINTS = {
+    "truncated": (_truncated, "truncated"),
+    "empty": (lambda path, state: path.write_bytes(b""), "truncated"),
+    "text": (lambda path, state: path.write_text("step,loss\n1,0.5\n"), "not a PyTorch file"),
+    "mrc map": (lambda path, state: write_mrc(path, np.zeros((16, 16, 16), np.float32), MODEL.grid),
+                "not a PyTorch file"),
+    "not a dict": (lambda path, state: torch.save([state["model"]], path), "holds a list"),
+    "missing key": (lambda path, state: save_checkpoint(path, {k: v for k, v in state.items() if k != "template"}),
+                    "no template entry"),
+    "unknown config field": (_unknown_encoder_field, "unreadable model_config"),
+    "weights of another model": (_mismatched_weights, "weights do not match its model_config"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_CHECKPOINTS))
+def test_malformed_checkpoint_is_one_clear_error(case, tiny_structure, tmp_path):
+    write, reason = BAD_CHECKPOINTS[case]
+    path = tmp_path / "bad.pt"
+    write(path, checkpoint_state(tiny_model(tiny_structure)))
+    with pytest.raises(ValueError) as info:
+        load_checkpoint(path)
+    message = str(info.value)
+    assert message.startswith(f"{path} is not a CryoSampler checkpoint (") and "\n" not in message
+    assert re.search(reason, message), message
