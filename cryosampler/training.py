@@ -150,6 +150,8 @@ def load_checkpoint(path: Path) -> dict:
 # What sampling needs; resuming training needs more (optimizer, generator, train_config), which only
 # train() writes.
 _CHECKPOINT_KEYS = ("model_config", "template", "sigma_data", "model", "ema")
+# What train() writes beyond what sampling needs, and needs to resume.
+_RESUME_KEYS = ("step", "optimizer", "generator", "train_config")
 
 
 def _load_failure(error: Exception) -> str:
@@ -189,6 +191,10 @@ def train(examples: list[TrainingExample], model_config: ModelConfig, config: Tr
 
     if ckpt_path.is_file():
         state = load_checkpoint(ckpt_path)
+        missing = [key for key in _RESUME_KEYS if key not in state]
+        if missing:
+            raise ValueError(f"{ckpt_path} cannot be resumed: it has no {', '.join(missing)} (a checkpoint for "
+                             f"sampling only?); move it away to train from the start")
         if state["train_config"] != dataclasses.asdict(config):
             raise ValueError(f"{ckpt_path} was written with other training settings; delete it to start over")
         model = CryoSampler(model_config, state["sigma_data"], template)

@@ -260,3 +260,13 @@ def test_malformed_checkpoint_is_one_clear_error(case, tiny_structure, tmp_path)
     message = str(info.value)
     assert message.startswith(f"{path} is not a CryoSampler checkpoint (") and "\n" not in message
     assert re.search(reason, message), message
+
+
+def test_resuming_from_a_sampling_only_checkpoint_is_one_clear_error(tiny_structure, tmp_path):
+    save_checkpoint(tmp_path / "checkpoint.pt", checkpoint_state(tiny_model(tiny_structure)))
+    before = (tmp_path / "checkpoint.pt").read_bytes()
+    with pytest.raises(ValueError, match=r"checkpoint.pt cannot be resumed: it has no optimizer, generator, "
+                                         r"train_config .*move it away"):
+        train(tiny_examples(tiny_structure), MODEL, CONFIG, principal_axes_template(tiny_structure), tmp_path,
+              progress=False)
+    assert (tmp_path / "checkpoint.pt").read_bytes() == before
