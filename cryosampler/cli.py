@@ -77,6 +77,9 @@ def _parser() -> argparse.ArgumentParser:
     sample.add_argument("--allow-poor-fit", action="store_true",
                         help="sample a reference whose CA atoms fit the model's template poorly (another "
                              "protein or conformation, which would be mis-placed; default: refuse)")
+    sample.add_argument("--device", default="auto",
+                        help="where to compute: auto (a GPU when CUDA is available, else the CPU), cpu, cuda or "
+                             "cuda:N (default auto)")
     sample.add_argument("--quiet", action="store_true", help="no progress bar")
     return parser
 
@@ -134,8 +137,10 @@ def _sample(args: argparse.Namespace) -> None:
     from cryosampler.mrc import write_mrc
     from cryosampler.sampling import iter_reference_samples, prepare_reference
     from cryosampler.structure import EnsembleWriter, read_structure
+    from cryosampler.device import resolve_device
     from cryosampler.training import load_checkpoint, model_from_checkpoint
 
+    device = resolve_device(args.device)
     model = model_from_checkpoint(load_checkpoint(args.checkpoint))
     reference = read_structure(args.reference, chain=args.chain)
     max_fit = math.inf if args.allow_poor_fit else MAX_FIT_RMSD
@@ -155,7 +160,7 @@ def _sample(args: argparse.Namespace) -> None:
             args.maps_dir.parent.mkdir(parents=True, exist_ok=True)
             maps_dir = stack.enter_context(staged_directory(args.maps_dir, MAPS))
         for coords, batch in iter_reference_samples(model, placed, args.num_samples, args.seed, args.batch_size,
-                                                    n_steps=args.steps, progress=not args.quiet):
+                                                    n_steps=args.steps, progress=not args.quiet, device=device):
             first = ensemble.n_models
             ensemble.write(coords)
             if maps_dir is not None:

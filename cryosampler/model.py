@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
+from cryosampler.device import check_precision
 from cryosampler.diffusion import DiffusionConfig, log_snr
 from cryosampler.encoder import AtomicEncoder, EncoderConfig
 from cryosampler.featurize import ProteinBatch
@@ -45,20 +46,31 @@ class CryoSampler(nn.Module):
         # σ_data is a property of the training maps, estimated once and stored with the weights.
         self.register_buffer("sigma_data", torch.tensor(float(sigma_data)))
 
-    def atoms(self, v_t: torch.Tensor, t: torch.Tensor, batch: ProteinBatch) -> torch.Tensor:
-        """X̂_0 = f_θ(V_t, SNR_t, X_ref): v_t (B, D, D, D) normalised map, t (B,) → (B, N, 3) Å."""
-        return self.encoder(v_t, log_snr(t, self.config.diffusion), batch)
+    def atoms(self, v_t: torch.Tensor, t: torch.Tensor, batch: ProteinBatch, precision: str = "fp32") -> torch.Tensor:
+        """X̂_0 = f_θ(V_t, SNR_t, X_ref): v_t (B, D, D, D) normalised map, t (B,) → (B, N, 3) float32 Å.
+
+        precision: "fp32", or "bf16" to run the encoder (ResNet + DiT) under bfloat16 autocast. Only the
+        encoder: log-SNR (up to ±8.8, through exp in the loss weight), the renderer's map values and the
+        diffusion arithmetic stay float32, since bf16's 8-bit mantissa would round them by up to 0.4 %.
+        """
+        noise_level = log_snr(t, self.config.diffusion)  # float32, outside autocast
+        with torch.autocast(v_t.device.type, dtype=torch.bfloat16, enabled=check_precision(precision) == "bf16"):
+            coords = self.encoder(v_t, noise_level, batch)
+        return coords.float()
 
     def render(self, coords: torch.Tensor, batch: ProteinBatch) -> torch.Tensor:
         """F(X): (B, N, 3) Å → (B, D, D, D) density in map units (not normalised)."""
         return render_density(coords, batch.atomic_numbers, self.config.grid, mask=batch.atom_mask,
                               check_bounds=False)
 
-    def denoise(self, v_t: torch.Tensor, t: torch.Tensor,
-                batch: ProteinBatch) -> tuple[torch.Tensor, torch.Tensor]:
-        """V̂_0 = F(f_θ(V_t, SNR_t, X_ref)) (eq. 5).
+    def denoise(self, v_t: torch.Tensor, t: torch.Tensor, batch: ProteinBatch,
+                precision: str = "fp32") -> tuple[torch.Tensor, torch.Tensor]:
+        """V̂_0 = F(f_θ(V_t, SNR_t, X_ref)) (eq. 5); precision of the encoder as :meth:`atoms`.
 
         Returns (X̂_0 (B, N, 3) Å, V̂_0 (B, D, D, D) in map units); eq. 9's normalised v̂_0 is V̂_0 / σ_data.
         """
-        coords = self.atoms(v_t, t, batch)
+        coords = self.atoms(v_t, t, batch, precision)
         return coords, self.render(coords, batch)
+
+    # DistributedDataParallel synchronises gradients only of what runs through forward.
+    forward = denoise

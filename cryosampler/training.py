@@ -1,7 +1,9 @@
-"""Training loop (A.1): AdamW, EMA, gradient clipping, atomic checkpoints with exact resume."""
+"""Training loop (A.1): AdamW, EMA, gradient clipping, atomic checkpoints with exact resume; on the CPU,
+one GPU, or several processes under torchrun (DistributedDataParallel)."""
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import csv
 import dataclasses
@@ -13,8 +15,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+import torch.distributed as dist
+from torch.nn.parallel import DistributedDataParallel
 from tqdm.auto import tqdm
 
+from cryosampler.device import check_precision, distributed, resolve_device
 from cryosampler.diffusion import add_noise, denoise_loss, sample_times
 from cryosampler.featurize import ProteinFeatures, collate, featurize
 from cryosampler.files import atomic_path
@@ -26,7 +31,8 @@ from cryosampler.structural_losses import structural_loss
 __all__ = ["TrainConfig", "TRAIN_PRESETS", "TrainingExample", "estimate_sigma_data", "train", "training_examples",
            "save_checkpoint", "load_checkpoint", "model_from_checkpoint", "LOG_COLUMNS"]
 
-LOG_COLUMNS = ["step", "loss", "denoise", "residue", "backbone", "grad_norm", "lr", "seconds"]
+LOSS_TERMS = ["loss", "denoise", "residue", "backbone"]
+LOG_COLUMNS = ["step", *LOSS_TERMS, "grad_norm", "lr", "seconds"]
 
 
 @dataclass(frozen=True)
@@ -49,12 +55,26 @@ class TrainConfig:
     lambda_b: float = 0.01
     checkpoint_every: int = 250
     seed: int = 0
+    # Encoder arithmetic, "fp32" or "bf16" (autocast of the encoder only; CryoSampler.atoms says why).
+    # fp32 until notebook 02's fp32-vs-bf16 loss curves show bf16 loses nothing.
+    precision: str = "fp32"
+    # A progress line (step, loss terms, s/step, ETA) on stdout every log_every steps: papermill and
+    # ./run_all.sh show it while training runs. Does not change the weights.
+    log_every: int = 100
+
+    def __post_init__(self):
+        check_precision(self.precision)
+        if self.log_every < 1:
+            raise ValueError(f"TrainConfig.log_every must be a positive number of steps, got {self.log_every}")
 
 
 TRAIN_PRESETS = {
     "full": TrainConfig(),
-    "fast": TrainConfig(steps=30, batch_size=4, warmup=5, checkpoint_every=10),
+    "fast": TrainConfig(steps=30, batch_size=4, warmup=5, checkpoint_every=10, log_every=10),
 }
+
+# TrainConfig fields that do not change the weights, so a resumed run may set them otherwise.
+_NEUTRAL_SETTINGS = ("log_every",)
 
 
 @dataclass(frozen=True)
@@ -78,16 +98,27 @@ def _lr_factor(step: int, config: TrainConfig) -> float:
     return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
 
 
-def training_losses(model: CryoSampler, examples: list[TrainingExample], index: torch.Tensor,
-                    config: TrainConfig, generator: torch.Generator) -> dict[str, torch.Tensor]:
-    """L_total = L_denoise + L_structural (eq. 4) on the batch ``index`` of ``examples``."""
-    batch = collate([examples[i].protein for i in index.tolist()])
-    v0 = torch.stack([examples[i].volume for i in index.tolist()])  # (B, D, D, D)
+def training_losses(model: CryoSampler | DistributedDataParallel, examples: list[TrainingExample],
+                    index: torch.Tensor, config: TrainConfig, generator: torch.Generator,
+                    shard: slice = slice(None)) -> dict[str, torch.Tensor]:
+    """L_total = L_denoise + L_structural (eq. 4) on the part ``shard`` of the batch ``index`` of ``examples``.
+
+    model: a CryoSampler, or one wrapped in DistributedDataParallel (whose forward synchronises gradients).
+    generator: on the model's device; the batch goes there.
+    shard: this process's slice of the global batch ``index`` under torchrun. The times and the noise are
+    drawn for the whole global batch and then sliced, so every sample's draws, and the mean gradient over
+    the processes, are those of one process taking the whole batch.
+    """
+    net = model.module if isinstance(model, DistributedDataParallel) else model
+    device = generator.device
+    v0 = torch.stack([examples[i].volume for i in index.tolist()]).to(device)  # (B, D, D, D)
     t = sample_times(len(index), generator)  # (B,)
-    sigma_data = model.sigma_data
+    sigma_data = net.sigma_data
     v_t, _ = add_noise(v0, t, sigma_data, generator)  # eq. 1
-    coords, v0_hat = model.denoise(v_t, t, batch)
-    denoise = denoise_loss(v0_hat, v0, t, sigma_data, model.config.diffusion)  # eq. 5
+    v0, v_t, t = v0[shard], v_t[shard], t[shard]
+    batch = collate([examples[i].protein for i in index[shard].tolist()]).to(device)
+    coords, v0_hat = model(v_t, t, batch, config.precision)  # denoise()
+    denoise = denoise_loss(v0_hat, v0, t, sigma_data, net.config.diffusion)  # eq. 5
     structural = structural_loss(coords, batch.ref_coords, batch.residue_pairs, batch.backbone_pairs,
                                  lambda_r=config.lambda_r, lambda_b=config.lambda_b,
                                  mask_r=batch.residue_pair_mask, mask_b=batch.backbone_pair_mask)  # eq. 6–8
@@ -96,17 +127,31 @@ def training_losses(model: CryoSampler, examples: list[TrainingExample], index: 
 
 
 def save_checkpoint(path: Path, state: dict) -> None:
-    """Write atomically: a temp file in the same folder, then rename, so a kill never leaves half a file."""
+    """Write atomically: a temp file in the same folder, then rename, so a kill never leaves half a file.
+
+    Every tensor is written as a CPU tensor, so a checkpoint of a GPU run loads on a machine without one.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(path) as tmp:
-        torch.save(state, tmp)
+        torch.save(_to_cpu(state), tmp)
+
+
+def _to_cpu(value):
+    """``value`` with every tensor in it (through dicts, lists and tuples) moved to the CPU."""
+    if isinstance(value, torch.Tensor):
+        return value.cpu()
+    if isinstance(value, dict):
+        return {k: _to_cpu(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(_to_cpu(v) for v in value)
+    return value
 
 
 def load_checkpoint(path: Path) -> dict:
     """Read a checkpoint written by :func:`train`; ValueError if it is missing or not one.
 
-    Loads with ``weights_only=True``: a checkpoint holds only tensors and plain data (configs are dicts),
+    Loads onto the CPU (``map_location``), whatever device wrote it, with ``weights_only=True``: a checkpoint holds only tensors and plain data (configs are dicts),
     so a crafted file that would run code when unpickled is refused. The configs and weights are checked
     against each other, so :func:`model_from_checkpoint` cannot fail on the result.
     """
@@ -175,19 +220,43 @@ def model_from_checkpoint(state: dict, use_ema: bool = True) -> CryoSampler:
 
 
 def train(examples: list[TrainingExample], model_config: ModelConfig, config: TrainConfig,
-          template: Template, out_dir: Path, progress: bool = True) -> CryoSampler:
-    """Train (or resume) and return the EMA model.
+          template: Template, out_dir: Path, progress: bool = True, device: str | torch.device = "cpu") -> CryoSampler:
+    """Train (or resume) and return the EMA model (on ``device``).
 
     Writes ``out_dir/checkpoint.pt`` every ``config.checkpoint_every`` steps and at the end, and
-    ``out_dir/train_log.csv`` with every loss term at every step. If a checkpoint exists, training
-    resumes from it and ends with the same weights as an uninterrupted run (CPU, same seed): the
-    generator state is saved with the weights, and the log is cut back to the checkpoint's step (partial or
-    malformed lines left by a kill during a write are dropped with a warning).
+    ``out_dir/train_log.csv`` with every loss term at every step; prints a progress line every
+    ``config.log_every`` steps. If a checkpoint exists, training resumes from it and ends with the same
+    weights as an uninterrupted run (CPU, same seed): the generator state is saved with the weights, and
+    the log is cut back to the checkpoint's step (partial or malformed lines left by a kill during a write
+    are dropped with a warning).
+
+    device: ``auto``, ``cpu``, ``cuda`` or ``cuda:N`` (:func:`~cryosampler.device.resolve_device`). Model,
+    maps, noise and batches live there; the random stream is a generator on that device, so a run
+    resumes on the same kind of device it started on.
+
+    Under torchrun (``WORLD_SIZE`` > 1) the processes train one DistributedDataParallel model (gloo on the
+    CPU, nccl on CUDA): every process draws the same global batch of ``config.batch_size`` examples, times
+    and noise from the seeded generator and computes its own slice of it, so the result does not depend
+    on the number of processes (up to float rounding) and a run can resume on another number. Rank 0
+    alone writes the checkpoint, the log and the progress lines.
     """
-    out_dir = Path(out_dir)
+    run = distributed(resolve_device(device))
+    model = _train(examples, model_config, config, template, Path(out_dir), progress, run)
+    if run.active:  # every rank returns once rank 0 has written the last checkpoint
+        dist.barrier()
+    return model
+
+
+def _train(examples, model_config, config, template, out_dir, progress, run) -> CryoSampler:
+    if config.batch_size % run.world_size:
+        raise ValueError(f"batch_size {config.batch_size} does not split evenly over {run.world_size} processes; "
+                         f"choose a multiple of {run.world_size}")
+    device, main = run.device, run.rank == 0
+    per_rank = config.batch_size // run.world_size
+    shard = slice(run.rank * per_rank, (run.rank + 1) * per_rank)
     out_dir.mkdir(parents=True, exist_ok=True)
     ckpt_path, log_path = out_dir / "checkpoint.pt", out_dir / "train_log.csv"
-    generator = torch.Generator().manual_seed(config.seed)
+    generator = torch.Generator(device).manual_seed(config.seed)
 
     if ckpt_path.is_file():
         state = load_checkpoint(ckpt_path)
@@ -195,8 +264,14 @@ def train(examples: list[TrainingExample], model_config: ModelConfig, config: Tr
         if missing:
             raise ValueError(f"{ckpt_path} cannot be resumed: it has no {', '.join(missing)} (a checkpoint for "
                              f"sampling only?); move it away to train from the start")
-        if state["train_config"] != dataclasses.asdict(config):
+        if _weight_settings(state["train_config"]) != _weight_settings(dataclasses.asdict(config)):
             raise ValueError(f"{ckpt_path} was written with other training settings; delete it to start over")
+        # CPU and CUDA generators keep different states; checkpoints older than the device option are CPU.
+        written_on = state.get("generator_device", "cpu")
+        if written_on != device.type:
+            raise ValueError(f"{ckpt_path} was trained on {written_on} and its random stream resumes only "
+                             f"there; resume with device {written_on}, or move it away to start over on "
+                             f"{device.type}")
         model = CryoSampler(model_config, state["sigma_data"], template)
         model.load_state_dict(state["model"])
         generator.set_state(state["generator"])
@@ -207,32 +282,44 @@ def train(examples: list[TrainingExample], model_config: ModelConfig, config: Tr
             torch.manual_seed(config.seed)
             model = CryoSampler(model_config, estimate_sigma_data(examples), template)
         state, start = None, 0
+    model.to(device)
+    examples = [dataclasses.replace(e, volume=e.volume.to(device)) for e in examples]
     ema = copy.deepcopy(model).requires_grad_(False)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     if state is not None:
         ema.load_state_dict(state["ema"])
         optimizer.load_state_dict(state["optimizer"])
-    _truncate_log(log_path, start)
+    wrapped = model
+    if run.active:
+        wrapped = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+    if main:
+        _truncate_log(log_path, start)
 
     def checkpoint(step: int) -> None:
         save_checkpoint(ckpt_path, {
             "step": step, "model": model.state_dict(), "ema": ema.state_dict(),
             "optimizer": optimizer.state_dict(), "generator": generator.get_state(),
+            "generator_device": device.type,
             "sigma_data": float(model.sigma_data), "template": template.to_dict(),
             "model_config": model_config.to_dict(), "train_config": dataclasses.asdict(config),
         })
 
-    bar = tqdm(range(start, config.steps), initial=start, total=config.steps, disable=not progress,
+    bar = tqdm(range(start, config.steps), initial=start, total=config.steps, disable=not progress or not main,
                desc="train")
-    with open(log_path, "a", newline="") as log_file:
-        writer = csv.DictWriter(log_file, fieldnames=LOG_COLUMNS)
+    since_line = []  # seconds of the steps since the last progress line
+    with (open(log_path, "a", newline="") if main else contextlib.nullcontext()) as log_file:
+        writer = csv.DictWriter(log_file, fieldnames=LOG_COLUMNS) if main else None
         for step in bar:
             tic = time.perf_counter()
             for group in optimizer.param_groups:
                 group["lr"] = config.lr * _lr_factor(step, config)
-            index = torch.randint(len(examples), (config.batch_size,), generator=generator)
-            losses = training_losses(model, examples, index, config, generator)
-            if not torch.isfinite(losses["loss"]):
+            index = torch.randint(len(examples), (config.batch_size,), generator=generator, device=device)
+            losses = training_losses(wrapped, examples, index, config, generator, shard)
+            values = torch.stack([losses[k].detach() for k in LOSS_TERMS])
+            if run.active:  # the global batch's mean, for the log and so every rank stops on a bad loss
+                dist.all_reduce(values)
+                values /= run.world_size
+            if not torch.isfinite(values[0]):
                 raise FloatingPointError(
                     f"non-finite loss at step {step} ({ {k: float(v.detach()) for k, v in losses.items()} }); "
                     f"the last good checkpoint is {ckpt_path}")
@@ -244,16 +331,37 @@ def train(examples: list[TrainingExample], model_config: ModelConfig, config: Tr
             with torch.no_grad():
                 for e, p in zip(ema.parameters(), model.parameters()):
                     e.lerp_(p, 1 - decay)
-            row = {k: float(v.detach()) for k, v in losses.items()}
+            if not main:
+                continue
+            row = dict(zip(LOSS_TERMS, values.tolist()))
             row.update(step=step + 1, grad_norm=float(grad_norm), lr=optimizer.param_groups[0]["lr"],
                        seconds=time.perf_counter() - tic)
             writer.writerow(row)
             bar.set_postfix(loss=f"{row['loss']:.4f}", den=f"{row['denoise']:.4f}",
                             res=f"{row['residue']:.4f}", bb=f"{row['backbone']:.4f}")
+            since_line.append(row["seconds"])
+            if (step + 1) % config.log_every == 0 or step + 1 == config.steps:
+                tqdm.write(_progress_line(row, sum(since_line) / len(since_line), config.steps))
+                since_line.clear()
             if (step + 1) % config.checkpoint_every == 0 or step + 1 == config.steps:
                 log_file.flush()
                 checkpoint(step + 1)
     return ema.eval()
+
+
+def _weight_settings(train_config: dict) -> dict:
+    """The training settings (a TrainConfig as dict) that decide the weights. Fields added after a checkpoint
+    was written take their defaults, which are what that checkpoint was trained with."""
+    settings = dataclasses.asdict(TrainConfig()) | train_config
+    return {k: v for k, v in settings.items() if k not in _NEUTRAL_SETTINGS}
+
+
+def _progress_line(row: dict, seconds_per_step: float, steps: int) -> str:
+    """One progress line: step k/K, the loss terms of eq. 4, the mean s/step since the last line, and the ETA."""
+    terms = "  ".join(f"{k} {row[k]:.4g}" for k in LOSS_TERMS)
+    eta = seconds_per_step * (steps - row["step"])
+    eta_text = f"{eta / 60:.0f} min" if eta >= 60 else f"{eta:.0f} s"
+    return f"step {row['step']}/{steps}  {terms}  {seconds_per_step:.2f} s/step  ETA {eta_text}"
 
 
 def _truncate_log(log_path: Path, step: int) -> None:

@@ -95,3 +95,15 @@ def test_template_fit_of_calmodulins_and_a_helix(shared_pdb):
         prepare_reference(model, make_helix(60, "helix"), source="helix.pdb")
     accepted = prepare_reference(model, make_helix(60, "helix"), max_fit_rmsd=math.inf)
     assert accepted.fit_rmsd > MAX_FIT_RMSD
+
+
+def test_bf16_sampling_is_finite_and_close_to_fp32(tiny_structure):
+    model = tiny_model(tiny_structure)
+    protein = featurize(tiny_structure, tiny_structure.coords)
+    fp32, bf16 = (sample_ensemble(model, protein, 2, torch.Generator().manual_seed(1), n_steps=3, precision=p)
+                  for p in ("fp32", "bf16"))
+    assert bf16.coords.dtype == np.float32 and np.isfinite(bf16.coords).all() and np.isfinite(bf16.maps).all()
+    assert not np.array_equal(bf16.coords, fp32.coords)
+    np.testing.assert_allclose(bf16.coords, fp32.coords, atol=0.1)
+    with pytest.raises(ValueError, match="precision must be one of fp32, bf16, got 'half'"):
+        sample_ensemble(model, protein, 2, torch.Generator(), n_steps=3, precision="half")

@@ -270,3 +270,58 @@ def test_resuming_from_a_sampling_only_checkpoint_is_one_clear_error(tiny_struct
         train(tiny_examples(tiny_structure), MODEL, CONFIG, principal_axes_template(tiny_structure), tmp_path,
               progress=False)
     assert (tmp_path / "checkpoint.pt").read_bytes() == before
+
+
+def test_bf16_autocast_trains_a_step_with_a_finite_loss_and_fp32_is_the_default(tiny_structure):
+    examples = tiny_examples(tiny_structure)
+    model = tiny_model(tiny_structure)
+    index, losses = torch.tensor([0, 1]), {}
+    for precision in ("fp32", "bf16"):
+        config = dataclasses.replace(CONFIG, precision=precision)
+        losses[precision] = training_losses(model, examples, index, config, torch.Generator().manual_seed(5))
+        losses[precision]["loss"].backward()
+        assert torch.isfinite(losses[precision]["loss"])
+        assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
+        model.zero_grad()
+    default = training_losses(model, examples, index, CONFIG, torch.Generator().manual_seed(5))
+    assert TrainConfig().precision == "fp32" and torch.equal(default["loss"], losses["fp32"]["loss"])
+    # bf16 rounds the encoder's arithmetic: a different, nearby loss (the renderer and the loss stay float32).
+    assert losses["bf16"]["loss"].dtype == torch.float32
+    assert losses["bf16"]["loss"] != losses["fp32"]["loss"]
+    torch.testing.assert_close(losses["bf16"]["loss"], losses["fp32"]["loss"], rtol=0.05, atol=0)
+
+
+@pytest.mark.parametrize("setting, message", [(dict(precision="fp16"), "precision must be one of fp32, bf16"),
+                                              (dict(log_every=0), "log_every must be a positive")])
+def test_bad_training_settings_are_refused(setting, message):
+    with pytest.raises(ValueError, match=message):
+        dataclasses.replace(CONFIG, **setting)
+
+
+def test_a_progress_line_every_log_every_steps_and_at_the_end(tiny_structure, tmp_path, capsys):
+    config = dataclasses.replace(CONFIG, steps=5, log_every=2, checkpoint_every=5)
+    train(tiny_examples(tiny_structure), MODEL, config, principal_axes_template(tiny_structure), tmp_path,
+          progress=False)
+    lines = capsys.readouterr().out.strip().splitlines()
+    log = pd.read_csv(tmp_path / "train_log.csv")
+    assert [int(re.match(r"step (\d+)/5  ", line).group(1)) for line in lines] == [2, 4, 5]
+    for line, step in zip(lines, (2, 4, 5)):
+        row = log[log["step"] == step].iloc[0]
+        assert re.fullmatch(r"step \d/5  loss \S+  denoise \S+  residue \S+  backbone \S+  \d+\.\d\d s/step  "
+                            r"ETA \d+ (s|min)", line), line
+        assert float(line.split("  loss ")[1].split()[0]) == pytest.approx(row["loss"], rel=1e-3)
+
+
+def test_a_checkpoint_older_than_the_precision_and_log_settings_resumes(tiny_structure, tmp_path, monkeypatch):
+    examples = tiny_examples(tiny_structure)
+    template = principal_axes_template(tiny_structure)
+    killed_at_step_eleven(examples, template, tmp_path, monkeypatch)
+    state = load_checkpoint(tmp_path / "checkpoint.pt")
+    old = {k: v for k, v in state["train_config"].items() if k not in ("precision", "log_every")}
+    old_state = {k: v for k, v in state.items() if k != "generator_device"}
+    save_checkpoint(tmp_path / "checkpoint.pt", dict(old_state, train_config=old))
+    # log_every does not change the weights, so it may differ on resume; precision does, so it may not.
+    with pytest.raises(ValueError, match="other training settings"):
+        train(examples, MODEL, dataclasses.replace(LOG_CONFIG, precision="bf16"), template, tmp_path, progress=False)
+    train(examples, MODEL, dataclasses.replace(LOG_CONFIG, log_every=3), template, tmp_path, progress=False)
+    assert load_checkpoint(tmp_path / "checkpoint.pt")["step"] == LOG_CONFIG.steps
