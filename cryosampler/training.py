@@ -151,8 +151,9 @@ def _to_cpu(value):
 def load_checkpoint(path: Path) -> dict:
     """Read a checkpoint written by :func:`train`; ValueError if it is missing or not one.
 
-    Loads onto the CPU (``map_location``), whatever device wrote it, with ``weights_only=True``: a checkpoint holds only tensors and plain data (configs are dicts),
-    so a crafted file that would run code when unpickled is refused. The configs and weights are checked
+    Loads onto the CPU (``map_location``), whatever device wrote it, with ``weights_only=True``: a checkpoint
+    holds only tensors and plain data (configs are dicts), so a crafted file that would run code when
+    unpickled is refused. The configs and weights are checked
     against each other, so :func:`model_from_checkpoint` cannot fail on the result.
     """
     path = Path(path)
