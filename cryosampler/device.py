@@ -1,4 +1,5 @@
-"""Where the computation runs: the device named by ``--device``, and torchrun's process group.
+"""How the computation runs: the device named by ``--device``, the encoder's precision, and torchrun's
+process group.
 
 Device specs: ``auto`` (CUDA when a GPU is present, else the CPU), ``cpu``, ``cuda`` or ``cuda:N``.
 Under ``torchrun`` (``WORLD_SIZE`` > 1) :func:`distributed` joins the process group that torchrun's
