@@ -19,8 +19,9 @@ from cryosampler.files import staged_directory
 
 __all__ = ["main", "DEFAULT_DDIM_STEPS"]
 
-# DDIM steps K when --steps is not given: chosen by notebook 03's step sweep (README, "Performance").
-DEFAULT_DDIM_STEPS = 100
+# DDIM steps K when --steps is not given: the fewest that lose nothing against the paper's 100 in notebook 03's step
+# sweep (tables/ddim_steps.md; README, "DDIM steps, chosen by data").
+DEFAULT_DDIM_STEPS = 25
 
 MAPS = "sample_*.mrc"
 
