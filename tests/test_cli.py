@@ -290,7 +290,10 @@ def test_ctrl_c_exits_130_and_leaves_no_output(inputs, tmp_path):
     process = subprocess.Popen([sys.executable, "-m", "cryosampler", "sample", "--checkpoint", str(checkpoint),
                                 "--reference", str(reference), "-n", "100000", "--batch-size", "1", "--steps", "20",
                                 "-o", str(out), "--maps-dir", str(maps), "--quiet"],
-                               stderr=subprocess.PIPE, text=True)
+                               stderr=subprocess.PIPE, text=True,
+                               # As from a terminal: a test runner started in the background (CI, nohup) passes
+                               # SIGINT on as ignored, and Python then never raises KeyboardInterrupt.
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         # Wait until a first model is in the temporary ensemble file: sampling is under way.
         deadline = time.monotonic() + 120
