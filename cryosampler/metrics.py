@@ -309,7 +309,7 @@ def smallest_lossless_steps(sweep: pd.DataFrame, reference_steps: int, rmsd_tole
 COVERAGE_THRESHOLDS = np.linspace(0.0, 10.0, 100)  # Å
 SUCCESS_THRESHOLD = 3.0  # Å
 
-# Biopython's PairwiseAligner(mode="global", open_gap_score=-0.5) as the benchmark uses it (match 1, mismatch
+# Biopython 1.85's PairwiseAligner(mode="global", open_gap_score=-0.5) as the benchmark uses it (match 1, mismatch
 # 0, gap extension free, end gaps scored like inner ones), doubled to gemmi's integer scores.
 _ALIGNMENT_SCORING = gemmi.AlignmentScoring()
 _ALIGNMENT_SCORING.match, _ALIGNMENT_SCORING.mismatch = 2, 0

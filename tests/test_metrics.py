@@ -387,3 +387,17 @@ def test_alignment_pairing_reproduces_the_issues_state_rmsds(benchmark_wheel, na
     backward = aligned_rmsd_matrix(b.coords[None], b, [a], ("CA",))[0, 0]
     assert forward == pytest.approx(ISSUE_CA_RMSD[name], abs=0.05)
     assert backward == pytest.approx(forward, abs=1e-9)
+
+
+def test_alignment_pairs_like_the_benchmarks_biopython_aligner(benchmark_wheel):
+    # The benchmark pairs with Biopython 1.85's PairwiseAligner(mode="global", open_gap_score=-0.5), whose gap
+    # extension then defaults to 0 (later Biopython versions default it to -1, so it is set here).
+    align = pytest.importorskip("Bio.Align")
+    from cryosampler.domain_motion import HELD_OUT_CASES, TRAIN_CASES, read_state
+
+    aligner = align.PairwiseAligner(mode="global", open_gap_score=-0.5, extend_gap_score=0.0)
+    for name, (state_i, state_j) in (TRAIN_CASES | HELD_OUT_CASES).items():
+        a, b = read_state(benchmark_wheel, name, state_i).sequence, read_state(benchmark_wheel, name, state_j).sequence
+        ranges = aligner.align(a, b)[0].aligned
+        expected = [[i, j] for (s, e), (t, f) in zip(*ranges) for i, j in zip(range(s, e), range(t, f))]
+        assert aligned_residues(a, b).tolist() == expected, name
