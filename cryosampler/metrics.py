@@ -1,21 +1,25 @@
 """Ensemble metrics: the paper's scoring of an ensemble (:func:`score_ensemble`: closest-sample RMSD per true
 state and occupancy), coverage/precision beyond it, progress along the normal mode, map agreement,
-stereochemical validity, and RMSDs across differing atom sets."""
+stereochemical validity, and RMSDs across differing atom sets; the domain-motion benchmark's metrics (residues
+paired by global sequence alignment, coverage over RMSD thresholds, area under the coverage curve)."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
+import gemmi
 import numpy as np
 import pandas as pd
 from scipy.spatial import cKDTree
 
-from cryosampler.structure import AtomMatchReport, Structure, match_atoms
+from cryosampler.structure import BACKBONE_ATOMS, AtomMatchReport, Structure, match_atoms
 from cryosampler.superpose import rmsd_matrix, superpose
 
 __all__ = ["score_ensemble", "EnsembleScore", "closest_sample_rmsd", "state_occupancy", "coverage_metrics",
            "ensemble_summary", "mode_projection", "map_correlation", "validity", "matched_rmsd_matrix",
-           "smallest_lossless_steps", "BOND_CUTOFF", "CLASH_CUTOFF"]
+           "smallest_lossless_steps", "BOND_CUTOFF", "CLASH_CUTOFF", "aligned_residues", "aligned_atoms",
+           "aligned_rmsd_matrix", "coverage_curve", "coverage_auc", "COVERAGE_THRESHOLDS", "SUCCESS_THRESHOLD"]
 
 # Å. Covalent heavy-atom bonds are 1.2-1.6 Å (S-C 1.8 Å); 1-3 distances within a residue start near 2.2 Å.
 BOND_CUTOFF = 1.9
@@ -298,3 +302,99 @@ def smallest_lossless_steps(sweep: pd.DataFrame, reference_steps: int, rmsd_tole
             break
         chosen = steps
     return chosen
+
+
+# The domain-motion benchmark (bioemu-benchmarks' multiconf evaluation, reimplemented: its evaluator downloads
+# a binary and pins numpy<2). Thresholds as there: 100 points over 0-10 Å, a state covered strictly below r.
+COVERAGE_THRESHOLDS = np.linspace(0.0, 10.0, 100)  # Å
+SUCCESS_THRESHOLD = 3.0  # Å
+
+# Biopython 1.85's PairwiseAligner(mode="global", open_gap_score=-0.5) as the benchmark uses it (match 1, mismatch
+# 0, gap extension free, end gaps scored like inner ones), doubled to gemmi's integer scores.
+_ALIGNMENT_SCORING = gemmi.AlignmentScoring()
+_ALIGNMENT_SCORING.match, _ALIGNMENT_SCORING.mismatch = 2, 0
+_ALIGNMENT_SCORING.gapo, _ALIGNMENT_SCORING.gape = -1, 0
+
+
+def aligned_residues(seq_a: str, seq_b: str) -> np.ndarray:
+    """Residue pairs of a global alignment of two one-letter sequences: (P, 2) int64, 0-based positions in
+    ``seq_a`` and ``seq_b``; mismatched residues pair too, residues facing a gap do not."""
+    if not seq_a or not seq_b:
+        raise ValueError(f"cannot align an empty sequence (lengths {len(seq_a)} and {len(seq_b)})")
+    result = gemmi.align_string_sequences(list(seq_a), list(seq_b), [], _ALIGNMENT_SCORING)
+    pairs, i, j = [], 0, 0
+    for count, op in re.findall(r"(\d+)([MID])", result.cigar_str()):
+        count = int(count)
+        if op == "M":
+            pairs.extend((i + k, j + k) for k in range(count))
+            i, j = i + count, j + count
+        elif op == "I":  # residues of seq_a only
+            i += count
+        else:  # "D": residues of seq_b only
+            j += count
+    assert (i, j) == (len(seq_a), len(seq_b)), result.cigar_str()
+    return np.asarray(pairs, dtype=np.int64).reshape(-1, 2)
+
+
+def aligned_atoms(a: Structure, b: Structure, atoms: tuple[str, ...] = BACKBONE_ATOMS) -> tuple[np.ndarray, np.ndarray]:
+    """Atom indices (P·len(atoms),) into ``a`` and ``b`` of the named backbone ``atoms`` (a subset of N, CA, C,
+    O) of the residues that :func:`aligned_residues` pairs between the two structures' sequences."""
+    unknown = [x for x in atoms if x not in BACKBONE_ATOMS]
+    if unknown or not atoms:
+        raise ValueError(f"atoms must be a subset of {BACKBONE_ATOMS}, got {atoms}")
+    pairs = aligned_residues(a.sequence, b.sequence)
+    if len(pairs) < 3:
+        raise ValueError(f"{a.name} and {b.name} pair only {len(pairs)} residues by sequence; are they the same "
+                         "protein?")
+    columns = [BACKBONE_ATOMS.index(x) for x in atoms]
+    return a.backbone_index[pairs[:, 0]][:, columns].ravel(), b.backbone_index[pairs[:, 1]][:, columns].ravel()
+
+
+def aligned_rmsd_matrix(samples: np.ndarray, atoms: Structure, targets: list[Structure],
+                        backbone: tuple[str, ...] = BACKBONE_ATOMS) -> np.ndarray:
+    """The benchmark's RMSD (Å) of every sample to every target state, after optimal superposition on the
+    ``backbone`` atoms (default N, CA, C, O) of the residues paired by global sequence alignment
+    (:func:`aligned_atoms`), pairing each target separately.
+
+    Parameters
+    ----------
+    samples : (S, N, 3) Å, atom order of ``atoms``
+    atoms : Structure with N atoms (e.g. the reference the samples were drawn from)
+    targets : K Structures, any residue numbering and length
+
+    Returns
+    -------
+    (S, K) float64, Å; its column minimum is the best-sample RMSD per state (:func:`closest_sample_rmsd`).
+    """
+    samples = _coords(samples, f"samples of {atoms.name}", "SN", atoms.n_atoms)
+    columns = []
+    for target in targets:
+        idx_sample, idx_target = aligned_atoms(atoms, target, backbone)
+        columns.append(rmsd_matrix(samples[:, idx_sample], target.coords[idx_target][None])[:, 0])
+    return np.stack(columns, axis=1).reshape(len(samples), len(targets))
+
+
+def coverage_curve(best_rmsd: np.ndarray, thresholds: np.ndarray = COVERAGE_THRESHOLDS) -> np.ndarray:
+    """Coverage at each threshold r: the fraction of target states whose best-sample RMSD is strictly below r.
+
+    best_rmsd: (K,) Å, one per target state (:func:`closest_sample_rmsd`), pooled over proteins; thresholds (T,)
+    Å → (T,) in [0, 1]. The benchmark averages per protein first; pooling equals that when every protein has
+    the same number of target states. Success is coverage at ``SUCCESS_THRESHOLD`` (3 Å).
+    """
+    best = np.asarray(best_rmsd, dtype=np.float64).ravel()
+    if best.size == 0:
+        raise ValueError("coverage needs at least one target state's best-sample RMSD")
+    return (best[None, :] < np.asarray(thresholds, dtype=np.float64)[:, None]).mean(axis=1)
+
+
+def coverage_auc(best_rmsd: np.ndarray, max_threshold: float = 10.0) -> float:
+    """Area under the coverage curve over 0 ≤ r ≤ ``max_threshold`` Å, divided by ``max_threshold``: 1 when every
+    state is matched exactly, 0 when none is within ``max_threshold``.
+
+    Exact for the step-shaped curve, no threshold grid: state k is covered over (b_k, max_threshold], so the
+    area is the mean over states of max(0, 1 − b_k / max_threshold).
+    """
+    best = np.asarray(best_rmsd, dtype=np.float64).ravel()
+    if best.size == 0 or not max_threshold > 0:
+        raise ValueError(f"need best-sample RMSDs and a positive max_threshold, got {best.size} and {max_threshold}")
+    return float(np.clip(1.0 - best / max_threshold, 0.0, 1.0).mean())

@@ -112,3 +112,14 @@ def tiny_checkpoint(tiny_structure, tmp_path) -> Path:
     path = tmp_path / "checkpoint.pt"
     save_checkpoint(path, checkpoint_state(tiny_model(tiny_structure)))
     return path
+
+
+@pytest.fixture(scope="session")
+def benchmark_wheel() -> Path:
+    """The bioemu-benchmarks wheel from the data cache, downloaded there once if missing; skip when offline."""
+    from cryosampler.domain_motion import benchmark_wheel as find_wheel
+
+    try:
+        return find_wheel()
+    except ValueError as err:
+        pytest.skip(f"domain-motion benchmark data unavailable (no network?): {err}")

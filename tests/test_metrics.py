@@ -9,7 +9,14 @@ from scipy.spatial.distance import cdist
 from scipy.spatial.transform import Rotation
 
 from cryosampler.metrics import (
+    COVERAGE_THRESHOLDS,
+    SUCCESS_THRESHOLD,
+    aligned_atoms,
+    aligned_residues,
+    aligned_rmsd_matrix,
     closest_sample_rmsd,
+    coverage_auc,
+    coverage_curve,
     coverage_metrics,
     ensemble_summary,
     map_correlation,
@@ -20,7 +27,7 @@ from cryosampler.metrics import (
     state_occupancy,
     validity,
 )
-from cryosampler.structure import read_structure
+from cryosampler.structure import Structure, read_structure
 from cryosampler.superpose import rmsd, rmsd_matrix
 from conftest import make_helix
 
@@ -270,3 +277,127 @@ def test_smallest_lossless_steps_needs_every_larger_k_to_pass_and_occupancy_to_h
     assert smallest_lossless_steps(sweep, 100) == 100
     with pytest.raises(ValueError, match="reference K = 50"):
         smallest_lossless_steps(sweep, 50)
+
+
+# The domain-motion benchmark's metrics (issue 9 item 4).
+
+def test_aligned_residues_pairs_by_hand():
+    # Deletion inside: V, L of the first sequence face a gap.
+    assert aligned_residues("MKVLAAG", "MKAAG").tolist() == [[0, 0], [1, 1], [4, 2], [5, 3], [6, 4]]
+    # A mismatch still pairs (D with W), as in the benchmark's aligned ranges.
+    assert aligned_residues("ACDEFG", "ACWEFG").tolist() == [[k, k] for k in range(6)]
+    # Leading extra residues of the first sequence (a tag resolved in one state only).
+    assert aligned_residues("GSMKVE", "MKVE").tolist() == [[2, 0], [3, 1], [4, 2], [5, 3]]
+    with pytest.raises(ValueError, match="empty sequence"):
+        aligned_residues("", "MK")
+
+
+_SEQUENCE = "MKTAYIAKQRQISFVKSHFSRQ"
+
+
+def _backbone_chain(rng: np.random.Generator, sequence: str = _SEQUENCE, name: str = "chain") -> Structure:
+    """A backbone-only (N, CA, C, O) chain of ``sequence``, numbered from 1, irregular (helix + 0.3 Å noise)."""
+    helix = make_helix(len(sequence))
+    keep = helix.atom_names != "CB"
+    three = {"M": "MET", "K": "LYS", "T": "THR", "A": "ALA", "Y": "TYR", "I": "ILE", "Q": "GLN", "R": "ARG",
+             "S": "SER", "F": "PHE", "V": "VAL", "H": "HIS"}
+    res_names = np.array([three[sequence[n - 1]] for n in helix.res_nums[keep]])
+    return Structure(coords=helix.coords[keep] + rng.normal(scale=0.3, size=(keep.sum(), 3)),
+                     elements=helix.elements[keep], atomic_numbers=helix.atomic_numbers[keep],
+                     atom_names=helix.atom_names[keep], res_names=res_names, res_nums=helix.res_nums[keep],
+                     chain_id="A", name=name)
+
+
+def _without_residues(chain: Structure, drop: set[int], coords: np.ndarray, name: str) -> Structure:
+    """``chain`` less the residues numbered in ``drop``, renumbered from 1, at ``coords`` (N_kept, 3)."""
+    keep = ~np.isin(chain.res_nums, list(drop))
+    renumber = {old: new for new, old in enumerate(sorted(set(chain.res_nums[keep])), start=1)}
+    return Structure(coords=coords, elements=chain.elements[keep], atomic_numbers=chain.atomic_numbers[keep],
+                     atom_names=chain.atom_names[keep], res_names=chain.res_names[keep],
+                     res_nums=[renumber[n] for n in chain.res_nums[keep]], chain_id="A", name=name)
+
+
+def test_aligned_rmsd_of_a_rigidly_moved_copy_with_a_deletion_is_zero():
+    rng = np.random.default_rng(0)
+    full = _backbone_chain(rng)
+    keep = ~np.isin(full.res_nums, [1, 8, 9])  # the first residue and two inside
+    moved = Rotation.random(random_state=1).apply(full.coords[keep]) + [30.0, -5.0, 12.0]
+    short = _without_residues(full, {1, 8, 9}, moved, "short")
+    assert short.sequence == _SEQUENCE[1:7] + _SEQUENCE[9:]
+    # Paired by alignment, the copy superposes exactly, in both directions.
+    assert aligned_rmsd_matrix(full.coords[None], full, [short])[0, 0] == pytest.approx(0.0, abs=1e-6)
+    assert aligned_rmsd_matrix(short.coords[None], short, [full])[0, 0] == pytest.approx(0.0, abs=1e-6)
+    # Paired by position instead, the same structures differ: the alignment matters.
+    assert rmsd(full.coords[: short.n_atoms], short.coords) > 1.0
+
+
+def test_aligned_rmsd_matches_hand_paired_atoms():
+    rng = np.random.default_rng(2)
+    full = _backbone_chain(rng)
+    keep = ~np.isin(full.res_nums, [5, 6])
+    other = _without_residues(full, {5, 6}, full.coords[keep] + rng.normal(scale=0.8, size=(keep.sum(), 3)),
+                              "other")
+    # By hand: residues 1-4 pair with 1-4, residues 7-22 with 5-20; four backbone atoms each, in order.
+    hand_full = np.concatenate([np.arange(0, 16), np.arange(24, 88)])
+    hand_other = np.arange(80)
+    idx_full, idx_other = aligned_atoms(full, other)
+    assert idx_full.tolist() == hand_full.tolist() and idx_other.tolist() == hand_other.tolist()
+    samples = full.coords[None] + rng.normal(scale=0.5, size=(3, full.n_atoms, 3))
+    expected = [[rmsd(x[hand_full], target[hand_other]) for target in (other.coords, full.coords[keep])]
+                for x in samples]
+    np.testing.assert_allclose(aligned_rmsd_matrix(samples, full, [other, other.with_coords(full.coords[keep])]),
+                               expected, atol=1e-9)
+    # CA only: every fourth atom from the second.
+    idx_ca, _ = aligned_atoms(full, other, ("CA",))
+    assert idx_ca.tolist() == hand_full[1::4].tolist()
+    with pytest.raises(ValueError, match="subset of"):
+        aligned_atoms(full, other, ("CB",))
+
+
+def test_coverage_of_a_known_rmsd_matrix():
+    rmsds = np.array([[0.5, 9.0, 3.0, 12.0],
+                      [4.0, 2.0, 5.0, 15.0],
+                      [1.0, 2.5, 3.5, 20.0]])  # (S=3 samples, K=4 states), Å
+    best = closest_sample_rmsd(rmsds)
+    assert best.tolist() == [0.5, 2.0, 3.0, 12.0]
+    # Strictly below r: a state at exactly 3 Å is not covered at 3 Å.
+    curve = coverage_curve(best, np.array([0.0, 0.5, 1.0, 3.0, 3.01, 10.0]))
+    np.testing.assert_allclose(curve, [0.0, 0.0, 0.25, 0.5, 0.75, 0.75])
+    assert SUCCESS_THRESHOLD == 3.0 and COVERAGE_THRESHOLDS[0] == 0.0 and COVERAGE_THRESHOLDS[-1] == 10.0
+    assert len(COVERAGE_THRESHOLDS) == 100
+    # Area by hand: (1 - 0.05) + (1 - 0.2) + (1 - 0.3) + 0, over 4 states.
+    assert coverage_auc(best) == pytest.approx(0.6125)
+    fine = np.linspace(0.0, 10.0, 200_001)
+    assert coverage_auc(best) == pytest.approx(np.trapezoid(coverage_curve(best, fine), fine) / 10.0, abs=1e-4)
+    assert coverage_auc([0.0, 0.0]) == 1.0 and coverage_auc([10.0, 50.0]) == 0.0
+
+
+# i↔j CA RMSDs as issue 9 lists them (rounded to 0.1 Å, hence the 0.05 Å tolerance).
+ISSUE_CA_RMSD = {"P0AEQ3": 5.3, "P0205": 4.1, "P71447": 3.4, "P37487": 9.9, "Q18A65": 4.3, "Q5F9M1": 5.8,
+                 "P0DP23": 14.3, "P69441": 7.1, "P67701": 6.5}
+
+
+@pytest.mark.parametrize("name", ISSUE_CA_RMSD)
+def test_alignment_pairing_reproduces_the_issues_state_rmsds(benchmark_wheel, name):
+    from cryosampler.domain_motion import HELD_OUT_CASES, TRAIN_CASES, read_state
+
+    state_i, state_j = (TRAIN_CASES | HELD_OUT_CASES)[name]
+    a, b = read_state(benchmark_wheel, name, state_i), read_state(benchmark_wheel, name, state_j)
+    forward = aligned_rmsd_matrix(a.coords[None], a, [b], ("CA",))[0, 0]
+    backward = aligned_rmsd_matrix(b.coords[None], b, [a], ("CA",))[0, 0]
+    assert forward == pytest.approx(ISSUE_CA_RMSD[name], abs=0.05)
+    assert backward == pytest.approx(forward, abs=1e-9)
+
+
+def test_alignment_pairs_like_the_benchmarks_biopython_aligner(benchmark_wheel):
+    # The benchmark pairs with Biopython 1.85's PairwiseAligner(mode="global", open_gap_score=-0.5), whose gap
+    # extension then defaults to 0 (later Biopython versions default it to -1, so it is set here).
+    align = pytest.importorskip("Bio.Align")
+    from cryosampler.domain_motion import HELD_OUT_CASES, TRAIN_CASES, read_state
+
+    aligner = align.PairwiseAligner(mode="global", open_gap_score=-0.5, extend_gap_score=0.0)
+    for name, (state_i, state_j) in (TRAIN_CASES | HELD_OUT_CASES).items():
+        a, b = read_state(benchmark_wheel, name, state_i).sequence, read_state(benchmark_wheel, name, state_j).sequence
+        ranges = aligner.align(a, b)[0].aligned
+        expected = [[i, j] for (s, e), (t, f) in zip(*ranges) for i, j in zip(range(s, e), range(t, f))]
+        assert aligned_residues(a, b).tolist() == expected, name

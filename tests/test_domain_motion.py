@@ -1,0 +1,105 @@
+"""The domain-motion benchmark's data: a synthetic wheel for the reading and its errors (no network), and the
+real wheel (skipped when it cannot be downloaded) for issue 9's cases and their fit in the map box."""
+
+import zipfile
+
+import numpy as np
+import pytest
+
+from cryosampler import domain_motion as dm
+from cryosampler.render import MapGrid
+from cryosampler.structure import write_pdb
+from conftest import make_helix
+
+
+def _fake_wheel(tmp_path, helix_files=("1ABC_A", "2XYZ_B")):
+    """A wheel with one test case "P00001" (states 1abc_A, 2XYZ_B, the first spelled lower-case as in the
+    real references.csv) whose files are 10-residue helices."""
+    wheel = tmp_path / dm.WHEEL_NAME
+    with zipfile.ZipFile(wheel, "w") as archive:
+        archive.writestr(f"{dm._ASSETS}/references.csv", "test_case,pdbidchain_i,pdbidchain_j\nP00001,1abc_A,2XYZ_B\n")
+        archive.writestr(f"{dm._ASSETS}/testcases.csv", "test_case,sequence\nP00001,AAAAAAAAAA\n")
+        for state in helix_files:
+            write_pdb(tmp_path / "tmp.pdb", make_helix(10))
+            archive.write(tmp_path / "tmp.pdb", f"{dm._ASSETS}/reference/P00001/{state}.pdb")
+    return wheel
+
+
+def test_read_cases_and_state_from_a_wheel(tmp_path):
+    wheel = _fake_wheel(tmp_path)
+    cases = dm.read_cases(wheel)
+    assert cases == {"P00001": dm.Case("P00001", "1ABC_A", "2XYZ_B", "AAAAAAAAAA")}
+    structure = dm.read_state(wheel, "P00001", "1abc_A")
+    assert structure.name == "1ABC_A" and structure.n_residues == 10
+    np.testing.assert_allclose(structure.coords, make_helix(10).coords, atol=1e-3)  # PDB's 3 decimals
+
+
+def test_read_state_errors_name_the_case_state_or_file(tmp_path):
+    wheel = _fake_wheel(tmp_path, helix_files=("1ABC_A",))
+    with pytest.raises(ValueError, match=r"no domain-motion test case 'P99999'; cases: P00001"):
+        dm.read_state(wheel, "P99999", "1ABC_A")
+    with pytest.raises(ValueError, match=r"test case P00001 has states 1ABC_A and 2XYZ_B, not '3DEF_A'"):
+        dm.read_state(wheel, "P00001", "3DEF_A")
+    with pytest.raises(ValueError, match=r"no file .*reference/P00001/2XYZ_B\.pdb"):
+        dm.read_state(wheel, "P00001", "2XYZ_B")
+    (tmp_path / "broken").mkdir()
+    (tmp_path / "broken" / dm.WHEEL_NAME).write_text("not a zip")
+    with pytest.raises(ValueError, match=r"cannot read the wheel .*download it again"):
+        dm.read_cases(tmp_path / "broken" / dm.WHEEL_NAME)
+
+
+def test_missing_wheel_names_the_cache_and_the_pip_command(tmp_path):
+    with pytest.raises(ValueError, match=r"not found; download it with: python -m pip download --no-deps "
+                                         r"bioemu-benchmarks==0\.0\.2\.post1 -d .*empty"):
+        dm.benchmark_wheel(tmp_path / "empty", download=False)
+
+
+def test_failed_download_is_one_line_naming_the_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("PIP_NO_INDEX", "1")  # pip as if offline: no index to download from
+    with pytest.raises(ValueError) as err:
+        dm.benchmark_wheel(tmp_path / "cache")
+    message = str(err.value)
+    assert "\n" not in message
+    assert f"cannot download bioemu-benchmarks==0.0.2.post1 into {tmp_path / 'cache'}" in message
+    assert "python -m pip download --no-deps" in message
+    assert not list((tmp_path / "cache").glob("*.whl"))
+
+
+def test_data_dir_follows_the_environment(tmp_path, monkeypatch):
+    monkeypatch.setenv(dm.DATA_DIR_ENV, str(tmp_path))
+    assert dm.data_dir() == tmp_path
+    monkeypatch.delenv(dm.DATA_DIR_ENV)
+    assert dm.data_dir().parts[-2:] == ("results", "downloads")
+
+
+def test_box_margin_by_hand():
+    helix = make_helix(10)
+    radius = np.linalg.norm(helix.coords - helix.coords.mean(0), axis=1).max()
+    # 64³ at 2 Å: voxel centres span [-64, 62] Å, so the nearer edge is 62 Å away.
+    assert dm.box_margin(helix) == pytest.approx(62.0 - radius)
+    assert dm.box_margin(helix, MapGrid(size=16, apix=2.0)) == pytest.approx(14.0 - radius)
+
+
+def test_check_fits_box_refuses_a_protein_too_large():
+    long_helix = make_helix(60)  # ~90 Å long: radius ~45 Å
+    with pytest.raises(ValueError, match=r"tiny: reaches -?\d+\.\d Å from the edge of the 32³ × 2 Å box"):
+        dm.check_fits_box(long_helix, MapGrid(size=32, apix=2.0))
+    assert dm.check_fits_box(long_helix) > dm.MIN_BOX_MARGIN
+
+
+def test_issue_cases_are_the_wheels(benchmark_wheel):
+    cases = dm.read_cases(benchmark_wheel)
+    for name, states in {**dm.TRAIN_CASES, **dm.HELD_OUT_CASES}.items():
+        assert (cases[name].state_i, cases[name].state_j) == states
+    assert not set(dm.TRAIN_CASES) & set(dm.HELD_OUT_CASES)
+
+
+@pytest.mark.parametrize("name", [*dm.TRAIN_CASES, *dm.HELD_OUT_CASES])
+def test_every_state_is_backbone_only_and_fits_the_box(benchmark_wheel, name):
+    for state in (dm.TRAIN_CASES | dm.HELD_OUT_CASES)[name]:
+        structure = dm.read_state(benchmark_wheel, name, state)
+        assert set(structure.atom_names) == {"N", "CA", "C", "O"} and structure.n_atoms == 4 * structure.n_residues
+        # Numbered consecutively, from 1 or a few residues later (1GGG_A from 2, 3ZSF_A from 4): the two
+        # states' numbers need not agree, hence the pairing by sequence alignment in metrics.
+        assert np.all(np.diff(structure.backbone_res_nums) == 1) and 1 <= structure.backbone_res_nums[0] <= 4
+        assert dm.check_fits_box(structure) >= dm.MIN_BOX_MARGIN
