@@ -8,6 +8,7 @@ import pytest
 import cryosampler.mrc
 from cryosampler.mrc import read_mrc, write_mrc
 from cryosampler.render import MapGrid
+from conftest import write_raw_mrc
 
 
 def test_round_trip_values_apix_origin(tmp_path):
@@ -117,27 +118,11 @@ def test_subnormal_values_are_read_as_zero(tmp_path):
     assert read[1, 2, 3] == 2.5 and np.count_nonzero(read) == 1
 
 
-def write_raw(path, volume_xyz, apix, axes=(1, 2, 3), origin=(0.0, 0.0, 0.0), start_xyz=(0, 0, 0),
-              compression=None):
-    """Write ``volume_xyz`` (x, y, z) with mrcfile as a map stored in axis order ``axes`` = (MAPC, MAPR, MAPS)."""
-    column, row, section = (a - 1 for a in axes)
-    stored = np.ascontiguousarray(np.asarray(volume_xyz, np.float32).transpose(section, row, column))
-    with mrcfile.new(path, compression=compression) as mrc:
-        mrc.set_data(stored)
-        mrc.header.mapc, mrc.header.mapr, mrc.header.maps = axes
-        # MX, MY, MZ and the cell are along x, y, z whatever the storage order.
-        mrc.header.mx, mrc.header.my, mrc.header.mz = volume_xyz.shape
-        mrc.voxel_size = apix
-        mrc.header.origin = origin
-        mrc.header.nxstart, mrc.header.nystart, mrc.header.nzstart = (start_xyz[column], start_xyz[row],
-                                                                       start_xyz[section])
-
-
 @pytest.mark.parametrize("axes", [(1, 2, 3), (3, 2, 1), (2, 1, 3), (2, 3, 1), (3, 1, 2), (1, 3, 2)])
 def test_axis_order_is_transposed_to_xyz(tmp_path, axes):
     volume = np.random.default_rng(1).normal(size=(5, 6, 7)).astype(np.float32)
     path = tmp_path / "swapped.map"
-    write_raw(path, volume, 1.5, axes=axes, start_xyz=(2, -3, 4))
+    write_raw_mrc(path, volume, 1.5, axes=axes, start_xyz=(2, -3, 4))
     back, apix, origin = read_mrc(path)
     np.testing.assert_array_equal(back, volume)
     assert apix == 1.5
@@ -147,14 +132,14 @@ def test_axis_order_is_transposed_to_xyz(tmp_path, axes):
 
 def test_header_origin_wins_over_start_indices(tmp_path):
     path = tmp_path / "both.mrc"
-    write_raw(path, np.ones((4, 4, 4)), 2.0, origin=(10.0, 0.0, -5.0), start_xyz=(7, 7, 7))
+    write_raw_mrc(path, np.ones((4, 4, 4)), 2.0, origin=(10.0, 0.0, -5.0), start_xyz=(7, 7, 7))
     assert read_mrc(path)[2] == (10.0, 0.0, -5.0)
 
 
 @pytest.mark.parametrize("name, compression", [("map.ccp4", None), ("map.map", None), ("map.mrc.gz", "gzip")])
 def test_reads_ccp4_map_and_gzip_files(tmp_path, name, compression):
     volume = np.arange(60, dtype=np.float32).reshape(3, 4, 5)
-    write_raw(tmp_path / name, volume, 1.06, origin=(1.0, 2.0, 3.0), compression=compression)
+    write_raw_mrc(tmp_path / name, volume, 1.06, origin=(1.0, 2.0, 3.0), compression=compression)
     back, apix, origin = read_mrc(tmp_path / name)
     np.testing.assert_array_equal(back, volume)
     assert apix == pytest.approx(1.06) and origin == (1.0, 2.0, 3.0)
@@ -180,7 +165,7 @@ def test_non_cubic_voxels_are_refused(tmp_path):
 
 def test_damaged_axis_order_is_refused(tmp_path):
     path = tmp_path / "damaged.mrc"
-    write_raw(path, np.ones((4, 4, 4)), 1.0)
+    write_raw_mrc(path, np.ones((4, 4, 4)), 1.0)
     with mrcfile.open(path, mode="r+", permissive=True) as mrc:
         mrc.header.maps = 1
     with pytest.raises(ValueError, match=r"damaged.mrc: .*(permutation|not a readable)"):
