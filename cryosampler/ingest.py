@@ -67,8 +67,8 @@ def resample_to_grid(volume: np.ndarray, apix: float, origin, grid: MapGrid, cen
 
     Downsampling (grid.apix > apix) first removes frequencies above the grid's Nyquist, 1 / (2 grid.apix),
     so that nothing aliases. Values are then interpolated by cubic B-splines (order 3): on a map sampled
-    near its own Nyquist (e.g. 2.7 Å voxels upsampled to 2 Å) trilinear interpolation blurs measurably, and
-    cubic splines keep band-limited maps to within r ≥ 0.999 of the direct render (notes f.md).
+    near its own Nyquist trilinear interpolation blurs measurably (calmodulin at 8 Å, 2.7 Å voxels onto 2 Å:
+    r with the direct render 0.9948 trilinear, 0.9991 cubic; 1.0 Å voxels: 0.9996 and 0.9998; notes f.md).
     """
     volume = np.asarray(volume, dtype=np.float64)
     origin, centre = np.asarray(origin, np.float64), np.asarray(centre, np.float64)
