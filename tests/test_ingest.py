@@ -146,3 +146,23 @@ def test_blank_map_is_refused(tmp_path):
     write_raw_mrc(path, np.zeros((96, 96, 96)), 1.0, origin=tuple(coords.mean(0) - 48.0))
     with pytest.raises(ValueError, match=r"blank.mrc: the map is zero around the reference"):
         ingest_map(path, MODEL_GRID, coords, z)
+
+
+def test_box_centre_is_placed_where_the_caller_says(tmp_path):
+    coords, z = helix_in_map_frame()
+    path = tmp_path / "vol.mrc"
+    write_user_map(path, coords, z, 1.5, (96, 100, 104), axes=(2, 1, 3))
+    centre = coords.mean(0) + [6.0, -4.0, 2.0]
+    volume, _ = ingest_map(path, MODEL_GRID, coords, z, centre=centre)
+    expected = render_density(torch.tensor(coords - centre)[None], torch.tensor(z), MODEL_GRID)[0].numpy()
+    assert map_correlation(volume[None], expected[None])[0, 0] >= 0.99
+
+
+def test_reference_larger_than_the_model_box_is_refused(tmp_path):
+    st = make_helix(30)  # 45 Å long, the 16 × 2 Å box holds 32 Å
+    path = tmp_path / "long.mrc"
+    write_user_map(path, st.coords, st.atomic_numbers, 1.0, (96, 96, 96))
+    with pytest.raises(ValueError, match=r"long.mrc: the reference: atoms span .* the model's box cannot hold it") \
+            as err:
+        ingest_map(path, MapGrid(size=16, apix=2.0), st.coords, st.atomic_numbers)
+    one_line(err)
