@@ -51,10 +51,21 @@ def write_mrc(path: str | os.PathLike, volume: np.ndarray | torch.Tensor, grid: 
 
 
 def read_mrc(path: str | os.PathLike) -> tuple[np.ndarray, float, tuple[float, float, float]]:
-    """Read an MRC map → (volume (D_x, D_y, D_z) float32, axes (x, y, z); apix Å; origin (x, y, z) Å).
+    """Read an MRC/CCP4 map → (volume (D_x, D_y, D_z) float32, axes (x, y, z); apix Å; origin (x, y, z) Å).
 
-    ``origin`` is the position of the centre of voxel (0, 0, 0): the header ORIGIN, or N?START * apix
-    for files whose ORIGIN is zero (older CCP4-style maps). Subnormal values are read as 0.
+    Reads ``.mrc``, ``.map``, ``.ccp4`` and gzip- or bzip2-compressed files (``.mrc.gz``; mrcfile detects the
+    compression from the content, not the name). The stored [section, row, column] array is transposed to
+    (x, y, z) by the header's axis order MAPC, MAPR, MAPS (any permutation of 1, 2, 3; RELION and cryoSPARC
+    write 1, 2, 3, CCP4 programs often 3, 2, 1 or 2, 1, 3).
+
+    ``origin`` is the position of the centre of voxel (0, 0, 0): the header ORIGIN if any of its components is
+    non-zero, otherwise (NCSTART, NRSTART, NSSTART) * apix permuted to (x, y, z) (older CCP4-style maps, which
+    leave ORIGIN zero and place the box by its start indices). ORIGIN wins when both are set because MRC2014
+    defines it as the position of the first voxel for EM maps, ChimeraX reads it that way, and RELION and
+    cryoSPARC write it; adding both would shift such maps twice.
+
+    Voxels must be cubic: a non-cubic map is refused (resample it to cubic voxels, e.g. ChimeraX
+    ``volume resample``), as is a missing or zero voxel size. Subnormal values are read as 0.
     """
     path = Path(path)
     if not path.is_file():
@@ -71,16 +82,27 @@ def read_mrc(path: str | os.PathLike) -> tuple[np.ndarray, float, tuple[float, f
         raise ValueError(f"{path}: not a readable MRC map ({err})") from err
     if data.ndim != 3:
         raise ValueError(f"{path}: expected a 3D volume, got data of shape {data.shape}")
-    if axes != (1, 2, 3):
-        raise ValueError(f"{path}: axis order MAPC, MAPR, MAPS = {axes} is not supported; resave it with 1, 2, 3")
-    apix = float(voxel.x)
-    if not (apix > 0 and np.isclose(voxel.y, apix) and np.isclose(voxel.z, apix)):
-        raise ValueError(f"{path}: voxels must be cubic with positive size, got {voxel.x}, {voxel.y}, {voxel.z} Å")
+    if sorted(axes) != [1, 2, 3]:
+        raise ValueError(f"{path}: axis order MAPC, MAPR, MAPS = {axes} is not a permutation of 1, 2, 3; "
+                         f"the header is damaged, resave the map")
+    voxel = (float(voxel.x), float(voxel.y), float(voxel.z))
+    if not all(math.isfinite(v) and v > 0 for v in voxel):
+        raise ValueError(f"{path}: voxel size is missing or zero ({voxel[0]}, {voxel[1]}, {voxel[2]} Å); set it "
+                         f"in the header, e.g. ChimeraX 'volume #1 voxelSize 1.06' then 'save'")
+    apix = voxel[0]
+    if not (np.isclose(voxel[1], apix) and np.isclose(voxel[2], apix)):
+        raise ValueError(f"{path}: voxels must be cubic, got {voxel[0]}, {voxel[1]}, {voxel[2]} Å; resample it, "
+                         f"e.g. ChimeraX 'volume resample #1 spacing {min(voxel)}'")
     # Values below the smallest normal float carry no density but make every later operation on them slow
     # on x86 CPUs (subnormal arithmetic; see render.py): read them as zero.
     data[np.abs(data) < np.finfo(np.float32).tiny] = 0.0
+    # Stored axis 2 (columns) runs along spatial axis MAPC, axis 1 (rows) along MAPR, axis 0 (sections) along
+    # MAPS; N?START are the start indices of columns, rows and sections, in that order.
+    stored_axis = {axes[0] - 1: 2, axes[1] - 1: 1, axes[2] - 1: 0}
+    volume = data.transpose([stored_axis[d] for d in range(3)])  # (x, y, z)
     if any(header_origin):
         origin = header_origin
     else:
-        origin = tuple(s * apix for s in start)
-    return np.ascontiguousarray(data.transpose(2, 1, 0)), apix, origin
+        crs_start = {axes[0] - 1: start[0], axes[1] - 1: start[1], axes[2] - 1: start[2]}
+        origin = tuple(crs_start[d] * apix for d in range(3))
+    return np.ascontiguousarray(volume), apix, origin

@@ -123,3 +123,21 @@ def benchmark_wheel() -> Path:
         return find_wheel()
     except ValueError as err:
         pytest.skip(f"domain-motion benchmark data unavailable (no network?): {err}")
+
+
+def write_raw_mrc(path, volume_xyz, apix, axes=(1, 2, 3), origin=(0.0, 0.0, 0.0), start_xyz=(0, 0, 0),
+                  compression=None):
+    """Write ``volume_xyz`` (x, y, z) with mrcfile as a map stored in axis order ``axes`` = (MAPC, MAPR, MAPS)."""
+    import mrcfile
+
+    column, row, section = (a - 1 for a in axes)
+    stored = np.ascontiguousarray(np.asarray(volume_xyz, np.float32).transpose(section, row, column))
+    with mrcfile.new(path, compression=compression) as mrc:
+        mrc.set_data(stored)
+        mrc.header.mapc, mrc.header.mapr, mrc.header.maps = axes
+        # MX, MY, MZ and the cell are along x, y, z whatever the storage order.
+        mrc.header.mx, mrc.header.my, mrc.header.mz = volume_xyz.shape
+        mrc.voxel_size = apix
+        mrc.header.origin = origin
+        mrc.header.nxstart, mrc.header.nystart, mrc.header.nzstart = (start_xyz[column], start_xyz[row],
+                                                                       start_xyz[section])

@@ -1,4 +1,5 @@
-"""MRC I/O: round trips, axis order and voxel placement checked from the raw header with mrcfile."""
+"""MRC I/O: round trips, axis order, origin vs start indices, CCP4/gzip files, refusals; checked from raw headers
+written with mrcfile."""
 
 import mrcfile
 import numpy as np
@@ -7,6 +8,7 @@ import pytest
 import cryosampler.mrc
 from cryosampler.mrc import read_mrc, write_mrc
 from cryosampler.render import MapGrid
+from conftest import write_raw_mrc
 
 
 def test_round_trip_values_apix_origin(tmp_path):
@@ -114,3 +116,57 @@ def test_subnormal_values_are_read_as_zero(tmp_path):
         mrc.voxel_size = 2.0
     read, _, _ = read_mrc(path)
     assert read[1, 2, 3] == 2.5 and np.count_nonzero(read) == 1
+
+
+@pytest.mark.parametrize("axes", [(1, 2, 3), (3, 2, 1), (2, 1, 3), (2, 3, 1), (3, 1, 2), (1, 3, 2)])
+def test_axis_order_is_transposed_to_xyz(tmp_path, axes):
+    volume = np.random.default_rng(1).normal(size=(5, 6, 7)).astype(np.float32)
+    path = tmp_path / "swapped.map"
+    write_raw_mrc(path, volume, 1.5, axes=axes, start_xyz=(2, -3, 4))
+    back, apix, origin = read_mrc(path)
+    np.testing.assert_array_equal(back, volume)
+    assert apix == 1.5
+    # ORIGIN is zero, so the start indices place the box, each along its own spatial axis.
+    assert origin == pytest.approx((3.0, -4.5, 6.0))
+
+
+def test_header_origin_wins_over_start_indices(tmp_path):
+    path = tmp_path / "both.mrc"
+    write_raw_mrc(path, np.ones((4, 4, 4)), 2.0, origin=(10.0, 0.0, -5.0), start_xyz=(7, 7, 7))
+    assert read_mrc(path)[2] == (10.0, 0.0, -5.0)
+
+
+@pytest.mark.parametrize("name, compression", [("map.ccp4", None), ("map.map", None), ("map.mrc.gz", "gzip")])
+def test_reads_ccp4_map_and_gzip_files(tmp_path, name, compression):
+    volume = np.arange(60, dtype=np.float32).reshape(3, 4, 5)
+    write_raw_mrc(tmp_path / name, volume, 1.06, origin=(1.0, 2.0, 3.0), compression=compression)
+    back, apix, origin = read_mrc(tmp_path / name)
+    np.testing.assert_array_equal(back, volume)
+    assert apix == pytest.approx(1.06) and origin == (1.0, 2.0, 3.0)
+
+
+def test_zero_voxel_size_is_refused_naming_the_file(tmp_path):
+    path = tmp_path / "novoxel.mrc"
+    with mrcfile.new(path) as mrc:
+        mrc.set_data(np.ones((4, 4, 4), np.float32))  # the cell stays 0 Å: no voxel size
+    with pytest.raises(ValueError, match=r"novoxel.mrc: voxel size is missing or zero") as err:
+        read_mrc(path)
+    assert "\n" not in str(err.value)
+
+
+def test_non_cubic_voxels_are_refused(tmp_path):
+    path = tmp_path / "aniso.mrc"
+    with mrcfile.new(path) as mrc:
+        mrc.set_data(np.ones((4, 4, 4), np.float32))
+        mrc.voxel_size = (1.0, 1.0, 1.2)
+    with pytest.raises(ValueError, match=r"aniso.mrc: voxels must be cubic"):
+        read_mrc(path)
+
+
+def test_damaged_axis_order_is_refused(tmp_path):
+    path = tmp_path / "damaged.mrc"
+    write_raw_mrc(path, np.ones((4, 4, 4)), 1.0)
+    with mrcfile.open(path, mode="r+", permissive=True) as mrc:
+        mrc.header.maps = 1
+    with pytest.raises(ValueError, match=r"damaged.mrc: .*(permutation|not a readable)"):
+        read_mrc(path)
