@@ -47,6 +47,10 @@ class EncoderConfig:
     atom_vocab: int = 48  # atom-name embedding table size (see featurize.ATOM_NAMES)
     residue_vocab: int = 24  # residue-type embedding table size (see featurize.RESIDUE_NAMES)
     atom_embed: int = 16
+    # Residue-type embeddings in the DiT tokens and atom-name embeddings in the per-atom head. Beyond the
+    # paper, which feeds only volume latents and reference coordinates (sequence features are its future
+    # work); on by default because every trained model here has them. Off: geometry and map only.
+    sequence_features: bool = True
     head_hidden: int = 128
 
 
@@ -132,15 +136,17 @@ class AtomicEncoder(nn.Module):
             atom_feat = 0
         else:
             token_feat = atom_feat = sum(c.cnn_channels)
-        self.atom_name = nn.Embedding(c.atom_vocab, c.atom_embed)
-        self.residue_name = nn.Embedding(c.residue_vocab, c.atom_embed)
-        self.token_in = nn.Linear(token_feat + 3 + c.atom_embed, c.width)
+        embed = c.atom_embed if c.sequence_features else 0
+        if c.sequence_features:
+            self.atom_name = nn.Embedding(c.atom_vocab, c.atom_embed)
+            self.residue_name = nn.Embedding(c.residue_vocab, c.atom_embed)
+        self.token_in = nn.Linear(token_feat + 3 + embed, c.width)
         self.pos = nn.Linear(c.width, c.width)  # on a sinusoidal embedding of the chain position
         self.blocks = nn.ModuleList(DiTBlock(c.width, c.heads, c.mlp_ratio) for _ in range(c.depth))
         self.norm_out = nn.LayerNorm(c.width, elementwise_affine=False, eps=1e-6)
         self.ada_out = nn.Sequential(nn.SiLU(), nn.Linear(c.width, 2 * c.width))
         self.head = nn.Sequential(
-            nn.Linear(c.width + atom_feat + c.atom_embed + 3, c.head_hidden), nn.SiLU(),
+            nn.Linear(c.width + atom_feat + embed + 3, c.head_hidden), nn.SiLU(),
             nn.Linear(c.head_hidden, c.head_hidden), nn.SiLU(),
             nn.Linear(c.head_hidden, 3),
         )
@@ -201,7 +207,10 @@ class AtomicEncoder(nn.Module):
         # DiT over tokens: volume features ⊕ reference coordinates, plus chain position.
         token_centre = _token_mean(batch.ref_coords, batch)  # (B, T, 3), Å
         token_xyz = token_centre / 10.0  # nm keeps inputs O(1)
-        x = self.token_in(torch.cat([token_feat, token_xyz, self.residue_name(batch.token_residue_type)], -1))
+        token_in = [token_feat, token_xyz]
+        if c.sequence_features:
+            token_in.append(self.residue_name(batch.token_residue_type))
+        x = self.token_in(torch.cat(token_in, -1))
         x = x + self.pos(sinusoidal_embedding(batch.token_position, c.width))  # (B, T, W)
         for block in self.blocks:
             x = block(x, cond, batch.token_mask)
@@ -211,7 +220,8 @@ class AtomicEncoder(nn.Module):
         # Per-atom head → offsets (Å), residual on X_ref.
         per_atom = torch.gather(x, 1, batch.atom_token[..., None].expand(B, N, c.width))  # (B, N, W)
         local = (batch.ref_coords - torch.gather(token_centre, 1, batch.atom_token[..., None].expand(B, N, 3))) / 10.0
-        offsets = self.head(torch.cat([per_atom, atom_feat, self.atom_name(batch.atom_type), local], -1))
+        head_in = [per_atom, atom_feat] + ([self.atom_name(batch.atom_type)] if c.sequence_features else []) + [local]
+        offsets = self.head(torch.cat(head_in, -1))
         offsets = offsets * batch.atom_mask[..., None]
         return batch.ref_coords + offsets  # (B, N, 3)
 

@@ -1,5 +1,7 @@
 """Atomic encoder f_θ: shapes, identity at initialisation, padding never affects real atoms."""
 
+import dataclasses
+
 import pytest
 import torch
 
@@ -11,9 +13,9 @@ from conftest import make_helix
 GRID, APIX = 16, 2.0
 
 
-def _encoder(tokens="residue", features="sampled", seed=0):
+def _encoder(tokens="residue", features="sampled", seed=0, sequence_features=True):
     config = EncoderConfig(cnn_channels=(4, 8), volume_features=features, tokens=tokens, width=32, depth=2,
-                           heads=2, head_hidden=32, atom_embed=8, max_tokens=64)
+                           heads=2, head_hidden=32, atom_embed=8, max_tokens=64, sequence_features=sequence_features)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         encoder = AtomicEncoder(config, GRID, APIX)
@@ -82,3 +84,28 @@ def test_presets_run_forward_and_backward_on_64_cubed_maps(preset, tiny_structur
     assert out.shape == (1, tiny_structure.n_atoms, 3)
     (out - batch.ref_coords + 1.0).square().sum().backward()
     assert all(p.grad is not None for p in encoder.head.parameters())
+
+
+@pytest.mark.parametrize("sequence_features", [True, False])
+def test_sequence_features_are_an_option(tiny_structure, sequence_features):
+    encoder = _encoder(sequence_features=sequence_features)
+    protein = featurize(tiny_structure, tiny_structure.coords, tokens="residue")
+    batch = collate([protein])
+    # The same geometry with other residue types and atom names.
+    renamed = collate([dataclasses.replace(protein, token_residue_type=(protein.token_residue_type + 5) % 20,
+                                           atom_type=(protein.atom_type + 7) % 40)])
+    volume, log_snr = torch.randn(1, GRID, GRID, GRID, generator=torch.Generator().manual_seed(1)), torch.zeros(1)
+    with torch.no_grad():
+        same = torch.equal(encoder(volume, log_snr, batch), encoder(volume, log_snr, renamed))
+    assert same != sequence_features
+    has_embeddings = any("name" in n for n, _ in encoder.named_parameters())
+    assert has_embeddings == sequence_features
+
+
+def test_configs_without_the_sequence_option_load_with_it_on():
+    # Checkpoints written before the option existed were trained with sequence features.
+    from cryosampler.model import ModelConfig
+
+    d = ModelConfig().to_dict()
+    del d["encoder"]["sequence_features"]
+    assert ModelConfig.from_dict(d).encoder.sequence_features is True
