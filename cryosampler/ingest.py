@@ -14,6 +14,7 @@ import numpy as np
 import torch
 from scipy import ndimage
 
+from cryosampler.degrade import low_pass
 from cryosampler.metrics import map_correlation
 from cryosampler.mrc import read_mrc
 from cryosampler.render import MapGrid, check_in_box, render_density
@@ -34,20 +35,6 @@ FIT_GAIN_THRESHOLD = 0.01
 FIT_THRESHOLD = 0.1
 PROBE_SHIFT = 2.0  # Å
 PROBE_TURN = 10.0  # degrees
-
-
-def _fourier_low_pass(volume: np.ndarray, apix: float, cutoff: float) -> np.ndarray:
-    """Zero spatial frequencies above ``cutoff`` (1/Å) with a raised-cosine edge from 0.8 cutoff to cutoff.
-
-    volume (X, Y, Z) sampled at ``apix`` Å. The soft edge limits ringing around sharp features; the band it
-    attenuates (0.8-1.0 of the target Nyquist) carries under 8 % of the amplitude of an 8 Å render on 2 Å.
-    """
-    axes = [np.fft.fftfreq(n, d=apix) for n in volume.shape[:2]] + [np.fft.rfftfreq(volume.shape[2], d=apix)]
-    kx, ky, kz = np.meshgrid(*axes, indexing="ij", sparse=True)
-    k = np.sqrt(kx**2 + ky**2 + kz**2)  # 1/Å
-    edge = np.clip((k - 0.8 * cutoff) / (0.2 * cutoff), 0.0, 1.0)
-    transfer = 0.5 * (1.0 + np.cos(np.pi * edge))  # 1 below 0.8 cutoff, 0 above cutoff
-    return np.fft.irfftn(np.fft.rfftn(volume) * transfer, s=volume.shape, axes=(0, 1, 2))
 
 
 def resample_to_grid(volume: np.ndarray, apix: float, origin, grid: MapGrid, centre) -> np.ndarray:
@@ -87,7 +74,7 @@ def resample_to_grid(volume: np.ndarray, apix: float, origin, grid: MapGrid, cen
         return np.zeros((grid.size,) * 3, np.float32)
     crop = volume[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]]
     if grid.apix > apix:
-        crop = _fourier_low_pass(crop, apix, 1.0 / (2.0 * grid.apix))
+        crop = low_pass(crop, apix, 2.0 * grid.apix)
 
     ii, jj, kk = np.meshgrid(*(index[:, d] - lo[d] for d in range(3)), indexing="ij")
     out = ndimage.map_coordinates(crop, [ii, jj, kk], order=3, mode="nearest")  # (D, D, D)
