@@ -12,10 +12,10 @@ processes hits both alike, and the table reports medians over repeats.
 from __future__ import annotations
 
 import argparse
-import csv
 import statistics
 import time
 
+import pandas as pd
 import torch
 
 from cryosampler.render import MapGrid, render_density
@@ -87,10 +87,7 @@ def main() -> None:
         print(f"{r['batch']:>5} {r['forward_ms_per_map']:>11.2f} {r['forward_maps_per_s']:>11.1f} "
               f"{r['fwd_bwd_ms_per_map']:>11.2f} {r['fwd_bwd_maps_per_s']:>11.1f} {r['fwd_bwd_over_fwd']:>10.2f}")
     if args.csv:
-        with open(args.csv, "w", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-            writer.writeheader()
-            writer.writerows(rows)
+        pd.DataFrame(rows).to_csv(args.csv, index=False)
 
 
 if __name__ == "__main__":

@@ -12,7 +12,6 @@ run's peak resident set size (``os.wait4``'s ru_maxrss of that child) and wall t
 from __future__ import annotations
 
 import argparse
-import csv
 import os
 import subprocess
 import sys
@@ -20,6 +19,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import pandas as pd
 import torch
 
 from cryosampler.frame import principal_axes_template
@@ -83,10 +83,7 @@ def main() -> None:
                 for path in (folder / f"maps_{n}").iterdir():
                     path.unlink()
     if args.csv:
-        with open(args.csv, "w", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-            writer.writeheader()
-            writer.writerows(rows)
+        pd.DataFrame(rows).to_csv(args.csv, index=False)
 
 
 if __name__ == "__main__":
