@@ -28,7 +28,7 @@ from torch import nn
 
 from cryosampler.featurize import ProteinBatch
 
-__all__ = ["EncoderConfig", "ENCODER_PRESETS", "AtomicEncoder"]
+__all__ = ["EncoderConfig", "ENCODER_PRESETS", "AtomicEncoder", "sample_at_atoms"]
 
 
 @dataclass(frozen=True)
@@ -197,11 +197,7 @@ class AtomicEncoder(nn.Module):
             token_feat = self.to_latents(code).view(B, c.max_tokens, c.latent_dim)[:, :T]  # (B, T, latent)
             atom_feat = volume.new_zeros(B, N, 0)
         else:
-            grid = self._normalised_grid(batch.ref_coords)
-            atom_feat = torch.cat([
-                F.grid_sample(fm, grid, mode="bilinear", padding_mode="zeros", align_corners=True)[..., 0, 0]
-                for fm in feature_maps
-            ], dim=1).transpose(1, 2)  # (B, N, ΣC)
+            atom_feat = sample_at_atoms(feature_maps, batch.ref_coords, self.grid_size, self.apix)  # (B, N, ΣC)
             token_feat = _token_mean(atom_feat, batch)  # (B, T, ΣC)
 
         # DiT over tokens: volume features ⊕ reference coordinates, plus chain position.
@@ -224,6 +220,30 @@ class AtomicEncoder(nn.Module):
         offsets = self.head(torch.cat(head_in, -1))
         offsets = offsets * batch.atom_mask[..., None]
         return batch.ref_coords + offsets  # (B, N, 3)
+
+
+def sample_at_atoms(feature_maps: list[torch.Tensor], coords: torch.Tensor, grid_size: int,
+                    apix: float) -> torch.Tensor:
+    """Trilinear read of the ResNet's feature maps at atom positions.
+
+    feature_maps: the output of stage s = 1, 2, … in order, (B, C_s, D_s, D_s, D_s), axes (x, y, z);
+    coords: (B, N, 3) float32, Å, in the input map's frame (voxel i centred at (i - D//2) * apix, D =
+    grid_size). Returns (B, N, ΣC_s); atoms beyond a level's outermost voxel centres read zero padding there.
+
+    Every stage halves the grid with stride 2, a 3³ kernel and padding 1 (its 1³ skip, stride 2, reads the
+    same voxel), so output voxel j is centred on input voxel 2j: voxel j of stage s lies at input index
+    2^s j. Each level's sampling coordinates come from its own voxel centres; reading every level with the
+    input grid's coordinates put atoms up to half a coarse voxel (8 Å at 8³) away from their features.
+    """
+    index = coords / apix + grid_size // 2  # (B, N, 3) input voxel index along (x, y, z)
+    columns = []
+    for level, fm in enumerate(feature_maps, start=1):
+        size = fm.shape[-1]
+        # align_corners=True: -1 and 1 are the centres of the first and last voxels of this level.
+        norm = index / 2**level / max(size - 1, 1) * 2 - 1
+        grid = norm.flip(-1)[:, :, None, None, :]  # grid_sample wants (z, y, x) → (W, H, D) order
+        columns.append(F.grid_sample(fm, grid, mode="bilinear", padding_mode="zeros", align_corners=True)[..., 0, 0])
+    return torch.cat(columns, dim=1).transpose(1, 2)
 
 
 def _token_mean(values: torch.Tensor, batch: ProteinBatch) -> torch.Tensor:

@@ -5,7 +5,7 @@ import dataclasses
 import pytest
 import torch
 
-from cryosampler.encoder import ENCODER_PRESETS, AtomicEncoder, EncoderConfig
+from cryosampler.encoder import ENCODER_PRESETS, AtomicEncoder, EncoderConfig, sample_at_atoms
 from cryosampler.featurize import collate, featurize
 
 from conftest import make_helix
@@ -109,3 +109,28 @@ def test_configs_without_the_sequence_option_load_with_it_on():
     d = ModelConfig().to_dict()
     del d["encoder"]["sequence_features"]
     assert ModelConfig.from_dict(d).encoder.sequence_features is True
+
+
+def test_atoms_read_features_where_they_are():
+    """Each level's feature map holds a linear function of its voxel centres' positions (Å); trilinear reads
+    at atom positions must return that function's value there (exact for a linear function)."""
+    grid_size, apix = 64, 2.0
+    encoder = AtomicEncoder(ENCODER_PRESETS["default"], grid_size, apix)
+    generator = torch.Generator().manual_seed(0)
+    slope, offset = torch.tensor([0.3, -0.2, 0.1]), 1.5
+    volume = torch.zeros(1, 1, grid_size, grid_size, grid_size)
+    feature_maps = []
+    h, cond = volume, torch.zeros(1, encoder.config.width)
+    for level, stage in enumerate(encoder.stages, start=1):
+        h = stage(h, cond)  # the real stages give the real level sizes
+        size = h.shape[-1]
+        centres = (torch.arange(size) * 2**level - grid_size // 2) * apix  # Å, voxel centres of this level
+        x, y, z = torch.meshgrid(centres, centres, centres, indexing="ij")
+        value = slope[0] * x + slope[1] * y + slope[2] * z + offset
+        feature_maps.append(value.expand(1, 2, size, size, size))
+    # Atoms anywhere inside the hull of the coarsest level's voxel centres.
+    coarsest = (torch.arange(h.shape[-1]) * 2**len(encoder.stages) - grid_size // 2) * apix
+    coords = coarsest[0] + (coarsest[-1] - coarsest[0]) * torch.rand(1, 200, 3, generator=generator)
+    read = sample_at_atoms(feature_maps, coords, grid_size, apix)  # (1, 200, 2 * levels)
+    expected = coords @ slope + offset  # (1, 200)
+    torch.testing.assert_close(read, expected[..., None].expand_as(read), atol=1e-4, rtol=1e-5)
