@@ -49,7 +49,8 @@ def iter_samples(model: CryoSampler, protein: ProteinFeatures, n_samples: int, g
         if value < 1:
             raise ValueError(f"{name} must be a positive integer, got {value}")
     device = resolve_device(device)
-    if generator.device != device:
+    # torch.Generator("cuda") reports device "cuda" with no index: it lives on the current GPU.
+    if resolve_device(generator.device) != device:
         raise ValueError(f"generator is on {generator.device} but device is {device}; pass a generator there, "
                          f"torch.Generator({str(device)!r})")
     check_precision(precision)
