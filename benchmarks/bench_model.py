@@ -28,7 +28,7 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from cryosampler.cli import DEFAULT_DDIM_STEPS
+from cryosampler.commands.sample import DEFAULT_DDIM_STEPS
 from cryosampler.encoder import ENCODER_PRESETS
 from cryosampler.featurize import featurize
 from cryosampler.manifest import pdb_dir_from_env, resolve_manifest

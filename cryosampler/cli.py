@@ -1,4 +1,4 @@
-"""Command line: ``cryosampler sample --checkpoint CKPT --reference my.pdb -n 16 -o ensemble.pdb``.
+"""Command line: ``cryosampler sample …`` (one module per subcommand in :mod:`cryosampler.commands`).
 
 Exit codes: 0 done; 1 failed while running (a write error, out of memory); 2 bad input or usage, found
 before any work is done; 130 interrupted (Ctrl-C). A failed or interrupted run leaves no output: the
@@ -8,37 +8,13 @@ ensemble and the maps are written under temporary names and moved into place onl
 from __future__ import annotations
 
 import argparse
-import math
-import os
 import sys
-import time
-from contextlib import ExitStack
-from pathlib import Path
 
-from cryosampler.files import staged_directory
+from cryosampler.commands import sample
 
-__all__ = ["main", "DEFAULT_DDIM_STEPS"]
+__all__ = ["main", "COMMANDS"]
 
-# DDIM steps K when --steps is not given: the fewest that lose nothing against the paper's 100 in notebook 03's step
-# sweep (tables/ddim_steps.md; README, "DDIM steps, chosen by data").
-DEFAULT_DDIM_STEPS = 25
-
-MAPS = "sample_*.mrc"
-
-
-def _int_at_least(minimum: int):
-    """argparse type: an integer ≥ ``minimum`` (a usage error, exit 2, otherwise)."""
-
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-        if value < minimum:
-            raise argparse.ArgumentTypeError(f"must be an integer ≥ {minimum}, got {value}")
-        return value
-
-    return parse
+COMMANDS = {"sample": sample}
 
 
 class _Parser(argparse.ArgumentParser):
@@ -53,124 +29,9 @@ def _parser() -> argparse.ArgumentParser:
         prog="cryosampler",
         description="CryoSampler: generate atomic conformational ensembles with a model trained on cryo-EM maps.")
     sub = parser.add_subparsers(dest="command", required=True)
-    sample = sub.add_parser(
-        "sample", help="sample an ensemble for a reference structure",
-        description="Sample conformations of a protein from its static reference structure. The reference is "
-                    "placed in the model's frame by superposing its CA atoms on the model's template (matched "
-                    "by residue number); the ensemble is written back in the reference's own frame. Inputs "
-                    "are never overwritten; an existing --output file is replaced only when the run succeeds.")
-    sample.add_argument("--checkpoint", required=True, type=Path, help="checkpoint.pt written by training")
-    sample.add_argument("--reference", required=True, type=Path, help="reference structure (.pdb or .cif)")
-    sample.add_argument("--chain", default=None, help="chain to use (default: the first protein chain)")
-    sample.add_argument("-n", "--num-samples", type=_int_at_least(1), default=16,
-                        help="number of samples (default 16)")
-    sample.add_argument("-o", "--output", required=True, type=Path,
-                        help="ensemble file: multi-model .pdb, or .cif for mmCIF")
-    sample.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    sample.add_argument("--steps", type=_int_at_least(2), default=DEFAULT_DDIM_STEPS,
-                        help=f"DDIM steps K ≥ 2 (default {DEFAULT_DDIM_STEPS}; the paper uses 100)")
-    sample.add_argument("--batch-size", type=_int_at_least(1), default=16,
-                        help="samples denoised together; memory grows with it, not with -n (default 16)")
-    sample.add_argument("--maps-dir", type=Path, default=None,
-                        help=f"also write each sample's denoised map as MRC here (in the model's frame), as {MAPS}")
-    sample.add_argument("--force", action="store_true",
-                        help=f"replace all {MAPS} maps already in --maps-dir (default: refuse)")
-    sample.add_argument("--allow-poor-fit", action="store_true",
-                        help="sample a reference whose CA atoms fit the model's template poorly (another "
-                             "protein or conformation, which would be mis-placed; default: refuse)")
-    sample.add_argument("--device", default="auto",
-                        help="where to compute: auto (a GPU when CUDA is available, else the CPU), cpu, cuda or "
-                             "cuda:N (default auto)")
-    sample.add_argument("--quiet", action="store_true", help="no progress bar")
+    for name, module in COMMANDS.items():
+        module.add_args(sub.add_parser(name, help=module.HELP, description=module.DESCRIPTION))
     return parser
-
-
-def _same_path(a: Path, b: Path) -> bool:
-    """True if ``a`` and ``b`` name one file: samefile when both exist (links, case-insensitive systems)."""
-    if a.exists() and b.exists():
-        return os.path.samefile(a, b)
-    return a.resolve() == b.resolve()
-
-
-def _check_writable(directory: Path, what: str) -> None:
-    """ValueError unless ``directory``, or its nearest existing ancestor (to be created below), is a
-    writable directory."""
-    existing = directory
-    while not existing.exists() and existing != existing.parent:
-        existing = existing.parent
-    if not existing.is_dir():
-        raise ValueError(f"{what}: {existing} is a file, not a directory; choose another location")
-    if not os.access(existing, os.W_OK | os.X_OK):
-        raise ValueError(f"{what}: cannot write in directory {existing} (no permission or read-only); "
-                         "choose another location")
-
-
-def _check_outputs(args: argparse.Namespace) -> None:
-    """Refuse outputs that would overwrite an input, mix with old maps or cannot be written, before any work."""
-    out = args.output
-    if out.suffix.lower() not in (".pdb", ".cif"):
-        raise ValueError(f"--output must end in .pdb or .cif, got {out}")
-    if out.is_dir():
-        raise ValueError(f"--output {out} is a directory; give a file name ending in .pdb or .cif")
-    for option, given in (("--reference", args.reference), ("--checkpoint", args.checkpoint)):
-        if _same_path(out, given):
-            raise ValueError(f"--output {out} is the {option} file {given}; inputs are never overwritten, "
-                             "choose another output name")
-    _check_writable(out.parent, f"--output {out}")
-    maps = args.maps_dir
-    if maps is None:
-        return
-    if maps.exists() and not maps.is_dir():
-        raise ValueError(f"--maps-dir {maps} is a file; give a directory for the maps")
-    if _same_path(maps, out):
-        raise ValueError(f"--maps-dir {maps} is the --output file; give a separate directory for the maps")
-    _check_writable(maps if maps.is_dir() else maps.parent, f"--maps-dir {maps}")
-    old = list(maps.glob(MAPS)) if maps.is_dir() else []
-    if old and not args.force:
-        raise ValueError(f"--maps-dir {maps} already holds {len(old)} {MAPS} maps of an earlier run; pass "
-                         "--force to replace them all, or choose another directory")
-
-
-def _sample(args: argparse.Namespace) -> None:
-    _check_outputs(args)
-    # Imported only now (torch and ProDy take seconds), so usage and output errors come at once.
-    from cryosampler.frame import MAX_FIT_RMSD
-    from cryosampler.mrc import write_mrc
-    from cryosampler.sampling import iter_reference_samples, prepare_reference
-    from cryosampler.structure import EnsembleWriter, read_structure
-    from cryosampler.device import resolve_device
-    from cryosampler.training import load_checkpoint, model_from_checkpoint
-
-    device = resolve_device(args.device)
-    model = model_from_checkpoint(load_checkpoint(args.checkpoint))
-    reference = read_structure(args.reference, chain=args.chain)
-    max_fit = math.inf if args.allow_poor_fit else MAX_FIT_RMSD
-    placed = prepare_reference(model, reference, max_fit_rmsd=max_fit, source=str(args.reference))
-    if placed.fit_rmsd > MAX_FIT_RMSD:
-        print(f"cryosampler: WARNING: {args.reference} fits the model's template at {placed.fit_rmsd:.1f} Å CA "
-              f"RMSD (limit {MAX_FIT_RMSD:g} Å): it is not a protein or conformation this model knows, and "
-              "its samples are unlikely to mean anything (--allow-poor-fit)", file=sys.stderr)
-
-    tic = time.perf_counter()
-    grid = model.config.grid
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    with ExitStack() as stack:
-        ensemble = stack.enter_context(EnsembleWriter(args.output, reference))
-        maps_dir = None
-        if args.maps_dir is not None:
-            args.maps_dir.parent.mkdir(parents=True, exist_ok=True)
-            maps_dir = stack.enter_context(staged_directory(args.maps_dir, MAPS))
-        for coords, batch in iter_reference_samples(model, placed, args.num_samples, args.seed, args.batch_size,
-                                                    n_steps=args.steps, progress=not args.quiet, device=device):
-            first = ensemble.n_models
-            ensemble.write(coords)
-            if maps_dir is not None:
-                for k, volume in enumerate(batch.maps, start=first):
-                    write_mrc(maps_dir / f"sample_{k:03d}.mrc", volume, grid, origin=grid.origin)
-    maps = "" if args.maps_dir is None else f" and their maps to {args.maps_dir}"
-    print(f"wrote {args.num_samples} samples of {reference.name} ({reference.n_atoms} atoms; CA fit to the "
-          f"model's template {placed.fit_rmsd:.2f} Å RMSD) to {args.output}{maps} in "
-          f"{time.perf_counter() - tic:.1f} s", file=sys.stderr)
 
 
 def _first_line(error: BaseException) -> str:
@@ -180,8 +41,7 @@ def _first_line(error: BaseException) -> str:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
-        if args.command == "sample":
-            _sample(args)
+        COMMANDS[args.command].main(args)
     except KeyboardInterrupt:
         print("cryosampler: interrupted", file=sys.stderr)
         return 130

@@ -1,0 +1,48 @@
+"""The command line's subcommands, one module each (as cryoDRGN's ``commands/``): each has ``add_args(parser)``
+and ``main(args)``; :mod:`cryosampler.cli` builds the parser and turns errors into exit codes.
+
+Helpers shared by the subcommands live here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+__all__ = ["int_at_least", "same_path", "check_writable"]
+
+
+def int_at_least(minimum: int):
+    """argparse type: an integer ≥ ``minimum`` (a usage error, exit 2, otherwise)."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be an integer ≥ {minimum}, got {value}")
+        return value
+
+    return parse
+
+
+def same_path(a: Path, b: Path) -> bool:
+    """True if ``a`` and ``b`` name one file: samefile when both exist (links, case-insensitive systems)."""
+    if a.exists() and b.exists():
+        return os.path.samefile(a, b)
+    return a.resolve() == b.resolve()
+
+
+def check_writable(directory: Path, what: str) -> None:
+    """ValueError unless ``directory``, or its nearest existing ancestor (to be created below), is a
+    writable directory."""
+    existing = directory
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise ValueError(f"{what}: {existing} is a file, not a directory; choose another location")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise ValueError(f"{what}: cannot write in directory {existing} (no permission or read-only); "
+                         "choose another location")
