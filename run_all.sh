@@ -101,6 +101,8 @@ case "$mode" in
       echo "$name,$seconds,$(date -u +%FT%TZ)" >> "$timings"
       echo "[run_all] $name took $(( seconds / 60 )) min $(( seconds % 60 )) s"
     done
+    # GPU measurements recorded in benchmarks/measured/ (no GPU needed: it only reads those files).
+    python benchmarks/report_gpu_check.py
     total=$(( $(date +%s) - all_start ))
     echo "[run_all] done in $(( total / 60 )) min $(( total % 60 )) s (per notebook: $timings): figures/ and tables/ regenerated"
     ;;

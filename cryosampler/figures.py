@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 __all__ = ["save_figure", "plot_state_maps", "plot_mode_displacement", "plot_loss_curves", "plot_sample_rmsds",
-           "plot_figure2", "plot_ddim_steps"]
+           "plot_figure2", "plot_ddim_steps", "plot_precision_curves"]
 
 
 def save_figure(fig: plt.Figure, directory: Path, name: str) -> list[Path]:
@@ -198,4 +198,36 @@ def plot_ddim_steps(sweep: pd.DataFrame, chosen: int) -> plt.Figure:
     axes[0].legend(fontsize=7)
     fig.suptitle(f"Dotted: K = {chosen}, the fewest DDIM steps that lose nothing against K = "
                  f"{sweep['steps'].max()}", fontsize=9)
+    return fig
+
+
+def plot_precision_curves(logs: dict[str, pd.DataFrame]) -> plt.Figure:
+    """Loss terms of runs that differ in one setting (e.g. fp32 and bf16, same seed) on shared axes, as a
+    running mean over 2 % of the steps, and the ratio of each run's running mean to the first run's.
+
+    logs: label → ``train_log.csv`` frame (columns step, loss, denoise, residue, backbone).
+    """
+    terms = [c for c in ("loss", "denoise", "residue", "backbone") if all(c in log for log in logs.values())]
+    fig, axes = plt.subplots(2, len(terms), figsize=(3.0 * len(terms), 4.6), sharex=True, squeeze=False,
+                             height_ratios=(2, 1), constrained_layout=True)
+    smoothed = {label: log.set_index("step")[terms].rolling(max(1, len(log) // 50), min_periods=1).mean()
+                for label, log in logs.items()}
+    first = next(iter(smoothed))
+    for j, term in enumerate(terms):
+        for k, (label, curve) in enumerate(smoothed.items()):
+            axes[0, j].plot(curve.index, curve[term], color=f"C{k}", lw=1.1, label=label)
+            if label != first:
+                ratio = (curve[term] / smoothed[first][term]).dropna()
+                axes[1, j].plot(ratio.index, ratio.values, color=f"C{k}", lw=1.0)
+        axes[0, j].set_yscale("log")
+        # As plot_loss_curves: the structural terms start at exactly 0; keep the axis on the curves.
+        positive = pd.concat([curve[term] for curve in smoothed.values()])
+        positive = positive[positive > 0]
+        if len(positive):
+            axes[0, j].set_ylim(bottom=0.5 * positive.quantile(0.01))
+        axes[0, j].set_title(term)
+        axes[1, j].axhline(1.0, color="0.6", lw=0.8, ls=":")
+        axes[1, j].set_xlabel("step")
+    axes[1, 0].set_ylabel(f"ratio to {first}")
+    axes[0, 0].legend(fontsize=7)
     return fig

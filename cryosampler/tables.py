@@ -8,7 +8,8 @@ import pandas as pd
 
 __all__ = ["save_table", "dataset_table", "sampling_table", "sampling_markdown", "table1", "table1_markdown",
            "table1_caption", "PAPER_TABLE1", "ensemble_metrics_table", "ensemble_metrics_markdown",
-           "closest_by_method", "ddim_steps_table", "mean_sd_cell", "SD_DDOF", "SD_NOTE"]
+           "closest_by_method", "ddim_steps_table", "mean_sd_cell", "split_means", "comparison_table",
+           "comparison_markdown", "SD_DDOF", "SD_NOTE"]
 
 # Spread over seeds is the sample standard deviation (divided by n − 1) in every table and figure. A single
 # value (one seed, or a deterministic method run once) has none (NaN), and identical values over seeds have
@@ -98,20 +99,63 @@ def table1(runs: pd.DataFrame) -> pd.DataFrame:
     rows = []
     for method in TABLE1_METHODS:
         measured = runs[runs["method"] == method]
-        row = {"method": method, "source": "measured" if len(measured) else "not run"}
-        for split, prefix in (("train", "train"), ("val", "val")):
-            per_seed = measured[measured["split"] == split].groupby("seed")[["closest_A", "closest_B"]].mean()
-            for state in ("A", "B"):
-                values = per_seed[f"closest_{state}"]
-                row[f"{prefix} {state}"] = values.mean() if len(values) else float("nan")
-                row[f"{prefix} {state} sd"] = values.std(ddof=SD_DDOF) if len(values) else float("nan")
-        row["seeds"] = measured["seed"].nunique()
-        rows.append(row)
+        rows.append({"method": method, "source": "measured" if len(measured) else "not run",
+                     **split_means(measured, ("train", "val"))})
         if method in PAPER_TABLE1:
             rows.append({"method": method, "source": "paper", **dict(zip(TABLE1_COLUMNS, PAPER_TABLE1[method]))})
     table = pd.DataFrame(rows)
     table["seeds"] = table["seeds"].astype("Int64")
     return table[["method", "source", "seeds"] + [c for col in TABLE1_COLUMNS for c in (col, f"{col} sd")]]
+
+
+def split_means(runs: pd.DataFrame, splits: tuple[str, ...]) -> dict:
+    """Closest-sample RMSD (Å) of one method: per seed the mean over the proteins of each split, then mean
+    and sd (``SD_DDOF``) over seeds. Keys "{split} {state}", "{split} {state} sd" and "seeds"; NaN where
+    a split has no rows.
+
+    runs: one row per (slot, split, seed) with closest_A, closest_B (Å).
+    """
+    row = {}
+    for split in splits:
+        per_seed = runs[runs["split"] == split].groupby("seed")[["closest_A", "closest_B"]].mean()
+        for state in ("A", "B"):
+            values = per_seed[f"closest_{state}"]
+            row[f"{split} {state}"] = values.mean() if len(values) else float("nan")
+            row[f"{split} {state} sd"] = values.std(ddof=SD_DDOF) if len(values) else float("nan")
+    row["seeds"] = runs["seed"].nunique()
+    return row
+
+
+COMPARISON_SPLITS = ("train", "val", "test_ood")
+
+
+def comparison_table(runs: pd.DataFrame) -> pd.DataFrame:
+    """Table 1's columns (:func:`split_means`) plus the out-of-distribution test protein, one row per
+    ``method`` of ``runs`` in order of appearance, with its training steps and median s/step when ``runs``
+    has them (``benchmarks/ablation.py``'s result.csv; ``gpu_check.py``'s runs.csv)."""
+    rows = []
+    for method, measured in runs.groupby("method", sort=False):
+        row = {"method": method, **split_means(measured, COMPARISON_SPLITS)}
+        for column in ("steps", "train_seconds_per_step", "device", "precision", "sequence_features"):
+            if column in measured:
+                row[column] = measured[column].iloc[0]
+        rows.append(row)
+    table = pd.DataFrame(rows)
+    table["seeds"] = table["seeds"].astype("Int64")
+    return table
+
+
+def comparison_markdown(table: pd.DataFrame) -> pd.DataFrame:
+    """:func:`comparison_table` with "mean ± sd" cells (Å), for the Markdown file."""
+    keep = [c for c in ("method", "steps", "seeds") if c in table]
+    out = table[keep].copy()
+    for split in COMPARISON_SPLITS:
+        for state in ("A", "B"):
+            out[f"{split} {state} (Å)"] = [mean_sd_cell(m, sd) for m, sd in
+                                          zip(table[f"{split} {state}"], table[f"{split} {state} sd"])]
+    if "train_seconds_per_step" in table:
+        out["training"] = table["train_seconds_per_step"].map(lambda s: f"{1000 * s:.0f} ms/step")
+    return out
 
 
 def table1_markdown(table: pd.DataFrame) -> pd.DataFrame:

@@ -8,6 +8,7 @@ import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 
 from cryosampler.figures import (plot_ddim_steps, plot_figure2, plot_loss_curves, plot_mode_displacement,  # noqa: E402
+                                 plot_precision_curves,
                                  plot_sample_rmsds, plot_state_maps, save_figure)
 
 
@@ -68,3 +69,16 @@ def test_ddim_steps_figure_draws_each_protein_and_marks_the_chosen_k():
     assert len(rmsd_panel.lines) == 2 * 2 + 1  # A and B per protein, and the marker line
     assert time_panel.lines[0].get_ydata().tolist() == [2.0, 20.0]
     assert rmsd_panel.lines[-1].get_xdata()[0] == 10
+
+
+def test_precision_curves_draw_each_run_and_the_ratio_to_the_first():
+    steps = np.arange(1, 201)
+    base = pd.DataFrame({"step": steps, "loss": 1.0 / steps, "denoise": 0.5 / steps, "residue": 0.1 / steps,
+                         "backbone": 0.2 / steps})
+    doubled = base.assign(**{c: 2 * base[c] for c in ("loss", "denoise", "residue", "backbone")})
+    fig = plot_precision_curves({"fp32": base, "bf16": doubled})
+    top, bottom = fig.axes[:4], fig.axes[4:]
+    assert [len(ax.lines) for ax in top] == [2, 2, 2, 2]
+    ratio = bottom[0].lines[0].get_ydata()  # the first line drawn in a ratio panel is bf16 / fp32
+    np.testing.assert_allclose(ratio, 2.0)
+    plt.close(fig)

@@ -2,7 +2,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from cryosampler.tables import (PAPER_TABLE1, SD_NOTE, closest_by_method, ddim_steps_table, ensemble_metrics_markdown,
+from cryosampler.tables import (PAPER_TABLE1, SD_NOTE, closest_by_method, comparison_markdown, comparison_table,
+                                ddim_steps_table, ensemble_metrics_markdown,
                                 ensemble_metrics_table, mean_sd_cell, sampling_markdown, sampling_table, save_table,
                                 table1, table1_caption, table1_markdown)
 
@@ -143,3 +144,18 @@ def test_ddim_steps_table_means_over_proteins_per_split_and_k():
     assert table["closest_A"].tolist() == pytest.approx([0.6, 0.2, 0.9, 0.4])
     assert table["occupancy_A"].tolist() == pytest.approx([0.75, 0.375, 0.5, 0.5])
     assert table["proteins"].tolist() == [2, 2, 1, 1]
+
+
+def test_comparison_table_adds_the_ood_protein_and_keeps_method_order():
+    runs = runs_frame()
+    ood = runs[runs["slot"] == "V"].assign(slot="O", split="test_ood", closest_A=7.0)
+    runs = pd.concat([runs[runs["method"] == "Ours"], ood]).assign(steps=3000, train_seconds_per_step=0.4)
+    runs = pd.concat([runs.assign(method="B"), runs.assign(method="A", closest_A=runs["closest_A"] + 1)])
+    table = comparison_table(runs).set_index("method")
+    assert list(table.index) == ["B", "A"]
+    assert table.loc["B", "train A"] == pytest.approx(2.1) and table.loc["B", "train A sd"] == pytest.approx(SD)
+    assert table.loc["A", "train A"] == pytest.approx(3.1)
+    assert table.loc["B", "test_ood A"] == pytest.approx(7.0) and table.loc["B", "test_ood B"] == pytest.approx(6.1)
+    assert table.loc["B", "seeds"] == 2 and table.loc["B", "steps"] == 3000
+    md = comparison_markdown(table.reset_index())
+    assert md.loc[0, "train A (Å)"] == "2.10 ± 0.14" and md.loc[0, "training"] == "400 ms/step"
