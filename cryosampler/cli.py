@@ -1,4 +1,4 @@
-"""Command line: ``cryosampler sample …`` (one module per subcommand in :mod:`cryosampler.commands`).
+"""Command line: ``cryosampler train …``, ``cryosampler sample …`` (one module each in :mod:`cryosampler.commands`).
 
 Exit codes: 0 done; 1 failed while running (a write error, out of memory); 2 bad input or usage, found
 before any work is done; 130 interrupted (Ctrl-C). A failed or interrupted run leaves no output: the
@@ -10,11 +10,11 @@ from __future__ import annotations
 import argparse
 import sys
 
-from cryosampler.commands import sample
+from cryosampler.commands import sample, train
 
 __all__ = ["main", "COMMANDS"]
 
-COMMANDS = {"sample": sample}
+COMMANDS = {"sample": sample, "train": train}
 
 
 class _Parser(argparse.ArgumentParser):
@@ -50,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except OSError as error:
         # Errors of an open file (disk full) carry no file name; the output is what is being written then.
-        where = error.filename if error.filename is not None else args.output
+        where = error.filename if error.filename is not None else getattr(args, "output", None) or args.out
         print(f"cryosampler: error: {where}: {error.strerror or _first_line(error)}", file=sys.stderr)
         return 1
     except (RuntimeError, MemoryError) as error:

@@ -17,8 +17,8 @@ import numpy as np
 from cryosampler.structure import Structure, shared_ca
 from cryosampler.superpose import optimal_rotation, rmsd
 
-__all__ = ["RigidTransform", "Template", "principal_axes_template", "placement", "template_fit_rmsd",
-           "check_template_fit", "MAX_FIT_RMSD"]
+__all__ = ["RigidTransform", "Template", "principal_axes_template", "own_frame_template", "placement",
+           "template_fit_rmsd", "check_template_fit", "MAX_FIT_RMSD"]
 
 MIN_COMMON_RESIDUES = 10
 
@@ -74,6 +74,14 @@ def principal_axes_template(structure: Structure) -> Template:
             axes[k] = -axes[k]
     axes[2] = np.cross(axes[0], axes[1])
     return Template(structure.backbone_res_nums.copy(), centred @ axes.T)
+
+
+def own_frame_template(structure: Structure) -> Template:
+    """The structure's CA atoms, centred but not rotated: the frame of a model trained on maps of this one
+    protein (``cryosampler train``). Its placement is a pure translation (the all-atom centroid to the origin),
+    so the user's maps, in the reference's frame, need only be re-centred, never rotated."""
+    ca = structure.coords[structure.backbone_index[:, 1]]  # (L, 3)
+    return Template(structure.backbone_res_nums.copy(), ca - ca.mean(axis=0))
 
 
 def placement(structure: Structure, template: Template) -> RigidTransform:

@@ -19,7 +19,7 @@ from cryosampler.metrics import map_correlation
 from cryosampler.mrc import read_mrc
 from cryosampler.render import MapGrid, check_in_box, render_density
 
-__all__ = ["resample_to_grid", "check_contains", "map_model_correlation", "check_fitted", "ingest_map",
+__all__ = ["resample_to_grid", "check_contains", "map_model_correlation", "check_fitted", "ingest_map", "model_scale",
            "FIT_THRESHOLD", "FIT_GAIN_THRESHOLD"]
 
 # Fit check (check_fitted). Pearson r alone cannot tell a misplaced model from noise: calmodulin 1CLL rendered
@@ -177,3 +177,16 @@ def ingest_map(path: str | os.PathLike, grid: MapGrid, coords: np.ndarray, atomi
     if not np.any(on_grid):
         raise ValueError(f"{path}: the map is zero around the reference; use the map the reference was fitted into")
     return on_grid, check_fitted(on_grid, coords, atomic_numbers, grid, centre, str(path))
+
+
+def model_scale(volume: np.ndarray, model_coords: np.ndarray, atomic_numbers: np.ndarray, grid: MapGrid) -> float:
+    """The factor that brings an ingested map to the renderer's density units: least squares of
+    ``scale * volume`` against the reference rendered on ``grid`` (Σ v r / Σ v²).
+
+    A user's map is in arbitrary units, but the model's V̂₀ is always a rendering of atoms (eq. 3), so the
+    denoising loss (eq. 5) compares like with like only after this scaling. volume: (D, D, D) on ``grid``;
+    model_coords: (N, 3) Å in the grid's frame; atomic_numbers: (N,).
+    """
+    rendered = _render(model_coords, atomic_numbers, grid).astype(np.float64)
+    volume = np.asarray(volume, np.float64)
+    return float((volume * rendered).sum() / (volume * volume).sum())

@@ -3,7 +3,7 @@
 import numpy as np
 from scipy.spatial.transform import Rotation
 
-from cryosampler.frame import placement, principal_axes_template
+from cryosampler.frame import own_frame_template, placement, principal_axes_template
 from cryosampler.structure import read_structure
 
 
@@ -24,3 +24,12 @@ def test_inverse_transform_restores_coordinates(shared_pdb):
     cam = read_structure(shared_pdb("4cln.pdb"))
     place = placement(cam, principal_axes_template(cam))
     np.testing.assert_allclose(place.inverse().apply(place.apply(cam.coords)), cam.coords, atol=1e-9)
+
+
+def test_own_frame_template_places_by_translation_alone(shared_pdb):
+    structure = read_structure(shared_pdb("1cll.pdb"))
+    structure = structure.with_coords(structure.coords @ Rotation.from_euler("xyz", [0.3, -1.1, 0.7]).as_matrix().T + 40.0)
+    transform = placement(structure, own_frame_template(structure))
+    np.testing.assert_allclose(transform.rotation, np.eye(3), atol=1e-9)
+    np.testing.assert_allclose(transform.apply(structure.coords).mean(0), 0.0, atol=1e-9)
+

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from conftest import make_helix, write_raw_mrc
-from cryosampler.ingest import ingest_map, resample_to_grid
+from cryosampler.ingest import ingest_map, model_scale, resample_to_grid
 from cryosampler.metrics import map_correlation
 from cryosampler.render import MapGrid, render_density
 from cryosampler.structure import read_structure
@@ -166,3 +166,10 @@ def test_reference_larger_than_the_model_box_is_refused(tmp_path):
             as err:
         ingest_map(path, MapGrid(size=16, apix=2.0), st.coords, st.atomic_numbers)
     one_line(err)
+
+
+def test_model_scale_brings_a_map_to_the_renderer_units():
+    coords, numbers = helix_in_map_frame()
+    model = coords - coords.mean(0)
+    rendered = direct_render(coords, numbers)
+    assert model_scale(0.25 * rendered, model, numbers, MODEL_GRID) == pytest.approx(4.0, rel=1e-6)

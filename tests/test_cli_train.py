@@ -1,0 +1,170 @@
+"""``cryosampler train``: a user's maps (own voxel size, box, origin, axis order) → a checkpoint that
+``cryosampler sample`` uses; bad input is refused in one line before anything is written; torchrun works."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import cryosampler.cli as cli
+from cryosampler.commands.train import resolve_maps
+from cryosampler.structure import read_ensemble, read_structure, write_pdb
+
+from conftest import make_helix
+from test_ingest import write_user_map
+
+SHIFT = np.array([31.0, -12.5, 58.25])  # the fitted model sits anywhere in the maps' frame
+TRAIN = ["--steps", "2", "--batch-size", "2", "--preset", "smoke", "--device", "cpu", "--quiet"]
+
+
+@pytest.fixture(scope="module")
+def user_data(tmp_path_factory):
+    """A 12-residue helix fitted into two maps of its own (1.5 Å, axes z y x; 2.7 Å, gzip, origin in N?START)
+    with slightly different conformations: the reference PDB and the maps folder."""
+    root = tmp_path_factory.mktemp("user")
+    helix = make_helix(12)
+    write_pdb(root / "model.pdb", helix, helix.coords + SHIFT)
+    reference = read_structure(root / "model.pdb")
+    maps = root / "maps"
+    maps.mkdir()
+    generator = np.random.default_rng(0)
+    for k, (apix, box, axes, name, use_start) in enumerate([(1.5, (60, 56, 64), (3, 2, 1), "vol_000.mrc", False),
+                                                            (2.7, (40, 44, 42), (1, 2, 3), "vol_001.mrc.gz", True)]):
+        state = reference.coords + generator.normal(scale=0.3, size=reference.coords.shape)
+        write_user_map(maps / name, state, reference.atomic_numbers, apix, box, axes=axes, use_start=use_start)
+    return root / "model.pdb", maps
+
+
+def train(reference, maps, out, *extra):
+    return cli.main(["train", "--reference", str(reference), "--maps", *map(str, maps), "--out", str(out), *TRAIN,
+                     *extra])
+
+
+def one_line_error(capsys) -> str:
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err and err[-1].startswith("cryosampler: error: ") and "Traceback" not in "\n".join(err)
+    return err[-1]
+
+
+def test_train_on_user_maps_then_sample_in_the_reference_frame(user_data, tmp_path, capsys):
+    reference, maps = user_data
+    out = tmp_path / "run"
+    assert train(reference, [maps], out) == 0
+    assert {p.name for p in out.iterdir()} >= {"checkpoint.pt", "train_log.csv", "config.json"}
+    assert len(pd.read_csv(out / "train_log.csv")) == 2
+    config = json.loads((out / "config.json").read_text())
+    assert [Path(m["map"]).name for m in config["maps"]] == ["vol_000.mrc", "vol_001.mrc.gz"]
+    assert all(m["correlation"] > 0.9 and m["scale"] > 0 for m in config["maps"])
+    assert "cryosampler sample --checkpoint" in capsys.readouterr().err
+
+    ensemble = tmp_path / "ensemble.pdb"
+    assert cli.main(["sample", "--checkpoint", str(out / "checkpoint.pt"), "--reference", str(reference), "-n", "2",
+                     "--steps", "2", "-o", str(ensemble), "--device", "cpu", "--quiet"]) == 0
+    structure = read_structure(reference)
+    samples = read_ensemble(ensemble, structure)  # (2, N, 3), written in the reference's (maps') frame
+    # Two steps from zero-initialised offsets: the samples are the reference, placed back where it was.
+    assert np.sqrt(((samples - structure.coords) ** 2).sum(-1).mean(-1)).max() < 1.0
+
+
+def test_an_out_with_a_run_is_refused_unless_resume(user_data, tmp_path, capsys):
+    reference, maps = user_data
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "checkpoint.pt").write_bytes(b"earlier run")
+    assert train(reference, [maps], out) == 2
+    line = one_line_error(capsys)
+    assert "already holds a run" in line and "pass --resume" in line
+    assert (out / "checkpoint.pt").read_bytes() == b"earlier run" and sorted(os.listdir(out)) == ["checkpoint.pt"]
+
+
+def test_resume_needs_a_checkpoint(user_data, tmp_path, capsys):
+    reference, maps = user_data
+    assert train(reference, [maps], tmp_path / "new", "--resume") == 2
+    assert "holds no checkpoint.pt" in one_line_error(capsys)
+
+
+def test_resume_continues_an_interrupted_run(user_data, tmp_path):
+    reference, maps = user_data
+    out = tmp_path / "run"
+    assert train(reference, [maps], out) == 0
+    config = (out / "config.json").read_text()
+    assert train(reference, [maps], out, "--resume") == 0  # already at its last step: nothing left to do
+    assert len(pd.read_csv(out / "train_log.csv")) == 2 and (out / "config.json").read_text() == config
+
+
+def test_a_map_that_does_not_hold_the_reference_is_refused_before_any_output(user_data, tmp_path, capsys):
+    reference, maps = user_data
+    far = tmp_path / "far.mrc"
+    helix = read_structure(reference)
+    write_user_map(far, helix.coords + 200.0, helix.atomic_numbers, 2.0, (40, 40, 40))
+    out = tmp_path / "run"
+    assert train(reference, [maps / "vol_000.mrc", far], out) == 2
+    line = one_line_error(capsys)
+    assert str(far) in line and "does not contain the reference" in line
+    assert not out.exists()
+
+
+def test_a_map_the_reference_is_not_fitted_into_is_refused(user_data, tmp_path, capsys):
+    reference, _ = user_data
+    helix = read_structure(reference)
+    moved = tmp_path / "moved.mrc"
+    write_user_map(moved, helix.coords + [5.0, 0.0, 0.0], helix.atomic_numbers, 2.0, (48, 48, 48))
+    assert train(reference, [moved], tmp_path / "run") == 2
+    line = one_line_error(capsys)
+    assert str(moved) in line and "fit the model into the map first" in line
+
+
+@pytest.mark.parametrize("case", ["empty folder", "not a map", "missing", "out is a file"])
+def test_bad_maps_and_out_are_one_line_errors(user_data, tmp_path, capsys, case):
+    reference, maps = user_data
+    given, out = [maps], tmp_path / "run"
+    if case == "empty folder":
+        (tmp_path / "empty").mkdir()
+        given, expected = [tmp_path / "empty"], "holds no map"
+    elif case == "not a map":
+        given, expected = [reference], "not a map"
+    elif case == "missing":
+        given, expected = [tmp_path / "nothing.mrc"], "no such file"
+    else:
+        out.write_text("keep me")
+        expected = "is a file"
+    assert train(reference, given, out) == 2
+    assert expected in one_line_error(capsys)
+    if case == "out is a file":
+        assert out.read_text() == "keep me"
+
+
+def test_a_csv_listing_gives_its_maps_and_refuses_mixed_proteins(user_data, tmp_path):
+    reference, maps = user_data
+    listing = maps / "maps.csv"
+    pd.DataFrame({"protein": "helix", "reference": "../model.pdb", "map": ["vol_000.mrc", "vol_001.mrc.gz"]}
+                 ).to_csv(listing, index=False)
+    assert resolve_maps([listing], reference) == [maps / "vol_000.mrc", maps / "vol_001.mrc.gz"]
+    mixed = tmp_path / "mixed.csv"
+    pd.DataFrame({"protein": ["helix", "other"], "map": [str(maps / "vol_000.mrc")] * 2}).to_csv(mixed, index=False)
+    with pytest.raises(ValueError, match="several proteins"):
+        resolve_maps([mixed], reference)
+    other = tmp_path / "other.csv"
+    pd.DataFrame({"reference": "elsewhere.pdb", "map": [str(maps / "vol_000.mrc")]}).to_csv(other, index=False)
+    with pytest.raises(ValueError, match="cannot share one reference"):
+        resolve_maps([other], reference)
+    listing.unlink()
+
+
+@pytest.mark.slow
+def test_torchrun_trains_with_two_processes(user_data, tmp_path):
+    reference, maps = user_data
+    out = tmp_path / "run"
+    env = dict(os.environ, OMP_NUM_THREADS="1", CUDA_VISIBLE_DEVICES="")  # gloo on the CPU even on a GPU machine
+    result = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--standalone",
+                             "-m", "cryosampler", "train", "--reference", str(reference), "--maps", str(maps),
+                             "--out", str(out), *TRAIN], capture_output=True, text=True, timeout=300, env=env)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert len(pd.read_csv(out / "train_log.csv")) == 2
+    assert json.loads((out / "config.json").read_text())["processes"] == 2
+    assert result.stderr.count("trained 2 steps") == 1  # rank 0 alone reports
