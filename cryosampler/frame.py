@@ -13,12 +13,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from scipy import ndimage
 
 from cryosampler.structure import Structure, shared_ca
 from cryosampler.superpose import optimal_rotation, rmsd
 
 __all__ = ["RigidTransform", "Template", "principal_axes_template", "own_frame_template", "placement",
-           "template_fit_rmsd", "check_template_fit", "MAX_FIT_RMSD"]
+           "template_fit_rmsd", "check_template_fit", "map_to_input_frame", "MAX_FIT_RMSD"]
 
 MIN_COMMON_RESIDUES = 10
 
@@ -95,6 +96,31 @@ def placement(structure: Structure, template: Template) -> RigidTransform:
     rotation = optimal_rotation(structure.coords[ca], template.ca_coords[rows])
     rotated_centroid = structure.coords.mean(axis=0) @ rotation.T
     return RigidTransform(rotation, -rotated_centroid)
+
+
+def map_to_input_frame(volume: np.ndarray, size: int, apix: float,
+                       place: RigidTransform) -> tuple[np.ndarray, tuple[float, float, float]]:
+    """A map of the model's frame, resampled onto a box of the same size and voxel size, axis-aligned in the
+    frame ``place`` came from (the user's reference), so that it opens aligned with the structures written
+    there.
+
+    volume: (D, D, D), axes (x, y, z), voxel (i, j, k) at ((i, j, k) - D//2) * apix Å in the model's frame;
+    place: input frame → model frame (:func:`placement`). Returns (the map (D, D, D) float32, the origin:
+    (x, y, z) Å of voxel (0, 0, 0)'s centre in the input frame). The new box is centred where the model's box
+    was (the reference's centroid). Cubic-spline interpolation; corners rotated out of the model's box are 0.
+    A placement without rotation (``own_frame_template``) shifts the origin and leaves the values as they are.
+    """
+    half = size // 2
+    centre = place.inverse().apply(np.zeros(3))  # input-frame point at the model box's centre
+    origin = tuple(float(c) for c in centre - half * apix)
+    rotation = place.rotation
+    if np.allclose(rotation, np.eye(3), atol=1e-6):  # SVD round-off; 1e-6 rad moves 64 Å by 6e-5 Å
+        return np.asarray(volume, np.float32), origin
+    # Output voxel n (input frame, u = centre + (n - half) apix) reads model voxel R (n - half) + half.
+    offset = half - rotation @ np.full(3, half, dtype=np.float64)
+    out = ndimage.affine_transform(np.asarray(volume, np.float64), rotation, offset=offset, order=3,
+                                   mode="constant", cval=0.0)
+    return out.astype(np.float32), origin
 
 
 def template_fit_rmsd(structure: Structure, template: Template) -> float:

@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 
 import cryosampler.cli as cli
+from cryosampler.mrc import read_mrc
 from cryosampler.commands.train import resolve_maps
 from cryosampler.structure import read_ensemble, read_structure, write_pdb
 
@@ -64,11 +65,15 @@ def test_train_on_user_maps_then_sample_in_the_reference_frame(user_data, tmp_pa
 
     ensemble = tmp_path / "ensemble.pdb"
     assert cli.main(["sample", "--checkpoint", str(out / "checkpoint.pt"), "--reference", str(reference), "-n", "2",
-                     "--steps", "2", "-o", str(ensemble), "--device", "cpu", "--quiet"]) == 0
+                     "--steps", "2", "-o", str(ensemble), "--device", "cpu", "--quiet",
+                     "--maps-dir", str(tmp_path / "maps")]) == 0
     structure = read_structure(reference)
     samples = read_ensemble(ensemble, structure)  # (2, N, 3), written in the reference's (maps') frame
     # Two steps from zero-initialised offsets: the samples are the reference, placed back where it was.
     assert np.sqrt(((samples - structure.coords) ** 2).sum(-1).mean(-1)).max() < 1.0
+    volume, apix, origin = read_mrc(tmp_path / "maps" / "sample_000.mrc")  # also in the reference's frame
+    np.testing.assert_allclose(np.asarray(origin) + (volume.shape[0] // 2) * apix, structure.coords.mean(0),
+                               atol=1e-3)
 
 
 def test_an_out_with_a_run_is_refused_unless_resume(user_data, tmp_path, capsys):

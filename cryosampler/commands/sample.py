@@ -41,7 +41,8 @@ def add_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch-size", type=int_at_least(1), default=16,
                         help="samples denoised together; memory grows with it, not with -n (default 16)")
     parser.add_argument("--maps-dir", type=Path, default=None,
-                        help=f"also write each sample's denoised map as MRC here (in the model's frame), as {MAPS}")
+                        help=f"also write each sample's denoised map as MRC here, as {MAPS}, in the reference's frame "
+                             "(aligned with the ensemble)")
     parser.add_argument("--force", action="store_true",
                         help=f"replace all {MAPS} maps already in --maps-dir (default: refuse)")
     parser.add_argument("--allow-poor-fit", action="store_true",
@@ -82,7 +83,7 @@ def check_outputs(args: argparse.Namespace) -> None:
 def main(args: argparse.Namespace) -> None:
     check_outputs(args)
     # Imported only now (torch and ProDy take seconds), so usage and output errors come at once.
-    from cryosampler.frame import MAX_FIT_RMSD
+    from cryosampler.frame import MAX_FIT_RMSD, map_to_input_frame
     from cryosampler.mrc import write_mrc
     from cryosampler.sampling import iter_reference_samples, prepare_reference
     from cryosampler.structure import EnsembleWriter, read_structure
@@ -114,7 +115,8 @@ def main(args: argparse.Namespace) -> None:
             ensemble.write(coords)
             if maps_dir is not None:
                 for k, volume in enumerate(batch.maps, start=first):
-                    write_mrc(maps_dir / f"sample_{k:03d}.mrc", volume, grid, origin=grid.origin)
+                    volume, origin = map_to_input_frame(volume, grid.size, grid.apix, placed.place)
+                    write_mrc(maps_dir / f"sample_{k:03d}.mrc", volume, grid, origin=origin)
     maps = "" if args.maps_dir is None else f" and their maps to {args.maps_dir}"
     print(f"wrote {args.num_samples} samples of {reference.name} ({reference.n_atoms} atoms; CA fit to the "
           f"model's template {placed.fit_rmsd:.2f} Å RMSD) to {args.output}{maps} in "
