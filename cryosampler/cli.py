@@ -1,4 +1,4 @@
-"""Command line: ``cryosampler train …``, ``cryosampler sample …`` (one module each in :mod:`cryosampler.commands`).
+"""Command line: ``cryosampler train|sample|fit …`` (one module each in :mod:`cryosampler.commands`).
 
 Exit codes: 0 done; 1 failed while running (a write error, out of memory); 2 bad input or usage, found
 before any work is done; 130 interrupted (Ctrl-C). A failed or interrupted run leaves no output: the
@@ -10,11 +10,11 @@ from __future__ import annotations
 import argparse
 import sys
 
-from cryosampler.commands import sample, train
+from cryosampler.commands import fit, sample, train
 
 __all__ = ["main", "COMMANDS"]
 
-COMMANDS = {"sample": sample, "train": train}
+COMMANDS = {"train": train, "sample": sample, "fit": fit}
 
 
 class _Parser(argparse.ArgumentParser):

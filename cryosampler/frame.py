@@ -19,7 +19,8 @@ from cryosampler.structure import Structure, shared_ca
 from cryosampler.superpose import optimal_rotation, rmsd
 
 __all__ = ["RigidTransform", "Template", "principal_axes_template", "own_frame_template", "placement",
-           "template_fit_rmsd", "check_template_fit", "map_to_input_frame", "MAX_FIT_RMSD"]
+           "template_fit_rmsd", "check_template_fit", "rotate_about_centre", "map_to_input_frame",
+           "map_to_model_frame", "MAX_FIT_RMSD"]
 
 MIN_COMMON_RESIDUES = 10
 
@@ -98,6 +99,19 @@ def placement(structure: Structure, template: Template) -> RigidTransform:
     return RigidTransform(rotation, -rotated_centroid)
 
 
+def rotate_about_centre(volume: np.ndarray, rotation: np.ndarray) -> np.ndarray:
+    """out[n] = volume[R (n - c) + c], c = D//2: the cubic map ``volume`` (D, D, D) turned about its centre
+    voxel (cubic splines; what falls outside is 0). A rotation within 1e-6 of the identity returns the values
+    as float32, uninterpolated."""
+    volume = np.asarray(volume)
+    if np.allclose(rotation, np.eye(3), atol=1e-6):  # SVD round-off; 1e-6 rad moves 64 Å by 6e-5 Å
+        return volume.astype(np.float32)
+    half = np.full(3, volume.shape[0] // 2, dtype=np.float64)
+    out = ndimage.affine_transform(volume.astype(np.float64), rotation, offset=half - rotation @ half, order=3,
+                                   mode="constant", cval=0.0)
+    return out.astype(np.float32)
+
+
 def map_to_input_frame(volume: np.ndarray, size: int, apix: float,
                        place: RigidTransform) -> tuple[np.ndarray, tuple[float, float, float]]:
     """A map of the model's frame, resampled onto a box of the same size and voxel size, axis-aligned in the
@@ -107,20 +121,18 @@ def map_to_input_frame(volume: np.ndarray, size: int, apix: float,
     volume: (D, D, D), axes (x, y, z), voxel (i, j, k) at ((i, j, k) - D//2) * apix Å in the model's frame;
     place: input frame → model frame (:func:`placement`). Returns (the map (D, D, D) float32, the origin:
     (x, y, z) Å of voxel (0, 0, 0)'s centre in the input frame). The new box is centred where the model's box
-    was (the reference's centroid). Cubic-spline interpolation; corners rotated out of the model's box are 0.
-    A placement without rotation (``own_frame_template``) shifts the origin and leaves the values as they are.
+    was (the reference's centroid). A placement without rotation (``own_frame_template``) only moves the
+    origin.
     """
-    half = size // 2
+    # Output voxel n (input frame, u = centre + (n - c) apix) reads model voxel R (n - c) + c.
     centre = place.inverse().apply(np.zeros(3))  # input-frame point at the model box's centre
-    origin = tuple(float(c) for c in centre - half * apix)
-    rotation = place.rotation
-    if np.allclose(rotation, np.eye(3), atol=1e-6):  # SVD round-off; 1e-6 rad moves 64 Å by 6e-5 Å
-        return np.asarray(volume, np.float32), origin
-    # Output voxel n (input frame, u = centre + (n - half) apix) reads model voxel R (n - half) + half.
-    offset = half - rotation @ np.full(3, half, dtype=np.float64)
-    out = ndimage.affine_transform(np.asarray(volume, np.float64), rotation, offset=offset, order=3,
-                                   mode="constant", cval=0.0)
-    return out.astype(np.float32), origin
+    return rotate_about_centre(volume, place.rotation), tuple(float(x) for x in centre - (size // 2) * apix)
+
+
+def map_to_model_frame(volume: np.ndarray, place: RigidTransform) -> np.ndarray:
+    """The inverse of :func:`map_to_input_frame`: a map on a box axis-aligned in the input frame and centred
+    where the model's box is (as ``ingest.ingest_map`` gives it) → the model's frame, (D, D, D) float32."""
+    return rotate_about_centre(volume, place.rotation.T)
 
 
 def template_fit_rmsd(structure: Structure, template: Template) -> float:

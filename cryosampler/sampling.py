@@ -13,13 +13,14 @@ from tqdm.auto import tqdm
 from cryosampler.device import check_precision, resolve_device
 from cryosampler.diffusion import ddim_sample, readout_time
 from cryosampler.featurize import ProteinFeatures, collate, featurize
-from cryosampler.frame import MAX_FIT_RMSD, RigidTransform, check_template_fit, placement
+from cryosampler.frame import MAX_FIT_RMSD, RigidTransform, check_template_fit, map_to_model_frame, placement
+from cryosampler.ingest import map_model_correlation, model_scale
 from cryosampler.model import CryoSampler
 from cryosampler.render import check_in_box
 from cryosampler.structure import Structure
 
-__all__ = ["Ensemble", "PlacedReference", "iter_samples", "sample_ensemble", "prepare_reference",
-           "iter_reference_samples"]
+__all__ = ["Ensemble", "PlacedReference", "iter_samples", "sample_ensemble", "read_out", "fit_map", "MapFit",
+           "prepare_reference", "iter_reference_samples"]
 
 
 @dataclass(frozen=True)
@@ -78,6 +79,51 @@ def sample_ensemble(model: CryoSampler, protein: ProteinFeatures, n_samples: int
     batches = list(iter_samples(model, protein, n_samples, generator, batch_size, n_steps, progress, device,
                                 precision))
     return Ensemble(np.concatenate([b.coords for b in batches]), np.concatenate([b.maps for b in batches]))
+
+
+@torch.no_grad()
+def read_out(model: CryoSampler, protein: ProteinFeatures, volume: np.ndarray | torch.Tensor,
+             device: str | torch.device = "cpu", precision: str = "fp32") -> np.ndarray:  # eq. 12
+    """The atomic model the trained encoder assigns to one given map: eq. 12's read-out, X = f_θ(V,
+    SNR_{t→0}, X_ref), applied to ``volume`` instead of a sampled V_{t_K}.
+
+    volume: (D, D, D) on the model's grid and frame, in the renderer's density units (a user's map scaled by
+    ``ingest.model_scale``); protein: the reference placed in the model's frame. Returns (N, 3) float32 Å,
+    model frame. No noise is drawn: the same map always gives the same model.
+    """
+    device = resolve_device(device)
+    model.to(device).eval()
+    v = torch.as_tensor(np.asarray(volume, np.float32), device=device)[None] / model.sigma_data  # (1, D, D, D)
+    batch = collate([protein]).to(device)
+    return model.atoms(v, readout_time(1, device=device), batch, precision)[0].cpu().numpy()
+
+
+@dataclass(frozen=True)
+class MapFit:
+    """The model read out of one map (:func:`fit_map`)."""
+
+    coords: np.ndarray  # (N, 3) float64, Å, the reference's (the map's) frame
+    correlation_reference: float  # map–model Pearson r of the reference, at the model's resolution
+    correlation_fitted: float  # the same for the fitted model
+
+
+def fit_map(model: CryoSampler, reference: Structure, placed: "PlacedReference", volume: np.ndarray,
+            device: str | torch.device = "cpu", precision: str = "fp32") -> MapFit:
+    """The atomic model ``model`` assigns to a map of ``reference``'s protein (``cryosampler fit``).
+
+    volume: (D, D, D) on the model's grid, axis-aligned in the reference's frame and centred where the
+    model's box is (``ingest.ingest_map`` with centre = the reference's centroid gives it). The map is
+    turned into the model's frame, scaled to the renderer's units (``ingest.model_scale``) and read out
+    (:func:`read_out`); the result goes back to the reference's frame.
+    """
+    grid, numbers = model.config.grid, reference.atomic_numbers
+    back = placed.place.inverse()
+    centre = back.apply(np.zeros(3))
+    in_model = map_to_model_frame(volume, placed.place)
+    scale = model_scale(in_model, placed.place.apply(reference.coords), numbers, grid)
+    fitted = back.apply(read_out(model, placed.protein, scale * in_model, device, precision).astype(np.float64))
+    return MapFit(fitted, map_model_correlation(volume, reference.coords, numbers, grid, centre),
+                  map_model_correlation(volume, fitted, numbers, grid, centre))
 
 
 @dataclass(frozen=True)

@@ -173,3 +173,54 @@ def test_torchrun_trains_with_two_processes(user_data, tmp_path):
     assert len(pd.read_csv(out / "train_log.csv")) == 2
     assert json.loads((out / "config.json").read_text())["processes"] == 2
     assert result.stderr.count("trained 2 steps") == 1  # rank 0 alone reports
+
+
+@pytest.fixture(scope="module")
+def trained(user_data, tmp_path_factory):
+    reference, maps = user_data
+    out = tmp_path_factory.mktemp("trained") / "run"
+    assert train(reference, [maps], out) == 0
+    return out / "checkpoint.pt"
+
+
+def fit(checkpoint, reference, maps, output):
+    return cli.main(["fit", "--checkpoint", str(checkpoint), "--reference", str(reference), "--map",
+                     *map(str, maps), "-o", str(output), "--device", "cpu"])
+
+
+def test_fit_writes_one_model_per_map_in_the_map_frame(user_data, trained, tmp_path, capsys):
+    reference, maps = user_data
+    structure = read_structure(reference)
+    assert fit(trained, reference, [maps / "vol_000.mrc"], tmp_path / "vol_000.pdb") == 0
+    model = read_ensemble(tmp_path / "vol_000.pdb", structure)[0]
+    assert np.sqrt(((model - structure.coords) ** 2).sum(-1).mean()) < 1.0  # in the maps' frame, near the reference
+    assert "map–model correlation" in capsys.readouterr().err
+
+    out = tmp_path / "fits"
+    assert fit(trained, reference, [maps], out) == 0
+    table = pd.read_csv(out / "fit.csv")
+    assert sorted(p.name for p in out.iterdir()) == ["fit.csv", "vol_000.pdb", "vol_001.pdb"]
+    assert list(table.columns) == ["map", "model", "correlation_reference", "correlation_fitted",
+                                   "rmsd_to_reference"]
+    assert (table["correlation_reference"] > 0.9).all() and table["correlation_fitted"].between(-1, 1).all()
+    np.testing.assert_allclose(read_ensemble(out / "vol_000.pdb", structure)[0], model, atol=1e-3)
+
+
+@pytest.mark.parametrize("case", ["output is the reference", "several maps to one file", "folder not empty"])
+def test_fit_refuses_outputs_that_would_overwrite_or_mix(user_data, trained, tmp_path, capsys, case):
+    reference, maps = user_data
+    given, output = [maps / "vol_000.mrc"], tmp_path / "out"
+    if case == "output is the reference":
+        output, expected = reference, "inputs are never overwritten"
+    elif case == "several maps to one file":
+        given, output, expected = [maps], tmp_path / "all.pdb", "give a folder"
+    else:
+        output.mkdir()
+        (output / "keep.txt").write_text("mine")
+        given, expected = [maps], "is not empty"
+    before = reference.read_bytes()
+    assert fit(trained, reference, given, output) == 2
+    assert expected in one_line_error(capsys)
+    assert reference.read_bytes() == before
+    if case == "folder not empty":
+        assert sorted(p.name for p in output.iterdir()) == ["keep.txt"]

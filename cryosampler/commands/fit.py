@@ -1,0 +1,107 @@
+"""``cryosampler fit --checkpoint C --reference model.pdb --map vol_007.mrc -o vol_007.pdb``: the atomic model
+the trained encoder reads out of each map (eq. 12 applied to the given map), in the map's frame."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from cryosampler.commands import check_writable, same_path
+from cryosampler.commands.train import resolve_maps
+from cryosampler.files import staged_directory
+
+__all__ = ["add_args", "main", "HELP", "DESCRIPTION", "TABLE"]
+
+TABLE = "fit.csv"
+HELP = "read out the atomic model of each map with a trained model"
+DESCRIPTION = (
+    "The atomic model a trained CryoSampler assigns to each map: the map is ingested around the reference "
+    "(as `cryosampler train` does), turned into the model's frame, scaled to the reference's rendered density, "
+    "and given to the encoder at the lowest noise level (the read-out of eq. 12, without sampling). Models are "
+    "written in the map's frame, with the map–model correlation of the reference and of the fitted model. "
+    "One map: -o FILE.pdb|.cif. Several maps (or a folder or CSV): -o FOLDER, which receives one PDB per map "
+    f"and {TABLE}; the folder must be new or empty.")
+
+
+def add_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--checkpoint", required=True, type=Path, help="checkpoint.pt written by training")
+    parser.add_argument("--reference", required=True, type=Path,
+                        help="atomic model fitted into the maps (.pdb or .cif), in the maps' frame")
+    parser.add_argument("--chain", default=None, help="chain to use (default: the first protein chain)")
+    parser.add_argument("--map", dest="maps", required=True, nargs="+", type=Path,
+                        help="map files, a folder of them, or a CSV with a 'map' column (as for train)")
+    parser.add_argument("-o", "--output", required=True, type=Path,
+                        help="one map: the model file (.pdb or .cif); several: a new or empty folder")
+    parser.add_argument("--device", default="auto",
+                        help="auto (a GPU when CUDA is available, else the CPU), cpu, cuda or cuda:N (default auto)")
+
+
+def check_outputs(args: argparse.Namespace, maps: list[Path]) -> bool:
+    """Refuse outputs that would overwrite an input, mix with other files or cannot be written; True if the
+    output is one file (one map and a .pdb/.cif name), False if a folder."""
+    out = args.output
+    single = len(maps) == 1 and out.suffix.lower() in (".pdb", ".cif")
+    for given in [args.reference, args.checkpoint, *maps]:
+        if same_path(out, given):
+            raise ValueError(f"-o {out} is the input {given}; inputs are never overwritten, choose another name")
+    if single:
+        if out.is_dir():
+            raise ValueError(f"-o {out} is a folder; give a file name ending in .pdb or .cif")
+        check_writable(out.parent, f"-o {out}")
+        return True
+    if out.suffix.lower() in (".pdb", ".cif"):
+        raise ValueError(f"-o {out}: {len(maps)} maps give one model each; give a folder for them")
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise ValueError(f"-o {out} {'is a file' if not out.is_dir() else 'is not empty'}; give a new or empty "
+                         "folder for the models")
+    check_writable(out if out.is_dir() else out.parent, f"-o {out}")
+    return False
+
+
+def main(args: argparse.Namespace) -> None:
+    maps = resolve_maps(args.maps, args.reference)
+    single = check_outputs(args, maps)
+    # Imported only now (torch and ProDy take seconds), so usage and output errors come at once.
+    import numpy as np
+    import pandas as pd
+
+    from cryosampler.device import resolve_device
+    from cryosampler.ingest import ingest_map
+    from cryosampler.sampling import fit_map, prepare_reference
+    from cryosampler.structure import read_structure, write_mmcif, write_pdb
+    from cryosampler.superpose import rmsd
+    from cryosampler.training import load_checkpoint, model_from_checkpoint
+
+    device = resolve_device(args.device)
+    model = model_from_checkpoint(load_checkpoint(args.checkpoint))
+    reference = read_structure(args.reference, chain=args.chain)
+    placed = prepare_reference(model, reference, source=str(args.reference))
+    centre = placed.place.inverse().apply(np.zeros(3))  # map frame: the model box's centre
+
+    tic, rows, models = time.perf_counter(), [], []
+    for k, path in enumerate(maps, start=1):
+        volume, _ = ingest_map(path, model.config.grid, reference.coords, reference.atomic_numbers, centre)
+        result = fit_map(model, reference, placed, volume, device)
+        models.append(result.coords)
+        rows.append({"map": str(path), "model": None, "correlation_reference": result.correlation_reference,
+                     "correlation_fitted": result.correlation_fitted,
+                     "rmsd_to_reference": rmsd(result.coords, reference.coords)})
+        print(f"map {k}/{len(maps)} {path}: map–model correlation {result.correlation_reference:.3f} (reference) "
+              f"→ {result.correlation_fitted:.3f} (fitted), {rows[-1]['rmsd_to_reference']:.2f} Å from the "
+              "reference", file=sys.stderr, flush=True)
+
+    if single:  # both writers write a temporary file and rename it at the end
+        args.output.parent.mkdir(parents=True, exist_ok=True)
+        (write_mmcif if args.output.suffix.lower() == ".cif" else write_pdb)(args.output, reference, models[0])
+    else:
+        args.output.parent.mkdir(parents=True, exist_ok=True)
+        with staged_directory(args.output, "*") as folder:
+            for row, coords in zip(rows, models):
+                name = Path(row["map"]).name.split(".")[0] + ".pdb"
+                row["model"] = str(args.output / name)
+                write_pdb(folder / name, reference, coords)
+            pd.DataFrame(rows).to_csv(folder / TABLE, index=False)
+    where = args.output if single else f"{args.output} (one model per map, and {TABLE})"
+    print(f"fitted {len(maps)} map(s) in {time.perf_counter() - tic:.1f} s; wrote {where}", file=sys.stderr)
