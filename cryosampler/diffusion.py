@@ -112,6 +112,15 @@ def alpha_sigma(t: torch.Tensor | float,
     return torch.cos(angle), torch.sin(angle)
 
 
+def time_at_noise(ratio: torch.Tensor | float, config: DiffusionConfig = DiffusionConfig()) -> torch.Tensor:
+    """The t at which σ_t / α_t = ``ratio`` ≥ 0 (eq. 3 inverted: σ/α = tan of the schedule's angle), clamped
+    like every t; any shape → the same shape."""
+    ratio = torch.as_tensor(ratio)
+    ratio = ratio if ratio.is_floating_point() else ratio.to(torch.get_default_dtype())
+    angle = torch.atan(ratio.clamp(min=0.0))
+    return clamp_time(angle * 2 / math.pi * (1 + config.s) - config.s, config)
+
+
 def log_snr(t: torch.Tensor | float, config: DiffusionConfig = DiffusionConfig()) -> torch.Tensor:
     """log SNR_t = log(α_t² / σ_t²) of the clamped t, in [−λ, λ] with λ ≈ 8.77; the encoder's noise input."""
     alpha, sigma = alpha_sigma(t, config)

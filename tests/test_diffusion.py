@@ -11,6 +11,8 @@ from cryosampler.diffusion import (
     DiffusionConfig,
     add_noise,
     alpha_sigma,
+    clamp_time,
+    time_at_noise,
     cosine_c,
     ddim_sample,
     ddim_step,
@@ -193,3 +195,11 @@ def test_readout_time_is_the_cleanest_training_level():
     assert t.shape == (3,) and torch.all(t == 0)
     assert torch.all(log_snr(t) == log_snr(torch.linspace(0, 1, 101)).max())
     assert torch.all(log_snr(t)[0] >= log_snr(sample_times(64, _gen(0))))
+
+
+def test_time_at_noise_inverts_the_schedule():
+    t = torch.linspace(0.0, 0.99, 50, dtype=torch.float64)
+    alpha, sigma = alpha_sigma(t)
+    torch.testing.assert_close(time_at_noise(sigma / alpha), clamp_time(t), atol=1e-9, rtol=0)
+    assert float(time_at_noise(0.0)) == 0.0
+    assert float(time_at_noise(1e9)) == pytest.approx(float(clamp_time(torch.tensor(1.0))))
