@@ -14,7 +14,7 @@ Within ``--budget`` seconds of wall time, in this order:
    ``fp32`` and ``bf16``: the default preset at notebook 02's 3,000 steps (fewer if they would not fit),
    same seed, fp32 and bf16 autocast: the loss curves and Table 1 rows of the precision comparison.
    Steps and sampling seeds are planned from step 2's s/step, counting the three runs as sharing the GPU
-   (each runs at most about half its solo speed).
+   (``SHARING``: each assumed 1.3× slower than alone).
 
 What comes back (at most 8 files, as the device tool allows): ``gpu_check.log`` (all output),
 ``bench_train.csv``, ``{paper,fp32,bf16}_train_log.csv`` and ``runs.csv`` (every scored ensemble of the
@@ -37,7 +37,7 @@ import pandas as pd
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 # Slow-down of a run while three share the GPU, and the cost of a DDIM step (forward, batch 16) as a fraction
-# of a training step at batch 8, both read off the first H100 run (2026-11-25): 1.2 and 0.25.
+# of a training step at batch 8. The first H100 run (2026-11-25) measured 1.2 and 0.25; planned with margin.
 SHARING = 1.3
 SAMPLE_STEP_PER_TRAIN_STEP = 0.3
 DDIM_STEPS = 100

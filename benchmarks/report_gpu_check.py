@@ -27,7 +27,7 @@ from cryosampler.tables import SD_NOTE, comparison_markdown, comparison_table, s
 
 def report(measured: Path, figures: Path, tables: Path) -> list[Path]:
     """Write what ``measured`` has the files for; returns the paths written."""
-    written = []
+    written, device = [], "the GPU"
     source = f"Measured by benchmarks/gpu_check.py; files and provenance in {measured.relative_to(repo_root())}/."
     bench_path = measured / "bench_train.csv"
     if bench_path.is_file():
@@ -46,12 +46,13 @@ def report(measured: Path, figures: Path, tables: Path) -> list[Path]:
                               footnote="Closest-sample RMSD (Å), Table 1's protocol (16 samples × 100 DDIM steps "
                                        "per seed; mean over a split's proteins, then mean ± sd over seeds); "
                                        "test_ood = 1PRW. The held-out proteins (val, test_ood) are reported "
-                                       "only; nothing was chosen on them. s/step: the three trainings shared "
-                                       f"one GPU (see gpu_bench_train.md for one alone). {SD_NOTE} {source}")
+                                       "only; nothing was chosen on them. s/step: gpu_check.py runs the "
+                                       "trainings side by side on one GPU (gpu_bench_train.md has one alone). "
+                                       f"{SD_NOTE} {source}")
     logs = {name: measured / f"{name}_train_log.csv.gz" for name in ("fp32", "bf16")}
     if all(path.is_file() for path in logs.values()):
         fig = plot_precision_curves({name: pd.read_csv(path) for name, path in logs.items()})
-        fig.suptitle("default preset on one H100, same seed: fp32 and bf16 autocast of the encoder", fontsize=9)
+        fig.suptitle(f"default preset on {device}, same seed: fp32 and bf16 autocast of the encoder", fontsize=9)
         written += save_figure(fig, figures, "fig_precision_loss")
     return written
 

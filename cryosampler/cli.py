@@ -1,8 +1,10 @@
 """Command line: ``cryosampler train|sample|fit …`` (one module each in :mod:`cryosampler.commands`).
 
 Exit codes: 0 done; 1 failed while running (a write error, out of memory); 2 bad input or usage, found
-before any work is done; 130 interrupted (Ctrl-C). A failed or interrupted run leaves no output: the
-ensemble and the maps are written under temporary names and moved into place only at the end.
+before any work is done; 130 interrupted (Ctrl-C). A failed or interrupted ``sample`` or ``fit`` leaves no
+output: ensembles, models and maps are written under temporary names and moved into place only at the end.
+A failed or interrupted ``train`` leaves what ``--resume`` needs: the last checkpoint, its log and
+``config.json``.
 """
 
 from __future__ import annotations

@@ -232,8 +232,10 @@ def sample_at_atoms(feature_maps: list[torch.Tensor], coords: torch.Tensor, grid
 
     Every stage halves the grid with stride 2, a 3³ kernel and padding 1 (its 1³ skip, stride 2, reads the
     same voxel), so output voxel j is centred on input voxel 2j: voxel j of stage s lies at input index
-    2^s j. Each level's sampling coordinates come from its own voxel centres; reading every level with the
-    input grid's coordinates put atoms up to half a coarse voxel (8 Å at 8³) away from their features.
+    2^s j. Each level's sampling coordinates come from its own voxel centres. Reading every level with the
+    input grid's coordinates (before 2026-11-25) put an atom at input index i off by i (S - 1) / (D - 1)
+    input voxels on a level of stride S: on the 64³ × 2 Å grid up to 2, 6 and 14 Å at 32³, 16³ and 8³ (at
+    the box edge; half that at its centre).
     """
     index = coords / apix + grid_size // 2  # (B, N, 3) input voxel index along (x, y, z)
     columns = []

@@ -8,8 +8,10 @@ EMAN2 and RELION, whichever of ORIGIN or N?START they read, all put voxel (i, j,
 
 from __future__ import annotations
 
+import gzip
 import math
 import os
+import zlib
 from pathlib import Path
 
 import mrcfile
@@ -78,8 +80,10 @@ def read_mrc(path: str | os.PathLike) -> tuple[np.ndarray, float, tuple[float, f
             axes = (int(header.mapc), int(header.mapr), int(header.maps))
             header_origin = tuple(float(header.origin[a]) for a in "xyz")
             start = (int(header.nxstart), int(header.nystart), int(header.nzstart))
-    except ValueError as err:
-        raise ValueError(f"{path}: not a readable MRC map ({err})") from err
+    except (ValueError, EOFError, zlib.error, gzip.BadGzipFile) as err:
+        # A truncated or corrupt (compressed) file: EOFError, zlib.error or BadGzipFile (an OSError without a
+        # file name) would otherwise escape as a traceback or name the wrong file.
+        raise ValueError(f"{path}: not a readable MRC map ({str(err) or type(err).__name__})") from err
     if data.ndim != 3:
         raise ValueError(f"{path}: expected a 3D volume, got data of shape {data.shape}")
     if sorted(axes) != [1, 2, 3]:

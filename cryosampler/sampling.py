@@ -11,7 +11,7 @@ import torch
 from tqdm.auto import tqdm
 
 from cryosampler.device import check_precision, resolve_device
-from cryosampler.diffusion import alpha_sigma, ddim_sample, readout_time, time_at_noise
+from cryosampler.diffusion import DiffusionConfig, alpha_sigma, ddim_sample, readout_time, time_at_noise
 from cryosampler.featurize import ProteinFeatures, collate, featurize
 from cryosampler.frame import MAX_FIT_RMSD, RigidTransform, check_template_fit, map_to_model_frame, placement
 from cryosampler.ingest import map_model_correlation, model_scale
@@ -19,7 +19,7 @@ from cryosampler.model import CryoSampler
 from cryosampler.render import check_in_box
 from cryosampler.structure import Structure
 
-__all__ = ["Ensemble", "PlacedReference", "iter_samples", "sample_ensemble", "read_out", "fit_map", "MapFit",
+__all__ = ["Ensemble", "PlacedReference", "iter_samples", "sample_ensemble", "read_out", "matched_time", "fit_map", "MapFit",
            "prepare_reference", "iter_reference_samples"]
 
 
@@ -83,20 +83,37 @@ def sample_ensemble(model: CryoSampler, protein: ProteinFeatures, n_samples: int
 
 # Voxels where the reference renders below this fraction of its peak hold no protein: the map's noise there.
 EMPTY_FRACTION = 1e-3
+# Fewer such voxels than this (a masked or solvent-flattened map, whose empty voxels are exactly 0) give no
+# noise estimate: the map is then read as clean (t = 0).
+MIN_EMPTY_VOXELS = 1000
+
+
+def matched_time(v: torch.Tensor, rendered: torch.Tensor, config: DiffusionConfig) -> torch.Tensor:
+    """The diffusion time at which a given normalised map (V / σ_data) is as noisy as a training V_t.
+
+    v, rendered: (D, D, D), the map and the reference rendered on the same grid. The noise ν is the standard
+    deviation of ``v`` over voxels where the rendering is below ``EMPTY_FRACTION`` of its peak and the map is
+    not exactly 0 (exact zeros are padding: the parts of the grid outside a user's box, corners rotated out
+    of it, or a mask), and t solves σ_t / α_t = ν (``diffusion.time_at_noise``). Returns a 0-d tensor; 0 when
+    fewer than ``MIN_EMPTY_VOXELS`` voxels qualify.
+    """
+    empty = (rendered < EMPTY_FRACTION * rendered.max()) & (v != 0)
+    if int(empty.sum()) < MIN_EMPTY_VOXELS:
+        return torch.zeros((), dtype=v.dtype)
+    return time_at_noise(v[empty].std().cpu(), config).to(v.dtype)
 
 
 @torch.no_grad()
 def read_out(model: CryoSampler, protein: ProteinFeatures, volume: np.ndarray | torch.Tensor,
              device: str | torch.device = "cpu", precision: str = "fp32") -> np.ndarray:  # eq. 12
     """The atomic model the trained encoder assigns to one given map: X = f_θ(α_t V / σ_data, SNR_t, X_ref)
-    at the t whose noise matches the map's own.
+    at the t whose noise matches the map's own (:func:`matched_time`).
 
-    The map is taken as a noisy V_t: its noise ν is the standard deviation of V / σ_data where the reference
-    renders to nothing (below ``EMPTY_FRACTION`` of its peak), and t solves σ_t / α_t = ν
-    (``diffusion.time_at_noise``), so α_t V / σ_data = α_t V_0 / σ_data + σ_t ε as in training. A clean map
-    gives t ≈ 0, eq. 12's read-out. Reading noisy maps at t = 0 instead was 2–2.5× worse on 6 Å, SNR 0.3
-    maps: 1.86 and 2.03 Å from the true state (training proteins, 4CLN) against 0.73 and 0.83 Å at the
-    matched t (benchmarks/fit_accuracy.py, 2026-11-25).
+    The map is taken as a noisy V_t, so α_t V / σ_data = α_t V_0 / σ_data + σ_t ε as in training; a clean
+    map gives t ≈ 0, eq. 12's read-out. Reading noisy maps at t = 0 instead was about 2.5× worse on 6 Å,
+    SNR 0.3 maps: 1.86 and 2.03 Å from the true state (training proteins; 4CLN, which was looked at when
+    this design was chosen) against 0.73 and 0.83 Å at the matched t (benchmarks/fit_accuracy.py,
+    2026-11-25).
 
     volume: (D, D, D) on the model's grid and frame, in the renderer's density units (a user's map scaled by
     ``ingest.model_scale``); protein: the reference placed in the model's frame. Returns (N, 3) float32 Å,
@@ -106,9 +123,7 @@ def read_out(model: CryoSampler, protein: ProteinFeatures, volume: np.ndarray | 
     model.to(device).eval()
     v = torch.as_tensor(np.asarray(volume, np.float32), device=device)[None] / model.sigma_data  # (1, D, D, D)
     batch = collate([protein]).to(device)
-    rendered = model.render(batch.ref_coords, batch)
-    empty = rendered < EMPTY_FRACTION * rendered.max()
-    t = time_at_noise(v[empty].std().cpu(), model.config.diffusion).reshape(1).to(device)
+    t = matched_time(v[0], model.render(batch.ref_coords, batch)[0], model.config.diffusion).reshape(1).to(device)
     alpha, _ = alpha_sigma(t, model.config.diffusion)
     return model.atoms(alpha * v, t, batch, precision)[0].cpu().numpy()
 

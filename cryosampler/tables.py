@@ -131,8 +131,8 @@ COMPARISON_SPLITS = ("train", "val", "test_ood")
 
 def comparison_table(runs: pd.DataFrame) -> pd.DataFrame:
     """Table 1's columns (:func:`split_means`) plus the out-of-distribution test protein, one row per
-    ``method`` of ``runs`` in order of appearance, with its training steps and median s/step when ``runs``
-    has them (``benchmarks/ablation.py``'s result.csv; ``gpu_check.py``'s runs.csv)."""
+    ``method`` of ``runs`` in order of appearance, with its training steps and s/step as recorded when
+    ``runs`` has them (ablation.py: training wall time / steps, checkpoints included) (``benchmarks/ablation.py``'s result.csv; ``gpu_check.py``'s runs.csv)."""
     rows = []
     for method, measured in runs.groupby("method", sort=False):
         row = {"method": method, **split_means(measured, COMPARISON_SPLITS)}

@@ -29,7 +29,7 @@ from cryosampler.simulate import load_maps, load_states
 from cryosampler.structural_losses import structural_loss
 
 __all__ = ["TrainConfig", "TRAIN_PRESETS", "TrainingExample", "estimate_sigma_data", "train", "training_examples",
-           "save_checkpoint", "load_checkpoint", "model_from_checkpoint", "LOG_COLUMNS"]
+           "save_checkpoint", "load_checkpoint", "model_from_checkpoint", "LOG_COLUMNS", "CHECKPOINT_FORMAT"]
 
 LOSS_TERMS = ["loss", "denoise", "residue", "backbone"]
 LOG_COLUMNS = ["step", *LOSS_TERMS, "grad_norm", "lr", "seconds"]
@@ -182,6 +182,10 @@ def load_checkpoint(path: Path) -> dict:
         sigma_data = float(state["sigma_data"])
     except (KeyError, TypeError, ValueError) as error:
         raise refuse(f"unreadable model_config, template or sigma_data: {type(error).__name__} {error}") from None
+    if config.encoder.volume_features == "sampled" and state.get("format", 1) < CHECKPOINT_FORMAT:
+        raise ValueError(f"{path} was trained before the encoder's feature-alignment fix (2026-11-25): its "
+                         "encoder read features at other positions than this version does; retrain it (e.g. "
+                         "./run_all.sh, or cryosampler train)")
     with torch.random.fork_rng(devices=[]):  # model initialisers draw from the global generator
         expected = {k: v.shape for k, v in CryoSampler(config, sigma_data, template).state_dict().items()}
     for key in ("model", "ema"):
@@ -193,6 +197,10 @@ def load_checkpoint(path: Path) -> dict:
     return state
 
 
+# Version of what a checkpoint's weights mean. 2: the encoder reads each feature level at its own voxel
+# centres (encoder.sample_at_atoms, 2026-11-25). A "sampled"-features model written before (no "format" entry)
+# learned its features at other positions: loading it would run, and sample wrongly.
+CHECKPOINT_FORMAT = 2
 # What sampling needs; resuming training needs more (optimizer, generator, train_config), which only
 # train() writes.
 _CHECKPOINT_KEYS = ("model_config", "template", "sigma_data", "model", "ema")
@@ -298,7 +306,7 @@ def _train(examples, model_config, config, template, out_dir, progress, run) -> 
 
     def checkpoint(step: int) -> None:
         save_checkpoint(ckpt_path, {
-            "step": step, "model": model.state_dict(), "ema": ema.state_dict(),
+            "format": CHECKPOINT_FORMAT, "step": step, "model": model.state_dict(), "ema": ema.state_dict(),
             "optimizer": optimizer.state_dict(), "generator": generator.get_state(),
             "generator_device": device.type,
             "sigma_data": float(model.sigma_data), "template": template.to_dict(),

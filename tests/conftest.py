@@ -99,9 +99,11 @@ def tiny_model(structure: Structure, seed: int = 0, grid: dict = TINY_GRID):
 
 def checkpoint_state(model) -> dict:
     """What sampling needs of a checkpoint (train() writes more), for ``model``'s weights as both sets."""
+    from cryosampler.training import CHECKPOINT_FORMAT
+
     state = model.state_dict()
-    return {"model": state, "ema": state, "sigma_data": 1.0, "template": model.template.to_dict(),
-            "model_config": model.config.to_dict(), "step": 0}
+    return {"format": CHECKPOINT_FORMAT, "model": state, "ema": state, "sigma_data": 1.0,
+            "template": model.template.to_dict(), "model_config": model.config.to_dict(), "step": 0}
 
 
 @pytest.fixture

@@ -93,7 +93,7 @@ def test_resume_needs_a_checkpoint(user_data, tmp_path, capsys):
     assert "holds no checkpoint.pt" in one_line_error(capsys)
 
 
-def test_resume_continues_an_interrupted_run(user_data, tmp_path):
+def test_resume_of_a_finished_run_changes_nothing(user_data, tmp_path):
     reference, maps = user_data
     out = tmp_path / "run"
     assert train(reference, [maps], out) == 0
@@ -224,3 +224,37 @@ def test_fit_refuses_outputs_that_would_overwrite_or_mix(user_data, trained, tmp
     assert reference.read_bytes() == before
     if case == "folder not empty":
         assert sorted(p.name for p in output.iterdir()) == ["keep.txt"]
+
+
+def test_fit_names_models_after_their_maps_and_refuses_two_that_collide(user_data, trained, tmp_path, capsys):
+    from cryosampler.commands.fit import model_name
+    assert model_name(Path("vol_1.5A.mrc")) == "vol_1.5A.pdb" and model_name(Path("b.MAP.gz")) == "b.pdb"
+    reference, maps = user_data
+    twin = tmp_path / "other"
+    twin.mkdir()
+    (twin / "vol_000.mrc").write_bytes((maps / "vol_000.mrc").read_bytes())
+    assert fit(trained, reference, [maps / "vol_000.mrc", twin / "vol_000.mrc"], tmp_path / "fits") == 2
+    assert "would both be written as vol_000.pdb" in one_line_error(capsys)
+    assert not (tmp_path / "fits").exists()
+
+
+@pytest.mark.parametrize("case", ["batch over processes", "empty map column", "protein names with a gap"])
+def test_more_bad_training_input_is_one_line_before_any_output(user_data, tmp_path, capsys, monkeypatch, case):
+    reference, maps = user_data
+    given, extra = [maps], []
+    if case == "batch over processes":
+        monkeypatch.setenv("WORLD_SIZE", "3")  # as torchrun --nproc-per-node 3 sets it
+        expected = "does not split evenly over 3 processes"
+    elif case == "empty map column":
+        listing = tmp_path / "maps.csv"
+        listing.write_text("protein,map\nhelix,\n")
+        given, expected = [listing], "names no map"
+    else:
+        listing = tmp_path / "maps.csv"
+        pd.DataFrame({"protein": ["a", None, "b"], "map": [str(maps / "vol_000.mrc")] * 3}).to_csv(listing,
+                                                                                                    index=False)
+        given, expected = [listing], "several proteins (a, b)"
+    out = tmp_path / "run"
+    assert train(reference, given, out, *extra) == 2
+    assert expected in one_line_error(capsys)
+    assert not out.exists()

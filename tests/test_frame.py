@@ -4,7 +4,8 @@ import numpy as np
 import torch
 from scipy.spatial.transform import Rotation
 
-from cryosampler.frame import map_to_input_frame, own_frame_template, placement, principal_axes_template
+from cryosampler.frame import (map_to_input_frame, map_to_model_frame, own_frame_template, placement,
+                               principal_axes_template)
 from cryosampler.metrics import map_correlation
 from cryosampler.render import MapGrid, render_density
 from cryosampler.structure import read_structure
@@ -57,3 +58,16 @@ def test_a_model_frame_map_lands_on_the_structure_in_the_input_frame(shared_pdb)
         direct = _render(user.coords - box_centre, user.atomic_numbers, grid)
         assert map_correlation(volume[None], direct[None])[0, 0] > 0.99
     np.testing.assert_array_equal(volume, model_map.astype(np.float32))  # unrotated: only the origin moves
+
+
+def test_a_user_frame_map_turned_into_the_model_frame_matches_the_placed_structure(shared_pdb):
+    """map_to_model_frame (what fit uses) inverts map_to_input_frame for a rotated placement."""
+    grid = MapGrid()
+    cam = read_structure(shared_pdb("1cll.pdb"))
+    user = cam.with_coords(cam.coords @ Rotation.from_euler("zyx", [35, -70, 120], degrees=True).as_matrix().T + 25.0)
+    place = placement(user, principal_axes_template(cam))
+    assert not np.allclose(place.rotation, np.eye(3), atol=0.1)
+    user_box = _render(user.coords - user.coords.mean(0), user.atomic_numbers, grid)  # as ingest_map gives it
+    in_model = map_to_model_frame(user_box, place)
+    direct = _render(place.apply(user.coords), user.atomic_numbers, grid)
+    assert map_correlation(in_model[None], direct[None])[0, 0] > 0.99

@@ -89,6 +89,18 @@ def test_corrupt_file_names_the_path(tmp_path):
         read_mrc(path)
 
 
+@pytest.mark.parametrize("damage", ["truncated gzip", "corrupt gzip"])
+def test_damaged_compressed_map_names_the_path(tmp_path, damage):
+    import gzip
+    good = tmp_path / "good.mrc"
+    write_mrc(good, np.ones((8, 8, 8)), MapGrid(size=8))
+    packed = gzip.compress(good.read_bytes())
+    path = tmp_path / "vol_000.mrc.gz"
+    path.write_bytes(packed[: len(packed) // 2] if damage == "truncated gzip" else packed[:10] + b"\xff" * 40)
+    with pytest.raises(ValueError, match="vol_000.mrc.gz: not a readable MRC map"):
+        read_mrc(path)
+
+
 def test_failed_write_leaves_no_partial_file(tmp_path, monkeypatch):
     grid = MapGrid(size=4)
     path = tmp_path / "map.mrc"

@@ -10,7 +10,10 @@ from scipy.spatial.transform import Rotation
 
 from cryosampler.featurize import featurize
 from cryosampler.frame import MAX_FIT_RMSD
-from cryosampler.sampling import iter_reference_samples, iter_samples, prepare_reference, sample_ensemble
+from cryosampler.diffusion import DiffusionConfig, alpha_sigma
+from cryosampler.render import MapGrid, render_density
+from cryosampler.sampling import (iter_reference_samples, iter_samples, matched_time, prepare_reference,
+                                  sample_ensemble)
 from cryosampler.structure import read_structure
 
 from conftest import make_helix, tiny_model
@@ -107,3 +110,22 @@ def test_bf16_sampling_is_finite_and_close_to_fp32(tiny_structure):
     np.testing.assert_allclose(bf16.coords, fp32.coords, atol=0.1)
     with pytest.raises(ValueError, match="precision must be one of fp32, bf16, got 'half'"):
         sample_ensemble(model, protein, 2, torch.Generator(), n_steps=3, precision="half")
+
+
+def test_matched_time_reads_the_noise_where_the_protein_is_not_and_ignores_padding():
+    grid = MapGrid()
+    helix = make_helix(12)
+    rendered = render_density(torch.tensor(helix.coords)[None], torch.tensor(helix.atomic_numbers), grid)[0]
+    signal = rendered / rendered.std()
+    config = DiffusionConfig()
+    assert float(matched_time(signal, rendered, config)) == 0.0  # clean: eq. 12's t → 0
+    noise = torch.randn(signal.shape, generator=torch.Generator().manual_seed(0), dtype=signal.dtype)
+    for level in (0.5, 2.0, 8.0):
+        t = matched_time(signal + level * noise, rendered, config)
+        alpha, sigma = alpha_sigma(t, config)
+        assert float(sigma / alpha) == pytest.approx(level, rel=0.02)
+        padded = (signal + level * noise).clone()
+        padded[:20] = 0.0  # outside a user's box, or rotated out of it
+        assert float(matched_time(padded, rendered, config)) == pytest.approx(float(t), abs=0.01)
+    masked = torch.where(rendered > 1e-3 * rendered.max(), signal + noise, torch.zeros(()))
+    assert float(matched_time(masked, rendered, config)) == 0.0  # a masked map: no noise to measure

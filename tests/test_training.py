@@ -17,8 +17,8 @@ from cryosampler.model import CryoSampler, ModelConfig
 from cryosampler.mrc import write_mrc
 from cryosampler.render import MapGrid
 from cryosampler.structural_losses import structural_loss
-from cryosampler.training import (TrainConfig, load_checkpoint, model_from_checkpoint, save_checkpoint, train,
-                                  training_losses)
+from cryosampler.training import (CHECKPOINT_FORMAT, TrainConfig, load_checkpoint, model_from_checkpoint, save_checkpoint,
+                                  train, training_losses)
 
 from conftest import TINY_GRID, checkpoint_state, tiny_examples, tiny_model
 
@@ -325,3 +325,14 @@ def test_a_checkpoint_older_than_the_precision_and_log_settings_resumes(tiny_str
         train(examples, MODEL, dataclasses.replace(LOG_CONFIG, precision="bf16"), template, tmp_path, progress=False)
     train(examples, MODEL, dataclasses.replace(LOG_CONFIG, log_every=3), template, tmp_path, progress=False)
     assert load_checkpoint(tmp_path / "checkpoint.pt")["step"] == LOG_CONFIG.steps
+
+
+def test_a_sampled_features_checkpoint_from_before_the_alignment_fix_is_refused(tiny_structure, tmp_path):
+    state = checkpoint_state(tiny_model(tiny_structure))
+    assert state["model_config"]["encoder"]["volume_features"] == "sampled"
+    old = {k: v for k, v in state.items() if k != "format"}  # what train() wrote before the fix
+    save_checkpoint(tmp_path / "old.pt", old)
+    with pytest.raises(ValueError, match="trained before the encoder's feature-alignment fix"):
+        load_checkpoint(tmp_path / "old.pt")
+    save_checkpoint(tmp_path / "new.pt", state)
+    assert load_checkpoint(tmp_path / "new.pt")["format"] == CHECKPOINT_FORMAT

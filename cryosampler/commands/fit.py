@@ -9,20 +9,21 @@ import time
 from pathlib import Path
 
 from cryosampler.commands import check_writable, same_path
-from cryosampler.commands.train import resolve_maps
+from cryosampler.commands.train import MAP_SUFFIXES, resolve_maps
 from cryosampler.files import staged_directory
 
-__all__ = ["add_args", "main", "HELP", "DESCRIPTION", "TABLE"]
+__all__ = ["add_args", "main", "model_name", "HELP", "DESCRIPTION", "TABLE"]
 
 TABLE = "fit.csv"
 HELP = "read out the atomic model of each map with a trained model"
 DESCRIPTION = (
     "The atomic model a trained CryoSampler assigns to each map: the map is ingested around the reference "
     "(as `cryosampler train` does), turned into the model's frame, scaled to the reference's rendered density, "
-    "and given to the encoder at the lowest noise level (the read-out of eq. 12, without sampling). Models are "
+    "and given to the encoder at the noise level that matches the map's own (the read-out of eq. 12, without "
+    "sampling). Models are "
     "written in the map's frame, with the map–model correlation of the reference and of the fitted model. "
     "One map: -o FILE.pdb|.cif. Several maps (or a folder or CSV): -o FOLDER, which receives one PDB per map "
-    f"and {TABLE}; the folder must be new or empty.")
+    f"(named after the map) and {TABLE}; the folder must be new or empty.")
 
 
 def add_args(parser: argparse.ArgumentParser) -> None:
@@ -36,6 +37,15 @@ def add_args(parser: argparse.ArgumentParser) -> None:
                         help="one map: the model file (.pdb or .cif); several: a new or empty folder")
     parser.add_argument("--device", default="auto",
                         help="auto (a GPU when CUDA is available, else the CPU), cpu, cuda or cuda:N (default auto)")
+
+
+def model_name(map_path: Path) -> str:
+    """The model file written for a map: its name without the map suffix, + .pdb (vol_1.5A.mrc → vol_1.5A.pdb)."""
+    name = map_path.name
+    for suffix in sorted(MAP_SUFFIXES, key=len, reverse=True):
+        if name.lower().endswith(suffix):
+            return name[: -len(suffix)] + ".pdb"
+    return name + ".pdb"
 
 
 def check_outputs(args: argparse.Namespace, maps: list[Path]) -> bool:
@@ -53,6 +63,12 @@ def check_outputs(args: argparse.Namespace, maps: list[Path]) -> bool:
         return True
     if out.suffix.lower() in (".pdb", ".cif"):
         raise ValueError(f"-o {out}: {len(maps)} maps give one model each; give a folder for them")
+    seen = {}
+    for path in maps:
+        other = seen.setdefault(model_name(path), path)
+        if other != path:
+            raise ValueError(f"--map {path} and {other} would both be written as {model_name(path)}; give maps "
+                             "with different names")
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise ValueError(f"-o {out} {'is a file' if not out.is_dir() else 'is not empty'}; give a new or empty "
                          "folder for the models")
@@ -99,7 +115,7 @@ def main(args: argparse.Namespace) -> None:
         args.output.parent.mkdir(parents=True, exist_ok=True)
         with staged_directory(args.output, "*") as folder:
             for row, coords in zip(rows, models):
-                name = Path(row["map"]).name.split(".")[0] + ".pdb"
+                name = model_name(Path(row["map"]))
                 row["model"] = str(args.output / name)
                 write_pdb(folder / name, reference, coords)
             pd.DataFrame(rows).to_csv(folder / TABLE, index=False)

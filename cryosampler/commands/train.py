@@ -97,8 +97,9 @@ def _maps_from_csv(path: Path, reference: Path) -> list[Path]:
         raise ValueError(f"--maps {path}: a CSV listing needs a 'map' column and at least one row "
                          f"(columns found: {', '.join(table.columns) or 'none'})")
     if "protein" in table.columns and table["protein"].nunique() > 1:
-        raise ValueError(f"--maps {path}: rows of several proteins ({', '.join(table['protein'].unique())}); "
-                         "a model is trained on one protein's maps here, so give one protein's rows")
+        names = ", ".join(table["protein"].dropna().unique())
+        raise ValueError(f"--maps {path}: rows of several proteins ({names}); a model is trained on one "
+                         "protein's maps here, so give one protein's rows")
     if "reference" in table.columns:
         for other in dict.fromkeys(table["reference"].dropna()):
             other_path = path.parent / other
@@ -106,6 +107,8 @@ def _maps_from_csv(path: Path, reference: Path) -> list[Path]:
                 raise ValueError(f"--maps {path}: rows name reference {other}, not --reference {reference}; "
                                  "maps of different proteins or models cannot share one reference")
     maps = [path.parent / m for m in table["map"].dropna()]
+    if not maps:
+        raise ValueError(f"--maps {path}: the 'map' column names no map")
     for m in maps:
         if not m.is_file():
             raise ValueError(f"--maps {path}: map {m} listed there does not exist")
@@ -114,7 +117,8 @@ def _maps_from_csv(path: Path, reference: Path) -> list[Path]:
 
 def check_outputs(args: argparse.Namespace, maps: list[Path]) -> None:
     """Refuse an --out that is a file, cannot be written, would overwrite an input, or holds a run that
-    --resume was not asked to continue (or none that it was)."""
+    --resume was not asked to continue (or none that it was), and a batch that torchrun's processes cannot
+    share."""
     out = args.out
     if out.exists() and not out.is_dir():
         raise ValueError(f"--out {out} is a file; give a folder for the run")
@@ -123,6 +127,10 @@ def check_outputs(args: argparse.Namespace, maps: list[Path]) -> None:
         for given in [args.reference, *maps]:
             if same_path(out / name, given):
                 raise ValueError(f"--out {out}: its {name} would overwrite the input {given}; choose another folder")
+    processes = int(os.environ.get("WORLD_SIZE", "1"))  # torchrun's
+    if args.batch_size % processes:
+        raise ValueError(f"--batch-size {args.batch_size} does not split evenly over {processes} processes; "
+                         f"choose a multiple of {processes}")
     checkpoint = out / "checkpoint.pt"
     if checkpoint.exists() and not args.resume:
         raise ValueError(f"--out {out} already holds a run ({checkpoint}); pass --resume to continue it, or "
