@@ -33,6 +33,8 @@ class ModelConfig:
     def from_dict(cls, d: dict) -> "ModelConfig":
         enc = dict(d["encoder"])
         enc["cnn_channels"] = tuple(enc["cnn_channels"])
+        # Written before the option existed: those models were trained with sequence features.
+        enc.setdefault("sequence_features", True)
         return cls(EncoderConfig(**enc), MapGrid(**d["grid"]), DiffusionConfig(**d["diffusion"]))
 
 
