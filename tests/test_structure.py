@@ -407,15 +407,20 @@ def test_junk_coordinate_field_names_the_line(tmp_path, field, columns, axis, su
     assert str(path) in str(err.value)
 
 
-def test_non_numeric_mmcif_coordinate_names_the_atom(tmp_path):
-    path = tmp_path / "junk.cif"
+def helix_mmcif_with_atom_row(path, atom_id: int, rows) -> None:
+    """Write a 3-residue helix as mmCIF, with the _atom_site row of ``atom_id`` replaced by ``rows(fields)``
+    (a list of rows, each a list of fields)."""
     write_mmcif(path, make_helix(3))
     lines = path.read_text().splitlines()
-    row = next(i for i, line in enumerate(lines) if line.startswith("ATOM 3 "))  # ALA 1 C
-    fields = lines[row].split()
-    fields[10] = "abc"  # Cartn_x
-    lines[row] = " ".join(fields)
+    row = next(i for i, line in enumerate(lines) if line.startswith(f"ATOM {atom_id} "))
+    lines[row:row + 1] = [" ".join(fields) for fields in rows(lines[row].split())]
     path.write_text("\n".join(lines) + "\n")
+
+
+def test_non_numeric_mmcif_coordinate_names_the_atom(tmp_path):
+    path = tmp_path / "junk.cif"
+    # ALA 1 C, its Cartn_x (field 10) not a number
+    helix_mmcif_with_atom_row(path, 3, lambda fields: [fields[:10] + ["abc"] + fields[11:]])
     with pytest.raises(ValueError, match=r"chain A residue ALA 1 atom C: coordinate is not a number") as err:
         read_structure(path)
     assert str(path) in str(err.value)
@@ -436,13 +441,8 @@ def test_duplicate_atom_is_refused_with_both_lines(tmp_path, copy):
 
 def test_duplicate_atom_in_mmcif_names_the_atom_ids(tmp_path):
     path = tmp_path / "dup.cif"
-    write_mmcif(path, make_helix(3))
-    lines = path.read_text().splitlines()
-    row = next(i for i, line in enumerate(lines) if line.startswith("ATOM 7 "))  # ALA 2 CA
-    fields = lines[row].split()
-    fields[1] = "99"
-    lines.insert(row + 1, " ".join(fields))
-    path.write_text("\n".join(lines) + "\n")
+    # ALA 2 CA, followed by a copy with _atom_site.id 99
+    helix_mmcif_with_atom_row(path, 7, lambda fields: [fields, fields[:1] + ["99"] + fields[2:]])
     with pytest.raises(ValueError, match=r"\(_atom_site.id 7 and 99\): chain A residue ALA 2 has atom CA twice") \
             as err:
         read_structure(path)
