@@ -121,7 +121,24 @@ def test_a_map_the_reference_is_not_fitted_into_is_refused(user_data, tmp_path, 
     write_user_map(moved, helix.coords + [5.0, 0.0, 0.0], helix.atomic_numbers, 2.0, (48, 48, 48))
     assert train(reference, [moved], tmp_path / "run") == 2
     line = one_line_error(capsys)
-    assert str(moved) in line and "fit the model into the map first" in line
+    assert str(moved) in line and "fit the model into the map first" in line and "--skip-fit-probes" in line
+    assert not (tmp_path / "run").exists()
+
+
+def test_skip_fit_probes_accepts_a_map_of_another_conformation_but_keeps_the_floor(user_data, tmp_path, capsys):
+    """A map whose atoms moved (here rigidly by 5 Å, which the probes notice) is taken with --skip-fit-probes;
+    a map with nothing of the reference in it is still refused."""
+    reference, _ = user_data
+    helix = read_structure(reference)
+    moved = tmp_path / "moved.mrc"
+    write_user_map(moved, helix.coords + [5.0, 0.0, 0.0], helix.atomic_numbers, 2.0, (48, 48, 48))
+    assert train(reference, [moved], tmp_path / "run", "--skip-fit-probes") == 0
+    config = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert 0.1 < config["maps"][0]["correlation"] < 0.99
+    noise = tmp_path / "noise.mrc"
+    write_user_map(noise, helix.coords + [30.0, 30.0, 30.0], helix.atomic_numbers, 2.0, (80, 80, 80))
+    assert train(reference, [noise], tmp_path / "run2", "--skip-fit-probes") == 2
+    assert "map–model correlation" in one_line_error(capsys)
 
 
 @pytest.mark.parametrize("case", ["empty folder", "not a map", "missing", "out is a file"])

@@ -10,7 +10,7 @@ import argparse
 import os
 from pathlib import Path
 
-__all__ = ["int_at_least", "same_path", "check_writable"]
+__all__ = ["int_at_least", "same_path", "check_writable", "add_fit_probes_arg"]
 
 
 def int_at_least(minimum: int):
@@ -46,3 +46,11 @@ def check_writable(directory: Path, what: str) -> None:
     if not os.access(existing, os.W_OK | os.X_OK):
         raise ValueError(f"{what}: cannot write in directory {existing} (no permission or read-only); "
                          "choose another location")
+
+
+def add_fit_probes_arg(parser: argparse.ArgumentParser) -> None:
+    """--skip-fit-probes, for the commands that ingest maps (train, fit)."""
+    parser.add_argument("--skip-fit-probes", action="store_true",
+                        help="accept a map although the reference moved by 2 Å or turned by 10° fits it better (a "
+                             "map of another conformation than the reference does: 4 Å apart gained 1.2 %%); the "
+                             "correlation floor of 0.1 still applies (default: refuse)")

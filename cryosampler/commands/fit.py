@@ -8,7 +8,7 @@ import sys
 import time
 from pathlib import Path
 
-from cryosampler.commands import check_writable, same_path
+from cryosampler.commands import add_fit_probes_arg, check_writable, same_path
 from cryosampler.commands.train import MAP_SUFFIXES, resolve_maps
 from cryosampler.files import staged_directory
 
@@ -37,6 +37,7 @@ def add_args(parser: argparse.ArgumentParser) -> None:
                         help="one map: the model file (.pdb or .cif); several: a new or empty folder")
     parser.add_argument("--device", default="auto",
                         help="auto (a GPU when CUDA is available, else the CPU), cpu, cuda or cuda:N (default auto)")
+    add_fit_probes_arg(parser)
 
 
 def model_name(map_path: Path) -> str:
@@ -98,7 +99,8 @@ def main(args: argparse.Namespace) -> None:
 
     tic, rows, models = time.perf_counter(), [], []
     for k, path in enumerate(maps, start=1):
-        volume, _ = ingest_map(path, model.config.grid, reference.coords, reference.atomic_numbers, centre)
+        volume, _ = ingest_map(path, model.config.grid, reference.coords, reference.atomic_numbers, centre,
+                               probes=not args.skip_fit_probes)
         result = fit_map(model, reference, placed, volume, device)
         models.append(result.coords)
         rows.append({"map": str(path), "model": None, "correlation_reference": result.correlation_reference,

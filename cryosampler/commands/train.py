@@ -14,7 +14,7 @@ import sys
 import time
 from pathlib import Path
 
-from cryosampler.commands import check_writable, int_at_least, same_path
+from cryosampler.commands import add_fit_probes_arg, check_writable, int_at_least, same_path
 from cryosampler.files import atomic_path
 
 __all__ = ["add_args", "main", "resolve_maps", "MAP_SUFFIXES", "OUTPUTS", "HELP", "DESCRIPTION"]
@@ -55,6 +55,7 @@ def add_args(parser: argparse.ArgumentParser) -> None:
                         help="auto (a GPU when CUDA is available, else the CPU), cpu, cuda or cuda:N (default auto)")
     parser.add_argument("--log-every", type=int_at_least(1), default=100,
                         help="a progress line every this many steps (default 100)")
+    add_fit_probes_arg(parser)
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
@@ -173,7 +174,8 @@ def main(args: argparse.Namespace) -> None:
 
     examples, rows = [], []
     for k, path in enumerate(maps, start=1):
-        volume, correlation = ingest_map(path, grid, reference.coords, reference.atomic_numbers, centre)
+        volume, correlation = ingest_map(path, grid, reference.coords, reference.atomic_numbers, centre,
+                                         probes=not args.skip_fit_probes)
         scale = model_scale(volume, model_coords, reference.atomic_numbers, grid)
         examples.append(TrainingExample(protein, torch.from_numpy(np.float32(scale) * volume)))
         rows.append({"map": str(path), "correlation": correlation, "scale": scale})
