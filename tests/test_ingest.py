@@ -135,7 +135,9 @@ def test_model_not_fitted_into_the_map_is_refused(tmp_path, move):
         write_user_map(path, coords + [20.0, 0.0, 0.0], z, 1.0, (96, 96, 96), shift=(-12.0, 0.0, 0.0))
         moved = coords
     with pytest.raises(ValueError, match=r"unfitted.mrc: the reference is not fitted into the map .*; fit the model "
-                                         r"into the map first, e.g. with ChimeraX fitmap$") as err:
+                                         r"into the map first, e.g. with ChimeraX fitmap(, or, if the map is of "
+                                         r"another conformation than the reference, pass --skip-fit-probes "
+                                         r"\(command line\))?$") as err:
         ingest_map(path, MODEL_GRID, moved, z)
     one_line(err)
 
