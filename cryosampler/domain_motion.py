@@ -15,9 +15,6 @@ from __future__ import annotations
 
 import csv
 import io
-import os
-import subprocess
-import sys
 import tempfile
 import zipfile
 from dataclasses import dataclass
@@ -25,14 +22,13 @@ from pathlib import Path
 
 import numpy as np
 
-from cryosampler.profiles import repo_root
+from cryosampler.downloads import data_dir, pip_download
 from cryosampler.render import MapGrid
 from cryosampler.structure import Structure, read_structure
 
-__all__ = ["DATA_DIR_ENV", "REQUIREMENT", "WHEEL_NAME", "TRAIN_CASES", "HELD_OUT_CASES", "MIN_BOX_MARGIN",
-           "Case", "data_dir", "benchmark_wheel", "read_cases", "read_state", "box_margin", "check_fits_box"]
+__all__ = ["REQUIREMENT", "WHEEL_NAME", "TRAIN_CASES", "HELD_OUT_CASES", "MIN_BOX_MARGIN",
+           "Case", "benchmark_wheel", "read_cases", "read_state", "box_margin", "check_fits_box"]
 
-DATA_DIR_ENV = "CRYOSAMPLER_DATA_DIR"
 REQUIREMENT = "bioemu-benchmarks==0.0.2.post1"
 WHEEL_NAME = "bioemu_benchmarks-0.0.2.post1-py3-none-any.whl"
 _ASSETS = "bioemu_benchmarks/assets/multiconf_benchmark_0.1/domainmotion"
@@ -68,41 +64,11 @@ class Case:
     sequence: str  # one-letter sequence from testcases.csv
 
 
-def data_dir() -> Path:
-    """Cache folder for downloaded benchmark data: ``$CRYOSAMPLER_DATA_DIR``, else ``results/downloads`` of the
-    repository (git-ignored)."""
-    return Path(os.environ.get(DATA_DIR_ENV, repo_root() / "results" / "downloads"))
-
-
-def _pip_command(cache: Path) -> list[str]:
-    return [sys.executable, "-m", "pip", "download", "--no-deps", REQUIREMENT, "-d", str(cache)]
-
-
 def benchmark_wheel(cache: str | Path | None = None, download: bool = True) -> Path:
-    """Path of the ``bioemu-benchmarks`` wheel in ``cache`` (default :func:`data_dir`), downloaded there with
-    pip on first use (``download=False``: only look).
-
-    Raises ValueError, naming the cache and the pip command to run, when the wheel is not there and cannot be
-    downloaded (offline, no pip, no such version).
-    """
-    cache = Path(cache) if cache is not None else data_dir()
-    wheel = cache / WHEEL_NAME
-    if wheel.is_file():
-        return wheel
-    command = _pip_command(cache)
-    shown = " ".join(["python", *command[1:]])
-    if not download:
-        raise ValueError(f"{wheel} not found; download it with: {shown}")
-    try:
-        cache.mkdir(parents=True, exist_ok=True)
-        done = subprocess.run(command, capture_output=True, text=True)
-    except OSError as err:
-        raise ValueError(f"cannot download {REQUIREMENT} into {cache} ({err}); run: {shown}") from None
-    if done.returncode != 0 or not wheel.is_file():
-        last = (done.stderr.strip().splitlines() or ["no message"])[-1]
-        raise ValueError(f"cannot download {REQUIREMENT} into {cache} (pip: {last.strip()}); connect to "
-                         f"PyPI or copy {WHEEL_NAME} there, then rerun, or run: {shown}")
-    return wheel
+    """Path of the ``bioemu-benchmarks`` wheel in ``cache`` (default :func:`~cryosampler.downloads.data_dir`),
+    downloaded there with pip on first use (``download=False``: only look); ValueError naming the cache and the
+    pip command when it is not there and cannot be downloaded."""
+    return pip_download(REQUIREMENT, WHEEL_NAME, data_dir() if cache is None else cache, download)
 
 
 def _read_member(wheel: Path, member: str) -> bytes:

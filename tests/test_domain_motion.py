@@ -65,13 +65,6 @@ def test_failed_download_is_one_line_naming_the_cache(tmp_path, monkeypatch):
     assert not list((tmp_path / "cache").glob("*.whl"))
 
 
-def test_data_dir_follows_the_environment(tmp_path, monkeypatch):
-    monkeypatch.setenv(dm.DATA_DIR_ENV, str(tmp_path))
-    assert dm.data_dir() == tmp_path
-    monkeypatch.delenv(dm.DATA_DIR_ENV)
-    assert dm.data_dir().parts[-2:] == ("results", "downloads")
-
-
 def test_box_margin_by_hand():
     helix = make_helix(10)
     radius = np.linalg.norm(helix.coords - helix.coords.mean(0), axis=1).max()
