@@ -21,7 +21,7 @@ import torch
 from cryosampler.files import atomic_path
 from cryosampler.render import MapGrid
 
-__all__ = ["write_mrc", "read_mrc"]
+__all__ = ["write_mrc", "write_map_file", "read_mrc"]
 
 
 def write_mrc(path: str | os.PathLike, volume: np.ndarray | torch.Tensor, grid: MapGrid,
@@ -50,6 +50,29 @@ def write_mrc(path: str | os.PathLike, volume: np.ndarray | torch.Tensor, grid: 
         mrc.voxel_size = grid.apix
         mrc.header.origin = origin
         mrc.header.nxstart = mrc.header.nystart = mrc.header.nzstart = 0
+
+
+def write_map_file(path: str | os.PathLike, volume: np.ndarray, apix: float, origin=(0.0, 0.0, 0.0),
+                   axes: tuple[int, int, int] = (1, 2, 3), start=(0, 0, 0)) -> None:
+    """Write ``volume`` (X, Y, Z) float32, axes (x, y, z), as any program might: stored in axis order ``axes``
+    (MAPC, MAPR, MAPS, a permutation of 1, 2, 3), header ORIGIN ``origin`` (x, y, z) Å and start indices
+    ``start`` (x, y, z) voxels, gzip-compressed when the name ends in ``.gz``. :func:`read_mrc` reads it back
+    as ``volume`` with voxel (i, j, k) at ORIGIN + (i, j, k) apix, or at (start + (i, j, k)) apix when ORIGIN
+    is zero. Written to a temporary name and renamed, like :func:`write_mrc`.
+    """
+    path = Path(path)
+    volume = np.asarray(volume, np.float32)
+    column, row, section = (a - 1 for a in axes)
+    stored = np.ascontiguousarray(volume.transpose(section, row, column))
+    compression = "gzip" if path.name.lower().endswith(".gz") else None
+    with atomic_path(path) as tmp, mrcfile.new(tmp, compression=compression) as mrc:
+        mrc.set_data(stored)
+        mrc.header.mapc, mrc.header.mapr, mrc.header.maps = axes
+        # MX, MY, MZ and the cell are along x, y, z whatever the storage order.
+        mrc.header.mx, mrc.header.my, mrc.header.mz = volume.shape
+        mrc.voxel_size = apix
+        mrc.header.origin = tuple(float(o) for o in origin)
+        mrc.header.nxstart, mrc.header.nystart, mrc.header.nzstart = start[column], start[row], start[section]
 
 
 def read_mrc(path: str | os.PathLike) -> tuple[np.ndarray, float, tuple[float, float, float]]:

@@ -6,7 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import make_helix, write_raw_mrc
+from conftest import make_helix
+from cryosampler.mrc import write_map_file
+from cryosampler.user_maps import gridding_around, render_gridded, write_gridded
 from cryosampler.ingest import ingest_map, model_scale, resample_to_grid
 from cryosampler.metrics import map_correlation
 from cryosampler.render import MapGrid, render_density
@@ -27,18 +29,9 @@ def write_user_map(path, coords, atomic_numbers, apix, box, axes=(1, 2, 3), use_
                    shift=(7.3, -4.1, 2.6), resolution=8.0):
     """Render ``coords`` (map frame, Å) at ``resolution`` into a box of ``box`` voxels of ``apix`` Å whose centre
     is the atoms' centroid + ``shift``, and write it as a real map file in axis order ``axes``; the origin is
-    stored in ORIGIN, or in N?START (then rounded to whole voxels) if ``use_start``."""
-    side = max(box)
-    grid = MapGrid(size=side, apix=apix, resolution=resolution)
-    first = np.round((coords.mean(0) + shift) / apix) - side // 2  # voxel index of the cube's corner
-    cube = render_density(torch.tensor(coords - first * apix + np.array(grid.origin))[None],
-                          torch.tensor(atomic_numbers), grid)[0].numpy()
-    lo = [(side - b) // 2 for b in box]  # crop the cube to the box, keeping the atoms inside
-    volume = cube[lo[0]:lo[0] + box[0], lo[1]:lo[1] + box[1], lo[2]:lo[2] + box[2]]
-    start = (first + lo).astype(int)
-    write_raw_mrc(path, volume, apix, axes=axes, origin=(0.0, 0.0, 0.0) if use_start else tuple(start * apix),
-                  start_xyz=tuple(start) if use_start else (0, 0, 0),
-                  compression="gzip" if path.suffix == ".gz" else None)
+    stored in ORIGIN, or in N?START if ``use_start``."""
+    gridding = gridding_around(coords, apix, box, shift, axes, use_start)
+    write_gridded(path, render_gridded(coords, atomic_numbers, gridding, resolution), gridding)
 
 
 def direct_render(coords, atomic_numbers, grid=MODEL_GRID):
@@ -145,7 +138,7 @@ def test_model_not_fitted_into_the_map_is_refused(tmp_path, move):
 def test_blank_map_is_refused(tmp_path):
     coords, z = helix_in_map_frame()
     path = tmp_path / "blank.mrc"
-    write_raw_mrc(path, np.zeros((96, 96, 96)), 1.0, origin=tuple(coords.mean(0) - 48.0))
+    write_map_file(path, np.zeros((96, 96, 96)), 1.0, origin=tuple(coords.mean(0) - 48.0))
     with pytest.raises(ValueError, match=r"blank.mrc: the map is zero around the reference"):
         ingest_map(path, MODEL_GRID, coords, z)
 

@@ -1,0 +1,112 @@
+"""A real all-atom transition path: adenylate kinase closed → open (DIMS), for continuous ensembles of maps.
+
+The PyPI package ``MDAnalysisTests`` (2.11.0; GPL-2.0-or-later, its ``LICENSE`` is cached with the data) ships
+``adk_dims.dcd`` (98 frames of a DIMS path from closed 1AKE to open 4AKE, 3,341 atoms with hydrogens, CHARMM
+naming, frames centred), ``adk_closed.pdb`` (1AKE, the trajectory's topology) and ``adk_open.pdb`` (4AKE). The
+package is a 60 MB source archive, so it is not a dependency: :func:`adk_files` downloads it once with
+``pip download`` into a temporary folder and keeps only those four files in the cache.
+
+Frames are read with mdtraj (which maps CHARMM names to PDB ones: HSD → HIS, OT1 → O); hydrogens are dropped,
+and every frame is superposed on the first by the CA atoms of the CORE domain (residues 1–29, 60–121, 160–214;
+Beckstein et al., J. Mol. Biol. 394, 160, 2009), as a consensus refinement would align particles on the rigid
+part, so the LID and NMP domains move in the maps' frame.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tarfile
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import gemmi
+import numpy as np
+
+from cryosampler.downloads import data_dir, pip_download
+from cryosampler.structure import Structure
+from cryosampler.superpose import optimal_rotation
+
+__all__ = ["REQUIREMENT", "SDIST_NAME", "FILES", "CORE_RESIDUES", "TransitionPath", "adk_files", "read_adk_path"]
+
+REQUIREMENT = "MDAnalysisTests==2.11.0"
+SDIST_NAME = "mdanalysistests-2.11.0.tar.gz"
+_MEMBERS = {"adk_dims.dcd": "MDAnalysisTests/data/adk_dims.dcd",
+            "adk_closed.pdb": "MDAnalysisTests/data/adk_closed.pdb",
+            "adk_open.pdb": "MDAnalysisTests/data/adk_open.pdb",
+            "LICENSE": "LICENSE"}
+FILES = tuple(_MEMBERS)
+CORE_RESIDUES = (*range(1, 30), *range(60, 122), *range(160, 215))
+
+
+def adk_files(cache: str | Path | None = None, download: bool = True) -> dict[str, Path]:
+    """The four cached files, {name: path}, in ``cache/adk_dims`` (default cache
+    :func:`~cryosampler.downloads.data_dir`), fetched on first use (``download=False``: only look).
+
+    ValueError naming the cache and the pip command when they are missing and cannot be downloaded, or when
+    the archive lacks one of them.
+    """
+    folder = (data_dir() if cache is None else Path(cache)) / "adk_dims"
+    paths = {name: folder / name for name in FILES}
+    if all(p.is_file() for p in paths.values()):
+        return paths
+    with tempfile.TemporaryDirectory() as tmp:
+        sdist = pip_download(REQUIREMENT, SDIST_NAME, tmp, download)
+        root = SDIST_NAME.removesuffix(".tar.gz")
+        folder.mkdir(parents=True, exist_ok=True)
+        try:
+            with tarfile.open(sdist) as archive:
+                for name, member in _MEMBERS.items():
+                    source = archive.extractfile(f"{root}/{member}")
+                    # Written under a temporary name and renamed: a failed download leaves no half file.
+                    with tempfile.NamedTemporaryFile(dir=folder, delete=False) as out:
+                        shutil.copyfileobj(source, out)
+                    Path(out.name).replace(paths[name])
+        except (KeyError, tarfile.TarError, OSError) as err:
+            raise ValueError(f"{sdist}: cannot take the adenylate kinase files from {REQUIREMENT}'s archive "
+                             f"({err}); delete {folder} and run again") from None
+    return paths
+
+
+@dataclass(frozen=True)
+class TransitionPath:
+    """Heavy atoms of a protein along a path, all frames in one frame of reference."""
+
+    frames: np.ndarray  # (F, N, 3) float64, Å; frame 0 is the start (closed), frame F-1 the end (open)
+    topology: Structure  # atoms, residues and names of every frame, coordinates of frame 0
+    closed: np.ndarray  # (N, 3) float64, Å: the crystal structure of the start (1AKE), superposed on frame 0
+    opened: np.ndarray  # (N, 3) float64, Å: the crystal structure of the end (4AKE), superposed on frame 0
+
+
+def read_adk_path(files: dict[str, Path]) -> TransitionPath:
+    """The DIMS path of :func:`adk_files` as a :class:`TransitionPath`: 98 frames of 1,656 heavy atoms, every
+    frame and both crystal structures superposed on frame 0 by the CORE domain's CA atoms."""
+    import mdtraj
+
+    topology_file = str(files["adk_closed.pdb"])
+    trajectory = mdtraj.load(str(files["adk_dims.dcd"]), top=topology_file)
+    crystals = [mdtraj.load(str(files[name])) for name in ("adk_closed.pdb", "adk_open.pdb")]
+    top = trajectory.topology
+    # mdtraj guesses elements from names when the element column is empty (CHARMM files), e.g. "HE1" → He;
+    # in a protein the standardised name's first letter is the element.
+    heavy = [a.index for a in top.atoms if a.name[0] != "H"]
+    atoms = [top.atom(i) for i in heavy]
+    elements = [a.name[0] for a in atoms]
+    topology = Structure(coords=trajectory.xyz[0, heavy] * 10.0, elements=elements,
+                         atomic_numbers=[gemmi.Element(e).atomic_number for e in elements],
+                         atom_names=[a.name for a in atoms], res_names=[a.residue.name for a in atoms],
+                         res_nums=[a.residue.resSeq for a in atoms], chain_id="A", name="adk")
+    for crystal in crystals:
+        if [a.name for a in crystal.topology.atoms] != [a.name for a in top.atoms]:
+            raise ValueError(f"{files['adk_open.pdb']}: atoms differ from {topology_file}; delete the cache and "
+                             "download again")
+    core_ca = np.array([k for k, a in enumerate(atoms) if a.name == "CA" and a.residue.resSeq in CORE_RESIDUES])
+    first = trajectory.xyz[0, heavy].astype(np.float64) * 10.0
+
+    def onto_first(coords: np.ndarray) -> np.ndarray:
+        rotation = optimal_rotation(coords[core_ca], first[core_ca])
+        return (coords - coords[core_ca].mean(0)) @ rotation.T + first[core_ca].mean(0)
+
+    frames = np.stack([onto_first(x[heavy].astype(np.float64) * 10.0) for x in trajectory.xyz])
+    closed, opened = (onto_first(c.xyz[0, heavy].astype(np.float64) * 10.0) for c in crystals)
+    return TransitionPath(frames, topology.with_coords(frames[0]), closed, opened)

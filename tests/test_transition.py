@@ -1,0 +1,39 @@
+"""The adenylate kinase DIMS path: its download cache and what is read from it."""
+
+import numpy as np
+import pytest
+
+from cryosampler import transition
+from cryosampler.superpose import rmsd
+
+
+def test_missing_files_name_the_pip_command(tmp_path):
+    with pytest.raises(ValueError, match=r"not found; download it with: python -m pip download --no-deps "
+                                         r"MDAnalysisTests==2\.11\.0 -d "):
+        transition.adk_files(tmp_path, download=False)
+    assert not (tmp_path / "adk_dims").exists() or not any((tmp_path / "adk_dims").iterdir())
+
+
+def test_cached_files_are_used_without_download(tmp_path, adk_files):
+    (tmp_path / "adk_dims").mkdir()
+    for name, path in adk_files.items():
+        (tmp_path / "adk_dims" / name).write_bytes(path.read_bytes())
+    assert transition.adk_files(tmp_path, download=False) == {n: tmp_path / "adk_dims" / n for n in transition.FILES}
+
+
+def test_the_path_is_the_issues_closed_to_open_motion(adk_files):
+    path = transition.read_adk_path(adk_files)
+    top = path.topology
+    assert path.frames.shape == (98, 1656, 3) and top.n_atoms == 1656 and top.n_residues == 214
+    assert set(top.elements) == {"C", "N", "O", "S"}
+    assert top.sequence.startswith("MRIILLGAPGAGKGTQAQ")
+    ca = top.backbone_index[:, 1]
+    assert rmsd(path.closed[ca], path.opened[ca]) == pytest.approx(6.9, abs=0.05)  # 1AKE ↔ 4AKE, issue 10
+    # The path starts and ends near the crystal structures (CA 0.46 and 0.50 Å with mdtraj).
+    assert rmsd(path.frames[0][ca], path.closed[ca]) < 0.6 and rmsd(path.frames[-1][ca], path.opened[ca]) < 0.6
+    # Superposed on the CORE domain: it moves little (side chains included, < 2.5 Å) while the LID and NMP domains move.
+    core = np.isin(top.res_nums, transition.CORE_RESIDUES)
+    core_move = np.sqrt(((path.frames[:, core] - path.frames[0, core]) ** 2).sum(-1).mean(-1))
+    lid = (top.res_nums >= 122) & (top.res_nums <= 159)
+    lid_move = np.sqrt(((path.frames[-1, lid] - path.frames[0, lid]) ** 2).sum(-1).mean())
+    assert core_move.max() < 2.5 and lid_move > 4 * core_move.max(), (core_move.max(), lid_move)

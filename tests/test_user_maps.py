@@ -1,0 +1,108 @@
+"""Maps as users have them: random gridding, degradation, unequal populations, written and ingested back."""
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import make_helix
+from cryosampler.degrade import DegradeConfig
+from cryosampler.ingest import ingest_map
+from cryosampler.metrics import map_correlation
+from cryosampler.mrc import read_mrc
+from cryosampler.render import MapGrid, render_density
+from cryosampler.user_maps import (APIX_RANGE, BOX_RANGE, draw_frames, gridding_around, random_gridding,
+                                   random_griddings, render_gridded, write_map_folder)
+
+MODEL_GRID = MapGrid(size=64, apix=2.0, resolution=8.0)
+
+
+def helix_path(n_frames=6):
+    """A helix in a map frame far from the origin, bending a little more in every frame: (F, N, 3) Å."""
+    helix = make_helix(12)
+    bend = np.linspace(0.0, 3.0, n_frames)[:, None, None] * (helix.coords[:, 2:3] / 10.0) ** 2 * [1.0, 0.0, 0.0]
+    return helix, helix.coords[None] + bend + [120.0, 85.5, 140.25]
+
+
+def test_random_gridding_is_within_the_ranges_and_holds_the_protein():
+    rng = np.random.default_rng(0)
+    centre = np.array([120.0, 85.5, 140.25])
+    for _ in range(50):
+        g = random_gridding(60.0, centre, rng)
+        assert APIX_RANGE[0] <= g.apix <= APIX_RANGE[1]
+        assert len(set(g.box)) == 1 and g.box[0] >= BOX_RANGE[0]
+        assert g.box[0] <= BOX_RANGE[1] or g.box[0] * g.apix < 60.0 + 24.0 + g.apix  # larger only when needed
+        assert sorted(g.axes) == [1, 2, 3]
+        low = np.array(g.corner) * g.apix
+        high = low + (np.array(g.box) - 1) * g.apix
+        assert np.all(low < centre - 30.0 - 12.0 + g.apix) and np.all(high > centre + 30.0 + 12.0 - 2 * g.apix)
+    again = random_gridding(60.0, centre, np.random.default_rng(0))
+    assert again == random_gridding(60.0, centre, np.random.default_rng(0))
+
+
+def test_render_gridded_puts_voxels_where_the_gridding_says():
+    helix, _ = helix_path()
+    coords = helix.coords + [50.0, -20.0, 7.0]
+    g = gridding_around(coords, 1.5, (40, 44, 48), shift=(3.0, -2.0, 1.0))
+    volume = render_gridded(coords, helix.atomic_numbers, g, resolution=6.0)
+    assert volume.shape == (40, 44, 48)
+    weights = volume / volume.sum()
+    index = np.indices(volume.shape).reshape(3, -1).T
+    centre_of_density = ((np.array(g.corner) + index) * g.apix * weights.reshape(-1, 1)).sum(0)
+    centroid = (coords * helix.atomic_numbers[:, None]).sum(0) / helix.atomic_numbers.sum()
+    np.testing.assert_allclose(centre_of_density, centroid, atol=0.05)
+
+
+def test_a_written_folder_ingests_to_the_direct_render(tmp_path):
+    helix, frames = helix_path(4)
+    griddings = random_griddings(frames, np.random.default_rng(1))
+    table = write_map_folder(tmp_path / "maps", frames, helix.atomic_numbers, griddings, DegradeConfig(),
+                             np.random.default_rng(1), suffixes=(".mrc", ".map", ".mrc.gz"), resolution=8.0)
+    assert list(table["map"]) == ["vol_000.mrc", "vol_001.map", "vol_002.mrc.gz", "vol_003.mrc"]
+    assert table["apix"].nunique() == 4 and table["axes"].nunique() > 1
+    for row, coords in zip(table.itertuples(), frames):
+        path = tmp_path / "maps" / row.map
+        assert read_mrc(path)[0].shape == (row.box,) * 3
+        centre = frames[0].mean(0)  # the reference's centroid: every map is ingested around it
+        volume, _ = ingest_map(path, MODEL_GRID, frames[0], helix.atomic_numbers, centre, probes=False)
+        direct = render_density(torch.tensor(coords - centre)[None], torch.tensor(helix.atomic_numbers),
+                                MODEL_GRID)[0].numpy()
+        assert map_correlation(volume[None], direct[None])[0, 0] >= 0.99, row
+
+
+def test_degraded_folder_has_the_stated_noise(tmp_path):
+    helix, frames = helix_path(2)
+    griddings = random_griddings(frames, np.random.default_rng(3))
+    write_map_folder(tmp_path / "clean", frames, helix.atomic_numbers, griddings, DegradeConfig(),
+                     np.random.default_rng(3))
+    write_map_folder(tmp_path / "noisy", frames, helix.atomic_numbers, griddings, DegradeConfig(snr=0.3),
+                     np.random.default_rng(3))
+    a, b = (read_mrc(tmp_path / d / "vol_000.mrc")[0] for d in ("clean", "noisy"))
+    mask = a > 0.02 * a.max()
+    assert (b - a).var() == pytest.approx(a[mask].var() / 0.3, rel=0.05)
+
+
+def test_an_existing_folder_is_refused_and_a_failure_leaves_none(tmp_path):
+    helix, frames = helix_path(2)
+    griddings = random_griddings(frames, np.random.default_rng(0))
+    (tmp_path / "maps").mkdir()
+    with pytest.raises(ValueError, match=r"maps exists; give a new folder"):
+        write_map_folder(tmp_path / "maps", frames, helix.atomic_numbers, griddings, DegradeConfig(),
+                         np.random.default_rng(0))
+    with pytest.raises(ValueError, match="2 griddings for 1 structures"):
+        write_map_folder(tmp_path / "new", frames[:1], helix.atomic_numbers, griddings, DegradeConfig(),
+                         np.random.default_rng(0))
+    with pytest.raises(ValueError):  # a NaN structure fails while rendering the second map
+        write_map_folder(tmp_path / "new", np.stack([frames[0], frames[1] * np.nan]), helix.atomic_numbers,
+                         griddings, DegradeConfig(), np.random.default_rng(0))
+    assert not (tmp_path / "new").exists() and sorted(p.name for p in tmp_path.iterdir()) == ["maps"]
+
+
+def test_draw_frames_follows_the_populations():
+    rng = np.random.default_rng(0)
+    draws = np.concatenate([draw_frames(98, 20, rng) for _ in range(200)])
+    start, end, middle = np.mean(draws < 25), np.mean(draws > 72), np.mean((draws >= 25) & (draws <= 72))
+    assert start > end > middle  # start basin 0.6, end basin 0.3, the rest spread thin
+    one = draw_frames(98, 20, np.random.default_rng(5))
+    assert len(np.unique(one)) == 20 and np.all(np.diff(one) > 0)
+    with pytest.raises(ValueError, match="n_maps must be between 1 and the 98 frames"):
+        draw_frames(98, 99, rng)
