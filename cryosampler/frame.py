@@ -19,7 +19,7 @@ from cryosampler.structure import Structure, shared_ca
 from cryosampler.superpose import optimal_rotation, rmsd
 
 __all__ = ["RigidTransform", "Template", "principal_axes_template", "own_frame_template", "placement",
-           "template_fit_rmsd", "check_template_fit", "rotate_about_centre", "map_to_input_frame",
+           "own_placement", "template_fit_rmsd", "check_template_fit", "rotate_about_centre", "map_to_input_frame",
            "map_to_model_frame", "MAX_FIT_RMSD"]
 
 MIN_COMMON_RESIDUES = 10
@@ -84,6 +84,13 @@ def own_frame_template(structure: Structure) -> Template:
     so the user's maps, in the reference's frame, need only be re-centred, never rotated."""
     ca = structure.coords[structure.backbone_index[:, 1]]  # (L, 3)
     return Template(structure.backbone_res_nums.copy(), ca - ca.mean(axis=0))
+
+
+def own_placement(structure: Structure) -> RigidTransform:
+    """The placement of a model trained on several proteins' own maps (template ``None``): each protein in
+    its own frame, its all-heavy-atom centroid moved to the origin, never rotated (its maps, in the frame its
+    reference was fitted in, need only be re-centred). No other protein's residue numbers are involved."""
+    return RigidTransform(np.eye(3), -structure.coords.mean(axis=0))
 
 
 def placement(structure: Structure, template: Template) -> RigidTransform:

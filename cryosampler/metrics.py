@@ -19,7 +19,8 @@ from cryosampler.superpose import rmsd_matrix, superpose
 __all__ = ["score_ensemble", "EnsembleScore", "closest_sample_rmsd", "state_occupancy", "coverage_metrics",
            "ensemble_summary", "mode_projection", "map_correlation", "validity", "matched_rmsd_matrix",
            "smallest_lossless_steps", "BOND_CUTOFF", "CLASH_CUTOFF", "aligned_residues", "aligned_atoms",
-           "aligned_rmsd_matrix", "coverage_curve", "coverage_auc", "COVERAGE_THRESHOLDS", "SUCCESS_THRESHOLD"]
+           "aligned_rmsd_matrix", "coverage_curve", "coverage_auc", "COVERAGE_THRESHOLDS", "SUCCESS_THRESHOLD",
+           "sequence_identity", "nearest_protein"]
 
 # Å. Covalent heavy-atom bonds are 1.2-1.6 Å (S-C 1.8 Å); 1-3 distances within a residue start near 2.2 Å.
 BOND_CUTOFF = 1.9
@@ -334,6 +335,21 @@ def aligned_residues(seq_a: str, seq_b: str) -> np.ndarray:
             j += count
     assert (i, j) == (len(seq_a), len(seq_b)), result.cigar_str()
     return np.asarray(pairs, dtype=np.int64).reshape(-1, 2)
+
+
+def sequence_identity(query: str, other: str) -> float:
+    """Fraction of ``query``'s residues that a global alignment (:func:`aligned_residues`) pairs with the same
+    residue of ``other``: 1.0 for the same protein, ~0.1 for unrelated ones."""
+    pairs = aligned_residues(query, other)
+    same = sum(query[i] == other[j] for i, j in pairs)
+    return same / len(query)
+
+
+def nearest_protein(query: str, proteins: list[dict]) -> tuple[str, float] | None:
+    """(name, sequence identity) of the protein of ``proteins`` ({"name", "sequence"} each) nearest to the
+    sequence ``query``, or None if there are none."""
+    scored = [(p["name"], sequence_identity(query, p["sequence"])) for p in proteins]
+    return max(scored, key=lambda s: s[1]) if scored else None
 
 
 def aligned_atoms(a: Structure, b: Structure, atoms: tuple[str, ...] = BACKBONE_ATOMS) -> tuple[np.ndarray, np.ndarray]:

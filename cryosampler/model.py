@@ -41,7 +41,9 @@ class ModelConfig:
 class CryoSampler(nn.Module):
     """Learned atomic encoder f_θ followed by the fixed differentiable cryo-EM forward model F."""
 
-    def __init__(self, config: ModelConfig, sigma_data: float, template: Template):
+    def __init__(self, config: ModelConfig, sigma_data: float, template: Template | None):
+        """template: the common frame proteins are placed in (frame.placement), or None for a model of several
+        proteins each in its own frame (frame.own_placement)."""
         super().__init__()
         self.config, self.template = config, template
         self.encoder = AtomicEncoder(config.encoder, config.grid.size, config.grid.apix)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -13,7 +14,8 @@ from tqdm.auto import tqdm
 from cryosampler.device import check_precision, resolve_device
 from cryosampler.diffusion import DiffusionConfig, alpha_sigma, ddim_sample, readout_time, time_at_noise
 from cryosampler.featurize import ProteinFeatures, collate, featurize
-from cryosampler.frame import MAX_FIT_RMSD, RigidTransform, check_template_fit, map_to_model_frame, placement
+from cryosampler.frame import (MAX_FIT_RMSD, RigidTransform, check_template_fit, map_to_model_frame, own_placement,
+                               placement)
 from cryosampler.ingest import map_model_correlation, model_scale
 from cryosampler.model import CryoSampler
 from cryosampler.render import check_in_box
@@ -162,7 +164,8 @@ class PlacedReference:
 
     protein: ProteinFeatures  # features at the placed coordinates
     place: RigidTransform  # input frame → model frame
-    fit_rmsd: float  # Å, CA RMSD to the model's template after superposition (frame.template_fit_rmsd)
+    fit_rmsd: float  # Å, CA RMSD to the model's template after superposition (frame.template_fit_rmsd); NaN
+    # for a model without template (each protein in its own frame)
 
 
 def prepare_reference(model: CryoSampler, structure: Structure, max_fit_rmsd: float = MAX_FIT_RMSD,
@@ -176,8 +179,11 @@ def prepare_reference(model: CryoSampler, structure: Structure, max_fit_rmsd: fl
     map box, or more tokens than the model has slots for.
     """
     source = structure.name if source is None else source
-    fit = check_template_fit(structure, model.template, max_fit_rmsd, source)
-    place = placement(structure, model.template)
+    if model.template is None:  # several proteins, each in its own frame: nothing to fit against
+        fit, place = math.nan, own_placement(structure)
+    else:
+        fit = check_template_fit(structure, model.template, max_fit_rmsd, source)
+        place = placement(structure, model.template)
     enc, grid = model.config.encoder, model.config.grid
     protein = featurize(structure, place.apply(structure.coords), tokens=enc.tokens)
     check_in_box(protein.ref_coords[None], grid, names=[source],

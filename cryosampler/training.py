@@ -178,7 +178,7 @@ def load_checkpoint(path: Path) -> dict:
         raise refuse(f"no {', '.join(missing)} entr{'y' if len(missing) == 1 else 'ies'}")
     try:
         config = ModelConfig.from_dict(state["model_config"])
-        template = Template.from_dict(state["template"])
+        template = _template(state["template"])
         sigma_data = float(state["sigma_data"])
     except (KeyError, TypeError, ValueError) as error:
         raise refuse(f"unreadable model_config, template or sigma_data: {type(error).__name__} {error}") from None
@@ -220,16 +220,21 @@ def _load_failure(error: Exception) -> str:
     return "not a PyTorch file of tensors and plain data"
 
 
+def _template(entry: dict | None) -> Template | None:
+    """A checkpoint's template entry: a Template, or None for a model of proteins each in its own frame."""
+    return None if entry is None else Template.from_dict(entry)
+
+
 def model_from_checkpoint(state: dict, use_ema: bool = True) -> CryoSampler:
     """Rebuild the model (EMA weights by default) from a checkpoint dict of :func:`load_checkpoint`."""
-    model = CryoSampler(ModelConfig.from_dict(state["model_config"]), state["sigma_data"],
-                        Template.from_dict(state["template"]))
+    model = CryoSampler(ModelConfig.from_dict(state["model_config"]), state["sigma_data"], _template(state["template"]))
     model.load_state_dict(state["ema"] if use_ema else state["model"])
     return model.eval()
 
 
 def train(examples: list[TrainingExample], model_config: ModelConfig, config: TrainConfig,
-          template: Template, out_dir: Path, progress: bool = True, device: str | torch.device = "cpu") -> CryoSampler:
+          template: Template | None, out_dir: Path, progress: bool = True, device: str | torch.device = "cpu",
+          proteins: tuple[dict, ...] = ()) -> CryoSampler:
     """Train (or resume) and return the EMA model (on ``device``).
 
     Writes ``out_dir/checkpoint.pt`` every ``config.checkpoint_every`` steps and at the end, and
@@ -243,6 +248,10 @@ def train(examples: list[TrainingExample], model_config: ModelConfig, config: Tr
     maps, noise and batches live there; the random stream is a generator on that device, so a run
     resumes on the same kind of device it started on.
 
+    template: the common frame of the examples' proteins, or None when each is in its own frame
+    (frame.own_placement; several proteins' own maps). proteins: what the model was trained on, stored in the
+    checkpoint for the sample command to compare a user's protein with: ({"name": str, "sequence": str}, …).
+
     Under torchrun (``WORLD_SIZE`` > 1) the processes train one DistributedDataParallel model (gloo on the
     CPU, nccl on CUDA): every process draws the same global batch of ``config.batch_size`` examples, times
     and noise from the seeded generator and computes its own slice of it, so the result does not depend
@@ -250,13 +259,13 @@ def train(examples: list[TrainingExample], model_config: ModelConfig, config: Tr
     alone writes the checkpoint, the log and the progress lines.
     """
     run = distributed(resolve_device(device))
-    model = _train(examples, model_config, config, template, Path(out_dir), progress, run)
+    model = _train(examples, model_config, config, template, Path(out_dir), progress, run, proteins)
     if run.active:  # every rank returns once rank 0 has written the last checkpoint
         dist.barrier()
     return model
 
 
-def _train(examples, model_config, config, template, out_dir, progress, run) -> CryoSampler:
+def _train(examples, model_config, config, template, out_dir, progress, run, proteins) -> CryoSampler:
     if config.batch_size % run.world_size:
         raise ValueError(f"batch_size {config.batch_size} does not split evenly over {run.world_size} processes; "
                          f"choose a multiple of {run.world_size}")
@@ -309,7 +318,8 @@ def _train(examples, model_config, config, template, out_dir, progress, run) -> 
             "format": CHECKPOINT_FORMAT, "step": step, "model": model.state_dict(), "ema": ema.state_dict(),
             "optimizer": optimizer.state_dict(), "generator": generator.get_state(),
             "generator_device": device.type,
-            "sigma_data": float(model.sigma_data), "template": template.to_dict(),
+            "sigma_data": float(model.sigma_data), "template": None if template is None else template.to_dict(),
+            "proteins": list(proteins),
             "model_config": model_config.to_dict(), "train_config": dataclasses.asdict(config),
         })
 

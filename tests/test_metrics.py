@@ -401,3 +401,14 @@ def test_alignment_pairs_like_the_benchmarks_biopython_aligner(benchmark_wheel):
         ranges = aligner.align(a, b)[0].aligned
         expected = [[i, j] for (s, e), (t, f) in zip(*ranges) for i, j in zip(range(s, e), range(t, f))]
         assert aligned_residues(a, b).tolist() == expected, name
+
+
+def test_sequence_identity_by_hand():
+    from cryosampler.metrics import nearest_protein, sequence_identity
+
+    assert sequence_identity("ACDEFG", "ACDEFG") == 1.0
+    assert sequence_identity("AAAA", "KKKK") == 0.0
+    assert sequence_identity("ACDEF", "ACDF") == pytest.approx(4 / 5)  # E faces a gap: 4 of 5 query residues
+    assert sequence_identity("ACDF", "ACDEF") == 1.0  # every query residue finds its match
+    assert nearest_protein("ACDF", [{"name": "x", "sequence": "KKKK"}, {"name": "y", "sequence": "ACDEF"}]) == ("y", 1.0)
+    assert nearest_protein("ACDF", []) is None

@@ -20,11 +20,14 @@ __all__ = ["add_args", "main", "DEFAULT_DDIM_STEPS", "HELP", "DESCRIPTION"]
 DEFAULT_DDIM_STEPS = 25
 
 MAPS = "sample_*.mrc"
+# Below this sequence identity to every protein a model was trained on, its samples are a guess, not a prediction.
+KNOWN_IDENTITY = 0.9
 
 HELP = "sample an ensemble for a reference structure"
 DESCRIPTION = ("Sample conformations of a protein from its static reference structure. The reference is placed in "
-               "the model's frame by superposing its CA atoms on the model's template (matched by residue number); "
-               "the ensemble is written back in the reference's own frame. Inputs are never overwritten; an "
+               "the model's frame by superposing its CA atoms on the model's template (matched by residue number), "
+               "or, for a model of several proteins, centred in its own frame; the nearest protein the model "
+               "was trained on, by sequence identity, is reported. The ensemble is written back in the reference's own frame. Inputs are never overwritten; an "
                "existing --output file is replaced only when the run succeeds.")
 
 
@@ -85,6 +88,7 @@ def main(args: argparse.Namespace) -> None:
     check_outputs(args)
     # Imported only now (torch and ProDy take seconds), so usage and output errors come at once.
     from cryosampler.frame import MAX_FIT_RMSD, map_to_input_frame
+    from cryosampler.metrics import nearest_protein
     from cryosampler.mrc import write_mrc
     from cryosampler.sampling import iter_reference_samples, prepare_reference
     from cryosampler.structure import EnsembleWriter, read_structure
@@ -92,7 +96,8 @@ def main(args: argparse.Namespace) -> None:
     from cryosampler.training import load_checkpoint, model_from_checkpoint
 
     device = resolve_device(args.device)
-    model = model_from_checkpoint(load_checkpoint(args.checkpoint))
+    state = load_checkpoint(args.checkpoint)
+    model = model_from_checkpoint(state)
     reference = read_structure(args.reference, chain=args.chain)
     max_fit = math.inf if args.allow_poor_fit else MAX_FIT_RMSD
     placed = prepare_reference(model, reference, max_fit_rmsd=max_fit, source=str(args.reference))
@@ -100,6 +105,11 @@ def main(args: argparse.Namespace) -> None:
         print(f"cryosampler: WARNING: {args.reference} fits the model's template at {placed.fit_rmsd:.1f} Å CA "
               f"RMSD (limit {MAX_FIT_RMSD:g} Å): it is not a protein or conformation this model knows, and "
               "its samples are unlikely to mean anything (--allow-poor-fit)", file=sys.stderr)
+    nearest = nearest_protein(reference.sequence, state.get("proteins", []))  # checkpoints of `train` list them
+    if nearest is not None and nearest[1] < KNOWN_IDENTITY:
+        print(f"cryosampler: WARNING: {args.reference} is {nearest[1]:.0%} identical in sequence to the nearest "
+              f"protein this model was trained on ({nearest[0]}); it never saw maps of this protein, so read its "
+              "samples as a guess, not a prediction", file=sys.stderr)
 
     tic = time.perf_counter()
     grid = model.config.grid
@@ -119,6 +129,8 @@ def main(args: argparse.Namespace) -> None:
                     volume, origin = map_to_input_frame(volume, grid.size, grid.apix, placed.place)
                     write_mrc(maps_dir / f"sample_{k:03d}.mrc", volume, grid, origin=origin)
     maps = "" if args.maps_dir is None else f" and their maps to {args.maps_dir}"
-    print(f"wrote {args.num_samples} samples of {reference.name} ({reference.n_atoms} atoms; CA fit to the "
-          f"model's template {placed.fit_rmsd:.2f} Å RMSD) to {args.output}{maps} in "
-          f"{time.perf_counter() - tic:.1f} s", file=sys.stderr)
+    known = [] if math.isnan(placed.fit_rmsd) else [f"CA fit to the model's template {placed.fit_rmsd:.2f} Å RMSD"]
+    if nearest is not None:
+        known.append(f"nearest training protein {nearest[0]}, {nearest[1]:.0%} sequence identity")
+    print(f"wrote {args.num_samples} samples of {reference.name} ({'; '.join([f'{reference.n_atoms} atoms', *known])}"
+          f") to {args.output}{maps} in {time.perf_counter() - tic:.1f} s", file=sys.stderr)

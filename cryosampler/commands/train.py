@@ -1,4 +1,5 @@
-"""``cryosampler train --reference model.pdb --maps vols/ --out run/``: train on one protein's cryo-EM maps.
+"""``cryosampler train --reference model.pdb --maps vols/ --out run/``: train on one protein's cryo-EM maps, or
+``cryosampler train --maps proteins.csv --out run/`` on several proteins' (rows: protein, reference, map).
 
 Under torchrun (``torchrun --nproc-per-node N -m cryosampler train …``) training uses DistributedDataParallel
 through :func:`cryosampler.training.train`; every process ingests the maps, rank 0 alone writes.
@@ -17,12 +18,12 @@ from pathlib import Path
 from cryosampler.commands import add_fit_probes_arg, check_writable, int_at_least, same_path
 from cryosampler.files import atomic_path
 
-__all__ = ["add_args", "main", "resolve_maps", "MAP_SUFFIXES", "OUTPUTS", "HELP", "DESCRIPTION"]
+__all__ = ["add_args", "main", "resolve_maps", "resolve_proteins", "MAP_SUFFIXES", "OUTPUTS", "HELP", "DESCRIPTION"]
 
 MAP_SUFFIXES = (".mrc", ".map", ".ccp4", ".mrc.gz", ".map.gz", ".ccp4.gz")
 OUTPUTS = ("checkpoint.pt", "train_log.csv", "config.json")  # what --out receives
 
-HELP = "train a model on cryo-EM maps of one protein"
+HELP = "train a model on cryo-EM maps of one protein (or of several, listed in a CSV)"
 DESCRIPTION = (
     "Train CryoSampler on maps of one protein (for example the volumes of a heterogeneous reconstruction) and "
     "the atomic model fitted into them. Each map is resampled onto the model's grid (2 Å voxels, 64³) around "
@@ -30,12 +31,15 @@ DESCRIPTION = (
     "density; a map that does not contain the reference, or that the reference is not fitted into, is "
     "refused before anything is written. The model's frame is the reference's own, centred. --out receives "
     "checkpoint.pt, train_log.csv and config.json; `cryosampler sample --checkpoint OUT/checkpoint.pt` then "
-    "samples it. Launch with torchrun for several processes.")
+    "samples it. Several proteins: give no --reference and one CSV with columns protein, reference and map (one "
+    "reference per protein); each protein then has its own centred frame. Launch with torchrun for several "
+    "processes.")
 
 
 def add_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--reference", required=True, type=Path,
-                        help="atomic model fitted into the maps (.pdb or .cif), in the maps' frame")
+    parser.add_argument("--reference", type=Path, default=None,
+                        help="atomic model fitted into the maps (.pdb or .cif), in the maps' frame (leave out "
+                             "when --maps is a CSV whose 'reference' column names each protein's)")
     parser.add_argument("--chain", default=None, help="chain to use (default: the first protein chain)")
     parser.add_argument("--maps", required=True, nargs="+", type=Path,
                         help=f"map files ({', '.join(MAP_SUFFIXES)}), a folder of them, or a CSV with a 'map' "
@@ -87,7 +91,8 @@ def resolve_maps(given: list[Path], reference: Path) -> list[Path]:
     return list(dict.fromkeys(maps))
 
 
-def _maps_from_csv(path: Path, reference: Path) -> list[Path]:
+def _read_listing(path: Path):
+    """The CSV listing ``path`` as a table of strings, with a 'map' column and a row; ValueError naming it."""
     import pandas as pd
 
     try:
@@ -97,10 +102,17 @@ def _maps_from_csv(path: Path, reference: Path) -> list[Path]:
     if "map" not in table.columns or table.empty:
         raise ValueError(f"--maps {path}: a CSV listing needs a 'map' column and at least one row "
                          f"(columns found: {', '.join(table.columns) or 'none'})")
+    if table["map"].dropna().empty:
+        raise ValueError(f"--maps {path}: the 'map' column names no map")
+    return table
+
+
+def _maps_from_csv(path: Path, reference: Path) -> list[Path]:
+    table = _read_listing(path)
     if "protein" in table.columns and table["protein"].nunique() > 1:
         names = ", ".join(table["protein"].dropna().unique())
-        raise ValueError(f"--maps {path}: rows of several proteins ({names}); a model is trained on one "
-                         "protein's maps here, so give one protein's rows")
+        raise ValueError(f"--maps {path}: rows of several proteins ({names}) under one --reference; leave out "
+                         "--reference and give each row its protein's reference in a 'reference' column")
     if "reference" in table.columns:
         for other in dict.fromkeys(table["reference"].dropna()):
             other_path = path.parent / other
@@ -108,15 +120,57 @@ def _maps_from_csv(path: Path, reference: Path) -> list[Path]:
                 raise ValueError(f"--maps {path}: rows name reference {other}, not --reference {reference}; "
                                  "maps of different proteins or models cannot share one reference")
     maps = [path.parent / m for m in table["map"].dropna()]
-    if not maps:
-        raise ValueError(f"--maps {path}: the 'map' column names no map")
     for m in maps:
         if not m.is_file():
             raise ValueError(f"--maps {path}: map {m} listed there does not exist")
     return maps
 
 
-def check_outputs(args: argparse.Namespace, maps: list[Path]) -> None:
+def resolve_proteins(given: list[Path], reference: Path | None) -> list[tuple[str, Path, list[Path]]]:
+    """The proteins to train on, [(name, reference, maps)]: with ``reference``, one protein (its maps by
+    :func:`resolve_maps`, named after the reference file); without, from one CSV whose rows give each map's
+    reference (and optionally its protein's name; default the reference file's name), paths relative to the CSV.
+
+    ValueError naming the CSV for a missing --reference without such a CSV, a protein with two references,
+    a reference under two protein names, a missing reference or map file, or what :func:`resolve_maps` refuses.
+    """
+    if reference is not None:
+        return [(reference.stem, reference, resolve_maps(given, reference))]
+    if len(given) != 1 or given[0].suffix.lower() != ".csv" or not given[0].is_file():
+        raise ValueError("--reference is missing; give the atomic model fitted into the maps, or one CSV with "
+                         "protein, reference and map columns as --maps")
+    path = given[0]
+    table = _read_listing(path)
+    if "reference" not in table.columns:
+        raise ValueError(f"--maps {path}: without --reference the CSV needs a 'reference' column naming each "
+                         "map's atomic model")
+    table = table.dropna(subset=["map"])
+    if table["reference"].isna().any():
+        raise ValueError(f"--maps {path}: a row has a map but no reference; give every map its reference")
+    names = table["protein"] if "protein" in table.columns else [None] * len(table)
+    table["protein"] = [n if isinstance(n, str) else Path(r).stem for n, r in zip(names, table["reference"])]
+    proteins = []
+    for name, rows in table.groupby("protein", sort=False):
+        references = list(dict.fromkeys(rows["reference"]))
+        if len(references) > 1:
+            raise ValueError(f"--maps {path}: protein {name} has several references ({', '.join(references)}); "
+                             "give one reference per protein")
+        proteins.append((str(name), path.parent / references[0], [path.parent / m for m in rows["map"]]))
+    seen = {}
+    for name, ref, maps in proteins:
+        other = seen.setdefault(ref.resolve(), name)
+        if other != name:
+            raise ValueError(f"--maps {path}: reference {ref} is given for proteins {other} and {name}; one "
+                             "reference is one protein")
+        if not ref.is_file():
+            raise ValueError(f"--maps {path}: reference {ref} of protein {name} does not exist")
+        for m in maps:
+            if not m.is_file():
+                raise ValueError(f"--maps {path}: map {m} listed there does not exist")
+    return proteins
+
+
+def check_outputs(args: argparse.Namespace, inputs: list[Path]) -> None:
     """Refuse an --out that is a file, cannot be written, would overwrite an input, or holds a run that
     --resume was not asked to continue (or none that it was), and a batch that torchrun's processes cannot
     share."""
@@ -125,7 +179,7 @@ def check_outputs(args: argparse.Namespace, maps: list[Path]) -> None:
         raise ValueError(f"--out {out} is a file; give a folder for the run")
     check_writable(out if out.is_dir() else out.parent, f"--out {out}")
     for name in OUTPUTS:
-        for given in [args.reference, *maps]:
+        for given in inputs:
             if same_path(out / name, given):
                 raise ValueError(f"--out {out}: its {name} would overwrite the input {given}; choose another folder")
     processes = int(os.environ.get("WORLD_SIZE", "1"))  # torchrun's
@@ -141,8 +195,8 @@ def check_outputs(args: argparse.Namespace, maps: list[Path]) -> None:
 
 
 def main(args: argparse.Namespace) -> None:
-    maps = resolve_maps(args.maps, args.reference)
-    check_outputs(args, maps)
+    proteins = resolve_proteins(args.maps, args.reference)
+    check_outputs(args, [p for _, reference, maps in proteins for p in (reference, *maps)])
     # Imported only now (torch and ProDy take seconds), so usage and output errors come at once.
     import numpy as np
     import torch
@@ -150,7 +204,7 @@ def main(args: argparse.Namespace) -> None:
     from cryosampler.device import resolve_device
     from cryosampler.encoder import ENCODER_PRESETS
     from cryosampler.featurize import featurize
-    from cryosampler.frame import own_frame_template, placement
+    from cryosampler.frame import own_frame_template, own_placement
     from cryosampler.ingest import ingest_map, model_scale
     from cryosampler.model import ModelConfig
     from cryosampler.structure import read_structure
@@ -165,32 +219,41 @@ def main(args: argparse.Namespace) -> None:
     grid = model_config.grid
     config = TrainConfig(steps=args.steps, batch_size=args.batch_size, seed=args.seed, precision=args.precision,
                          log_every=args.log_every)
-    reference = read_structure(args.reference, chain=args.chain)
-    template = own_frame_template(reference)
-    to_model = placement(reference, template)  # a translation: the reference's centroid to the origin
-    model_coords = to_model.apply(reference.coords)
-    centre = -to_model.translation  # (3,) Å, map frame: where the model's box is centred
-    protein = featurize(reference, model_coords, tokens=model_config.encoder.tokens)
+    n_maps = sum(len(maps) for *_, maps in proteins)
+    examples, rows, known, k = [], [], [], 0
+    for name, reference_path, maps in proteins:
+        reference = read_structure(reference_path, chain=args.chain)
+        # Each protein in its own centred, unrotated frame: its maps, in the frame its reference was fitted
+        # in, need only be re-centred (frame.own_placement).
+        to_model = own_placement(reference)
+        model_coords = to_model.apply(reference.coords)
+        centre = -to_model.translation  # (3,) Å, map frame: where the model's box is centred
+        protein = featurize(reference, model_coords, tokens=model_config.encoder.tokens)
+        known.append({"name": name, "sequence": reference.sequence, "reference": str(reference_path),
+                      "chain": reference.chain_id, "n_maps": len(maps)})
+        for path in maps:
+            k += 1
+            volume, correlation = ingest_map(path, grid, reference.coords, reference.atomic_numbers, centre,
+                                             probes=not args.skip_fit_probes)
+            scale = model_scale(volume, model_coords, reference.atomic_numbers, grid)
+            examples.append(TrainingExample(protein, torch.from_numpy(np.float32(scale) * volume)))
+            rows.append({"protein": name, "map": str(path), "correlation": correlation, "scale": scale})
+            say(f"map {k}/{n_maps} {path}: map–model correlation {correlation:.3f}", file=sys.stderr, flush=True)
+    # One protein: a template of its own CA atoms, so that sampling places its reference by superposition and
+    # refuses other proteins; several: each in its own frame, no template (sample reports the nearest one).
+    template = own_frame_template(reference) if len(proteins) == 1 else None
 
-    examples, rows = [], []
-    for k, path in enumerate(maps, start=1):
-        volume, correlation = ingest_map(path, grid, reference.coords, reference.atomic_numbers, centre,
-                                         probes=not args.skip_fit_probes)
-        scale = model_scale(volume, model_coords, reference.atomic_numbers, grid)
-        examples.append(TrainingExample(protein, torch.from_numpy(np.float32(scale) * volume)))
-        rows.append({"map": str(path), "correlation": correlation, "scale": scale})
-        say(f"map {k}/{len(maps)} {path}: map–model correlation {correlation:.3f}", file=sys.stderr, flush=True)
-
-    resolved = {"reference": str(args.reference), "chain": reference.chain_id, "maps": rows,
-                "device": str(device), "processes": int(os.environ.get("WORLD_SIZE", "1")),
+    resolved = {"reference": None if args.reference is None else str(args.reference), "proteins": known,
+                "maps": rows, "device": str(device), "processes": int(os.environ.get("WORLD_SIZE", "1")),
                 "model_config": model_config.to_dict(), "train_config": dataclasses.asdict(config)}
     tic = time.perf_counter()
     if main_rank and not args.resume:  # a resumed run keeps the config.json it started with
         args.out.mkdir(parents=True, exist_ok=True)
         with atomic_path(args.out / "config.json") as tmp:
             tmp.write_text(json.dumps(resolved, indent=2) + "\n")
-    train(examples, model_config, config, template, args.out, progress=not args.quiet, device=device)
-    say(f"trained {args.steps} steps on {len(maps)} maps of {reference.name} ({reference.n_atoms} atoms) in "
-        f"{time.perf_counter() - tic:.0f} s; wrote {args.out / 'checkpoint.pt'}. Sample it with: cryosampler "
-        f"sample --checkpoint {args.out / 'checkpoint.pt'} --reference {args.reference} -n 16 -o ensemble.pdb",
-        file=sys.stderr)
+    train(examples, model_config, config, template, args.out, progress=not args.quiet, device=device,
+          proteins=tuple({"name": p["name"], "sequence": p["sequence"]} for p in known))
+    what = f"{reference.name} ({reference.n_atoms} atoms)" if len(proteins) == 1 else f"{len(proteins)} proteins"
+    say(f"trained {args.steps} steps on {n_maps} maps of {what} in {time.perf_counter() - tic:.0f} s; wrote "
+        f"{args.out / 'checkpoint.pt'}. Sample it with: cryosampler sample --checkpoint "
+        f"{args.out / 'checkpoint.pt'} --reference {proteins[0][1]} -n 16 -o ensemble.pdb", file=sys.stderr)
