@@ -9,7 +9,8 @@ import numpy as np
 import pandas as pd
 
 __all__ = ["save_figure", "plot_state_maps", "plot_mode_displacement", "plot_loss_curves", "plot_sample_rmsds",
-           "plot_figure2", "plot_ddim_steps", "plot_precision_curves"]
+           "plot_figure2", "plot_ddim_steps", "plot_precision_curves", "plot_own_maps",
+           "plot_ingested_maps"]
 
 
 def save_figure(fig: plt.Figure, directory: Path, name: str) -> list[Path]:
@@ -230,4 +231,60 @@ def plot_precision_curves(logs: dict[str, pd.DataFrame]) -> plt.Figure:
         axes[1, j].set_xlabel("step")
     axes[1, 0].set_ylabel(f"ratio to {first}")
     axes[0, 0].legend(fontsize=7)
+    return fig
+
+
+def plot_own_maps(sampling: pd.DataFrame, fits: pd.DataFrame, static: dict[str, float]) -> plt.Figure:
+    """Notebook 07: what a model trained on each kind of map samples, and how well it reads out single maps.
+
+    sampling: one row per training condition (column ``training``) with ``closest_<state>`` (Å) for each state
+    of ``static``; fits: one row per fitted map with ``training``, ``fit_maps`` (e.g. "4 Å"), ``rmsd_reference``
+    (the rigid reference's RMSD to the map's true structure, Å) and ``rmsd_fitted`` (Å); static: state →
+    the reference's own RMSD to it (Å).
+    """
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10.5, 4.0), constrained_layout=True)
+    conditions = list(sampling["training"])
+    x = np.arange(len(conditions))
+    width = 0.8 / len(static)
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for k, (state, rigid) in enumerate(static.items()):
+        left.bar(x + (k - (len(static) - 1) / 2) * width, sampling[f"closest_{state}"], width, color=colors[k],
+                 label=f"closest sample to {state}")
+        left.axhline(rigid, color=colors[k], ls="--", lw=1, label=f"reference to {state}")
+    left.set_xticks(x, conditions, fontsize=8)
+    left.set_xlabel("maps trained on")
+    left.set_ylabel("heavy-atom RMSD (Å)")
+    left.set_title("Sampling: closest sample to each end state", fontsize=10)
+    left.legend(fontsize=7)
+    styles = ["-", "--", ":", "-."]
+    for k, (name, group) in enumerate(fits.groupby("training", sort=False)):
+        for j, (maps, rows) in enumerate(group.groupby("fit_maps", sort=False)):
+            rows = rows.sort_values("rmsd_reference")
+            right.plot(rows["rmsd_reference"], rows["rmsd_fitted"], styles[j % len(styles)], marker="o", ms=3,
+                       color=colors[k], label=f"trained on {name}, {maps} maps")
+    top = float(fits["rmsd_reference"].max())
+    right.plot([0, top], [0, top], color="grey", lw=1, label="rigid reference")
+    right.set_xlabel("reference to the map's true structure (Å)")
+    right.set_ylabel("fitted model to the true structure (Å)")
+    right.set_title("Read-out of single maps along the path (cryosampler fit)", fontsize=10)
+    right.legend(fontsize=7)
+    return fig
+
+
+def plot_ingested_maps(volumes: dict[str, np.ndarray], apix: float, title: str) -> plt.Figure:
+    """Central slices (z = D//2) of maps on one grid, side by side, each on its own colour scale.
+
+    volumes: label → (D, D, D) density, axes (x, y, z); apix in Å.
+    """
+    fig, axes = plt.subplots(1, len(volumes), figsize=(3.0 * len(volumes), 3.0), squeeze=False,
+                             constrained_layout=True)
+    for ax, (label, volume) in zip(axes[0], volumes.items()):
+        half = volume.shape[0] * apix / 2
+        ax.imshow(volume[:, :, volume.shape[2] // 2].T, origin="lower", cmap="magma",
+                  extent=(-half, half, -half, half))
+        ax.set_title(label, fontsize=9)
+        ax.set_xlabel("x (Å)", fontsize=8)
+        ax.set_ylabel("y (Å)", fontsize=8)
+        ax.tick_params(labelsize=7)
+    fig.suptitle(title, fontsize=10)
     return fig

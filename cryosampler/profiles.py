@@ -33,6 +33,9 @@ class Profile:
     ddim_steps: int  # K (paper: 100)
     seeds: tuple[int, ...]  # sampling seeds; tables report mean ± sd over them
     step_sweep: tuple[int, ...]  # DDIM step counts K compared in notebook 03 (first seed); includes ddim_steps
+    own_maps_steps: int  # training steps of each model of notebook 07 (users' maps)
+    own_maps_count: int  # maps in each training folder of notebook 07 (k-means volumes of a reconstruction)
+    own_maps_fit_frames: int  # path frames whose maps notebook 07 reads out with cryosampler fit, per resolution
 
     @property
     def results_dir(self) -> Path:
@@ -66,10 +69,12 @@ class Profile:
 
 PROFILES = {
     "full": Profile(name="full", publish=True, encoder_preset="default", train_preset="full", n_samples=16,
-                    ddim_steps=100, seeds=(0, 1, 2), step_sweep=(10, 25, 50, 100)),
+                    ddim_steps=100, seeds=(0, 1, 2), step_sweep=(10, 25, 50, 100), own_maps_steps=1000,
+                    own_maps_count=20, own_maps_fit_frames=9),
     # Same code at toy sizes: a few training steps, few samples, few DDIM steps.
     "fast": Profile(name="fast", publish=False, encoder_preset="smoke", train_preset="fast", n_samples=4,
-                    ddim_steps=10, seeds=(0,), step_sweep=(5, 10)),
+                    ddim_steps=10, seeds=(0,), step_sweep=(5, 10), own_maps_steps=4,
+                    own_maps_count=3, own_maps_fit_frames=2),
 }
 
 

@@ -22,7 +22,8 @@ from cryosampler.mrc import write_map_file
 from cryosampler.render import MapGrid, render_density
 
 __all__ = ["Gridding", "gridding_around", "random_gridding", "render_gridded", "write_gridded", "draw_frames",
-           "random_griddings", "write_map_folder", "APIX_RANGE", "BOX_RANGE", "CLEAN_RESOLUTION", "BASINS"]
+           "random_griddings", "write_map_folder", "APIX_RANGE", "BOX_RANGE", "CLEAN_RESOLUTION", "BASINS",
+           "TRAINING_RECIPES", "FIT_RECIPES"]
 
 APIX_RANGE = (1.0, 2.7)  # Å, voxel sizes users' maps come at (issue 10: 0.8–3 Å)
 BOX_RANGE = (96, 200)  # voxels per side
@@ -32,6 +33,16 @@ CLEAN_RESOLUTION = 4.0
 # Populations along a path, as (position along the path 0–1, width, weight): a populated start basin, a less
 # populated end basin and a thin spread of transition states (the uniform rest). Weights sum to 1 with it.
 BASINS = ((0.0, 0.12, 0.6), (1.0, 0.12, 0.3))
+# Issue 10's kinds of training maps, and the maps single-map read-out (cryosampler fit) is measured on.
+TRAINING_RECIPES = {
+    "clean": DegradeConfig(),
+    "6 Å": DegradeConfig(b_factor=100.0, resolution=6.0),
+    "6 Å, SNR 0.3": DegradeConfig(b_factor=100.0, resolution=6.0, snr=0.3),
+}
+FIT_RECIPES = {
+    "4 Å": DegradeConfig(b_factor=50.0, resolution=4.0, snr=1.0),
+    "8 Å": DegradeConfig(b_factor=50.0, resolution=8.0, snr=1.0),
+}
 
 
 @dataclass(frozen=True)
