@@ -4,7 +4,7 @@ The PyPI package ``MDAnalysisTests`` (2.11.0; GPL-2.0-or-later, its ``LICENSE`` 
 ``adk_dims.dcd`` (98 frames of a DIMS path from closed 1AKE to open 4AKE, 3,341 atoms with hydrogens, CHARMM
 naming, frames centred), ``adk_closed.pdb`` (1AKE, the trajectory's topology) and ``adk_open.pdb`` (4AKE). The
 package is a 60 MB source archive, so it is not a dependency: :func:`adk_files` downloads it once with
-``pip download`` into a temporary folder and keeps only those four files in the cache.
+``pip download`` into the cache folder, takes those four files out and deletes the archive.
 
 Frames are read with mdtraj (which maps CHARMM names to PDB ones: HSD → HIS, OT1 → O); hydrogens are dropped,
 and every frame is superposed on the first by the CA atoms of the CORE domain (residues 1–29, 60–121, 160–214;
@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import shutil
 import tarfile
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,6 +23,7 @@ import gemmi
 import numpy as np
 
 from cryosampler.downloads import data_dir, pip_download
+from cryosampler.files import atomic_path
 from cryosampler.structure import Structure
 from cryosampler.superpose import optimal_rotation
 
@@ -50,21 +50,19 @@ def adk_files(cache: str | Path | None = None, download: bool = True) -> dict[st
     paths = {name: folder / name for name in FILES}
     if all(p.is_file() for p in paths.values()):
         return paths
-    with tempfile.TemporaryDirectory() as tmp:
-        sdist = pip_download(REQUIREMENT, SDIST_NAME, tmp, download)
-        root = SDIST_NAME.removesuffix(".tar.gz")
-        folder.mkdir(parents=True, exist_ok=True)
-        try:
-            with tarfile.open(sdist) as archive:
-                for name, member in _MEMBERS.items():
-                    source = archive.extractfile(f"{root}/{member}")
-                    # Written under a temporary name and renamed: a failed download leaves no half file.
-                    with tempfile.NamedTemporaryFile(dir=folder, delete=False) as out:
-                        shutil.copyfileobj(source, out)
-                    Path(out.name).replace(paths[name])
-        except (KeyError, tarfile.TarError, OSError) as err:
-            raise ValueError(f"{sdist}: cannot take the adenylate kinase files from {REQUIREMENT}'s archive "
-                             f"({err}); delete {folder} and run again") from None
+    sdist = pip_download(REQUIREMENT, SDIST_NAME, folder, download)
+    root = SDIST_NAME.removesuffix(".tar.gz")
+    try:
+        with tarfile.open(sdist) as archive:
+            for name, member in _MEMBERS.items():
+                source = archive.extractfile(f"{root}/{member}")
+                with atomic_path(paths[name]) as tmp, open(tmp, "wb") as out:  # no half file on failure
+                    shutil.copyfileobj(source, out)
+    except (KeyError, tarfile.TarError, OSError) as err:
+        reason = (str(err).strip().splitlines() or [type(err).__name__])[0].rstrip(":")
+        raise ValueError(f"{sdist}: cannot take the adenylate kinase files from {REQUIREMENT}'s archive "
+                         f"({reason}); delete {folder} and run again") from None
+    sdist.unlink()  # the four files are all that is used
     return paths
 
 

@@ -7,11 +7,21 @@ from cryosampler import transition
 from cryosampler.superpose import rmsd
 
 
-def test_missing_files_name_the_pip_command(tmp_path):
+def test_missing_files_name_the_cache_and_the_pip_command(tmp_path):
     with pytest.raises(ValueError, match=r"not found; download it with: python -m pip download --no-deps "
-                                         r"MDAnalysisTests==2\.11\.0 -d "):
+                                         r"MDAnalysisTests==2\.11\.0 -d .*adk_dims"):
         transition.adk_files(tmp_path, download=False)
-    assert not (tmp_path / "adk_dims").exists() or not any((tmp_path / "adk_dims").iterdir())
+    assert not (tmp_path / "adk_dims").exists()
+
+
+def test_a_damaged_archive_is_one_line_naming_it_and_leaves_no_files(tmp_path):
+    (tmp_path / "adk_dims").mkdir()
+    (tmp_path / "adk_dims" / transition.SDIST_NAME).write_bytes(b"not a tar archive")
+    with pytest.raises(ValueError, match=r"mdanalysistests-2\.11\.0\.tar\.gz: cannot take the adenylate kinase "
+                                         r"files .*delete .*adk_dims and run again") as err:
+        transition.adk_files(tmp_path, download=False)
+    assert "\n" not in str(err.value)
+    assert [p.name for p in (tmp_path / "adk_dims").iterdir()] == [transition.SDIST_NAME]
 
 
 def test_cached_files_are_used_without_download(tmp_path, adk_files):
