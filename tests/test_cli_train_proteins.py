@@ -86,7 +86,7 @@ def write_listing(path, rows):
     return path
 
 
-@pytest.mark.parametrize("case", ["no reference", "no reference column", "two references", "one reference twice",
+@pytest.mark.parametrize("case", ["no reference", "missing csv", "no reference column", "two references", "one reference twice",
                                   "missing reference", "row without reference"])
 def test_bad_protein_listings_are_one_line_before_any_output(two_proteins, tmp_path, capsys, case):
     root = two_proteins
@@ -94,6 +94,8 @@ def test_bad_protein_listings_are_one_line_before_any_output(two_proteins, tmp_p
     listing = root / f"{case.replace(' ', '_')}.csv"
     if case == "no reference":
         given, expected = root / "ala", "--reference is missing"
+    elif case == "missing csv":
+        given, expected = root / "nowhere.csv", "nowhere.csv: no such file"
     elif case == "no reference column":
         given = write_listing(listing, {"protein": ["ala"], "map": ["ala/vol_0.mrc"]})
         expected = "needs a 'reference' column"

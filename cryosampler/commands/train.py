@@ -136,9 +136,11 @@ def resolve_proteins(given: list[Path], reference: Path | None) -> list[tuple[st
     """
     if reference is not None:
         return [(reference.stem, reference, resolve_maps(given, reference))]
-    if len(given) != 1 or given[0].suffix.lower() != ".csv" or not given[0].is_file():
+    if len(given) != 1 or given[0].suffix.lower() != ".csv":
         raise ValueError("--reference is missing; give the atomic model fitted into the maps, or one CSV with "
                          "protein, reference and map columns as --maps")
+    if not given[0].is_file():
+        raise ValueError(f"--maps {given[0]}: no such file")
     path = given[0]
     table = _read_listing(path)
     if "reference" not in table.columns:
