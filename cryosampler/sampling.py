@@ -17,12 +17,12 @@ from cryosampler.featurize import ProteinFeatures, collate, featurize
 from cryosampler.frame import (MAX_FIT_RMSD, RigidTransform, check_template_fit, map_to_model_frame, own_placement,
                                placement)
 from cryosampler.ingest import map_model_correlation, model_scale
-from cryosampler.model import CryoSampler
+from cryosampler.model import CryoSampler, ModelConfig
 from cryosampler.render import check_in_box
 from cryosampler.structure import Structure
 
 __all__ = ["Ensemble", "PlacedReference", "iter_samples", "sample_ensemble", "read_out", "matched_time", "fit_map", "MapFit",
-           "prepare_reference", "iter_reference_samples"]
+           "prepare_reference", "check_takes", "iter_reference_samples"]
 
 
 @dataclass(frozen=True)
@@ -184,15 +184,21 @@ def prepare_reference(model: CryoSampler, structure: Structure, max_fit_rmsd: fl
     else:
         fit = check_template_fit(structure, model.template, max_fit_rmsd, source)
         place = placement(structure, model.template)
-    enc, grid = model.config.encoder, model.config.grid
-    protein = featurize(structure, place.apply(structure.coords), tokens=enc.tokens)
+    protein = featurize(structure, place.apply(structure.coords), tokens=model.config.encoder.tokens)
+    check_takes(model.config, protein, source)
+    return PlacedReference(protein, place, fit)
+
+
+def check_takes(config: ModelConfig, protein: ProteinFeatures, source: str) -> None:
+    """ValueError naming ``source`` unless a model of ``config`` can take ``protein`` (placed in its frame): every
+    atom in the map box, and no more tokens than the encoder has slots for."""
+    enc, grid = config.encoder, config.grid
     check_in_box(protein.ref_coords[None], grid, names=[source],
                  advice=f"the protein does not fit this model's {grid.box_length:.0f} Å box")
     n_tokens = protein.token_position.shape[0]
     if enc.volume_features == "global" and n_tokens > enc.max_tokens:
         raise ValueError(f"{source}: {n_tokens} {enc.tokens} tokens, but this model takes at most "
                          f"{enc.max_tokens}")
-    return PlacedReference(protein, place, fit)
 
 
 def iter_reference_samples(model: CryoSampler, reference: PlacedReference, n_samples: int, seed: int,

@@ -182,6 +182,10 @@ def load_checkpoint(path: Path) -> dict:
         sigma_data = float(state["sigma_data"])
     except (KeyError, TypeError, ValueError) as error:
         raise refuse(f"unreadable model_config, template or sigma_data: {type(error).__name__} {error}") from None
+    proteins = state.get("proteins", [])
+    if not isinstance(proteins, list) or not all(isinstance(p, dict) and isinstance(p.get("name"), str)
+                                                 and isinstance(p.get("sequence"), str) for p in proteins):
+        raise refuse("its proteins entry is not a list of names and sequences")
     if config.encoder.volume_features == "sampled" and state.get("format", 1) < CHECKPOINT_FORMAT:
         raise ValueError(f"{path} was trained before the encoder's feature-alignment fix (2026-11-25): its "
                          "encoder read features at other positions than this version does; retrain it (e.g. "
@@ -284,6 +288,10 @@ def _train(examples, model_config, config, template, out_dir, progress, run, pro
                              f"sampling only?); move it away to train from the start")
         if _weight_settings(state["train_config"]) != _weight_settings(dataclasses.asdict(config)):
             raise ValueError(f"{ckpt_path} was written with other training settings; delete it to start over")
+        if "proteins" in state and [p["name"] for p in state["proteins"]] != [p["name"] for p in proteins]:
+            raise ValueError(f"{ckpt_path} was trained on proteins {', '.join(p['name'] for p in state['proteins'])}"
+                             f", not {', '.join(p['name'] for p in proteins) or 'none named'}; resume with the "
+                             "same maps, or move it away to start over")
         # CPU and CUDA generators keep different states; checkpoints older than the device option are CPU.
         written_on = state.get("generator_device", "cpu")
         if written_on != device.type:

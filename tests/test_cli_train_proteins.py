@@ -2,13 +2,17 @@
 places any reference in its own frame and says how far it is from the proteins the model was trained on."""
 
 import dataclasses
+import shutil
 import json
 
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
 import cryosampler.cli as cli
+from cryosampler.commands.train import resolve_proteins
+from cryosampler.frame import own_frame_template, own_placement, placement
 from cryosampler.structure import read_ensemble, read_structure, write_pdb
 from cryosampler.training import load_checkpoint
 
@@ -44,14 +48,22 @@ def train_csv(listing, out, *extra):
     return cli.main(["train", "--maps", str(listing), "--out", str(out), *TRAIN, *extra])
 
 
+@pytest.fixture(scope="module")
+def trained_two(two_proteins, tmp_path_factory):
+    """The run folder of one model trained on both proteins of ``two_proteins``."""
+    out = tmp_path_factory.mktemp("trained_two") / "run"
+    assert train_csv(two_proteins / "proteins.csv", out) == 0
+    return out
+
+
 def sample(checkpoint, reference, output):
     return cli.main(["sample", "--checkpoint", str(checkpoint), "--reference", str(reference), "-n", "2", "--steps",
                      "2", "-o", str(output), "--device", "cpu", "--quiet"])
 
 
-def test_several_proteins_train_one_model_that_samples_each_in_its_frame(two_proteins, tmp_path, capsys):
-    out = tmp_path / "run"
-    assert train_csv(two_proteins / "proteins.csv", out) == 0
+def test_several_proteins_train_one_model_that_samples_each_in_its_frame(two_proteins, trained_two, tmp_path,
+                                                                         capsys):
+    out = trained_two
     state = load_checkpoint(out / "checkpoint.pt")
     assert state["template"] is None  # no common frame: each protein in its own
     assert [p["name"] for p in state["proteins"]] == ["ala", "lys"]
@@ -69,9 +81,8 @@ def test_several_proteins_train_one_model_that_samples_each_in_its_frame(two_pro
         assert f"nearest training protein {name}, 100% sequence identity" in err and "WARNING" not in err
 
 
-def test_a_protein_the_model_never_saw_is_sampled_with_a_warning(two_proteins, tmp_path, capsys):
-    out = tmp_path / "run"
-    assert train_csv(two_proteins / "proteins.csv", out) == 0
+def test_a_protein_the_model_never_saw_is_sampled_with_a_warning(trained_two, tmp_path, capsys):
+    out = trained_two
     other = renamed(make_helix(14), "TRP")
     write_pdb(tmp_path / "other.pdb", other, other.coords + 100.0)
     capsys.readouterr()
@@ -79,6 +90,41 @@ def test_a_protein_the_model_never_saw_is_sampled_with_a_warning(two_proteins, t
     err = capsys.readouterr().err
     assert "0% identical in sequence to the nearest protein this model was trained on" in err
     assert "a guess, not a prediction" in err and (tmp_path / "other_ensemble.pdb").is_file()
+    write_user_map(tmp_path / "other.mrc", other.coords + 100.0, other.atomic_numbers, 2.0, (40,) * 3)
+    assert cli.main(["fit", "--checkpoint", str(out / "checkpoint.pt"), "--reference", str(tmp_path / "other.pdb"),
+                     "--map", str(tmp_path / "other.mrc"), "-o", str(tmp_path / "other_fit.pdb"), "--device",
+                     "cpu"]) == 0
+    assert "never saw maps of this protein" in capsys.readouterr().err
+
+
+def test_without_a_protein_column_proteins_are_named_by_their_reference(two_proteins, tmp_path):
+    listing = write_listing(tmp_path / "listing.csv", {"reference": ["../" + two_proteins.name + "/ala/model.pdb",
+                                                                      "../" + two_proteins.name + "/lys/model.pdb"],
+                                                        "map": ["../" + two_proteins.name + "/ala/vol_0.mrc",
+                                                                "../" + two_proteins.name + "/lys/vol_0.mrc"]})
+    proteins = resolve_proteins([listing], None)
+    assert [(name, len(maps)) for name, _, maps in proteins] == [(f"../{two_proteins.name}/ala/model.pdb", 1),
+                                                                  (f"../{two_proteins.name}/lys/model.pdb", 1)]
+
+
+def test_a_one_protein_run_lists_its_protein_and_sample_reports_the_identity(two_proteins, tmp_path, capsys):
+    out = tmp_path / "run"
+    reference = two_proteins / "lys" / "model.pdb"
+    assert cli.main(["train", "--reference", str(reference), "--maps", str(two_proteins / "lys" / "vol_0.mrc"),
+                     "--out", str(out), *TRAIN]) == 0
+    state = load_checkpoint(out / "checkpoint.pt")
+    assert state["template"] is not None and state["proteins"] == [{"name": "model", "sequence": "K" * 16}]
+    capsys.readouterr()
+    assert sample(out / "checkpoint.pt", reference, tmp_path / "lys.pdb") == 0
+    err = capsys.readouterr().err
+    assert "CA fit to the model's template 0.00 Å RMSD; nearest training protein model, 100% sequence identity" in err
+
+
+def test_own_placement_is_the_one_protein_templates_placement(two_proteins):
+    reference = read_structure(two_proteins / "ala" / "model.pdb")
+    own, by_template = own_placement(reference), placement(reference, own_frame_template(reference))
+    np.testing.assert_allclose(by_template.rotation, own.rotation, atol=1e-9)
+    np.testing.assert_allclose(by_template.apply(reference.coords), own.apply(reference.coords), atol=1e-6)
 
 
 def write_listing(path, rows):
@@ -86,8 +132,9 @@ def write_listing(path, rows):
     return path
 
 
-@pytest.mark.parametrize("case", ["no reference", "missing csv", "no reference column", "two references", "one reference twice",
-                                  "missing reference", "row without reference"])
+@pytest.mark.parametrize("case", ["no reference", "missing csv", "no reference column", "two references",
+                                  "one reference twice", "missing reference", "row without reference",
+                                  "one map twice"])
 def test_bad_protein_listings_are_one_line_before_any_output(two_proteins, tmp_path, capsys, case):
     root = two_proteins
     ala, lys = "ala/model.pdb", "lys/model.pdb"
@@ -109,12 +156,45 @@ def test_bad_protein_listings_are_one_line_before_any_output(two_proteins, tmp_p
         expected = "is given for proteins ala and other"
     elif case == "missing reference":
         given = write_listing(listing, {"reference": ["nowhere.pdb"], "map": ["ala/vol_0.mrc"]})
-        expected = "reference " + str(root / "nowhere.pdb") + " of protein nowhere does not exist"
-    else:
+        expected = "reference " + str(root / "nowhere.pdb") + " of protein nowhere.pdb does not exist"
+    elif case == "row without reference":
         given = write_listing(listing, {"reference": [ala, None], "map": ["ala/vol_0.mrc", "ala/vol_1.mrc"]})
         expected = "a row has a map but no reference"
+    else:
+        given = write_listing(listing, {"reference": [ala, lys], "map": ["ala/vol_0.mrc", "ala/vol_0.mrc"]})
+        expected = "is listed for proteins ala/model.pdb and lys/model.pdb"
     out = tmp_path / "run"
     assert train_csv(given, out) == 2
     assert expected in one_line_error(capsys)
     assert not out.exists()
     listing.unlink(missing_ok=True)
+
+
+def test_a_protein_larger_than_the_box_is_refused_before_any_output(tmp_path, capsys):
+    long_helix = make_helix(100)  # ~150 Å long: beyond the 128 Å box
+    write_pdb(tmp_path / "long.pdb", long_helix, long_helix.coords)
+    write_user_map(tmp_path / "long.mrc", long_helix.coords, long_helix.atomic_numbers, 4.0, (56,) * 3)
+    out = tmp_path / "run"
+    assert cli.main(["train", "--reference", str(tmp_path / "long.pdb"), "--maps", str(tmp_path / "long.mrc"),
+                     "--out", str(out), *TRAIN]) == 2
+    line = one_line_error(capsys)
+    assert "long.pdb" in line and "does not fit this model's 128 Å box" in line
+    assert not out.exists()
+
+
+def test_resume_with_other_proteins_is_refused(two_proteins, trained_two, tmp_path, capsys):
+    out = tmp_path / "run"
+    shutil.copytree(trained_two, out)
+    before = (out / "checkpoint.pt").read_bytes()
+    assert cli.main(["train", "--reference", str(two_proteins / "ala" / "model.pdb"), "--maps",
+                     str(two_proteins / "ala" / "vol_0.mrc"), "--out", str(out), *TRAIN, "--resume"]) == 2
+    assert "was trained on proteins ala, lys, not model" in one_line_error(capsys)
+    assert (out / "checkpoint.pt").read_bytes() == before
+
+
+def test_a_checkpoint_with_a_malformed_protein_list_is_refused(trained_two, tmp_path):
+    state = torch.load(trained_two / "checkpoint.pt", weights_only=True)
+    state["proteins"] = [{"name": "ala"}]
+    torch.save(state, tmp_path / "bad.pt")
+    with pytest.raises(ValueError, match="its proteins entry is not a list of names and sequences"):
+        load_checkpoint(tmp_path / "bad.pt")

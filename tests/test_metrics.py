@@ -412,3 +412,9 @@ def test_sequence_identity_by_hand():
     assert sequence_identity("ACDF", "ACDEF") == 1.0  # every query residue finds its match
     assert nearest_protein("ACDF", [{"name": "x", "sequence": "KKKK"}, {"name": "y", "sequence": "ACDEF"}]) == ("y", 1.0)
     assert nearest_protein("ACDF", []) is None
+    # Unrelated sequences of realistic length stay far below the sample command's 90 % warning line.
+    rng = np.random.default_rng(0)
+    letters = np.array(list("ACDEFGHIKLMNPQRSTVWY"))
+    for n in (100, 250, 400):
+        a, b = ("".join(rng.choice(letters, n)) for _ in range(2))
+        assert sequence_identity(a, b) < 0.3

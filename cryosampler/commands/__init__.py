@@ -10,7 +10,11 @@ import argparse
 import os
 from pathlib import Path
 
-__all__ = ["int_at_least", "same_path", "check_writable", "add_fit_probes_arg"]
+__all__ = ["int_at_least", "same_path", "check_writable", "add_fit_probes_arg", "nearest_training_protein",
+           "KNOWN_IDENTITY"]
+
+# Below this sequence identity to every protein a model was trained on, its output is a guess, not a prediction.
+KNOWN_IDENTITY = 0.9
 
 
 def int_at_least(minimum: int):
@@ -54,3 +58,19 @@ def add_fit_probes_arg(parser: argparse.ArgumentParser) -> None:
                         help="accept a map although the reference moved by 2 Å or turned by 10° fits it better (a "
                              "map of another conformation than the reference does: 4 Å apart gained 1.2 %%); the "
                              "correlation floor of 0.1 still applies (default: refuse)")
+
+
+def nearest_training_protein(state: dict, sequence: str, source) -> tuple[str, float] | None:
+    """(name, sequence identity) of the protein a checkpoint (``load_checkpoint``'s dict) was trained on that is
+    nearest to ``sequence``, None for checkpoints that list none; warns on stderr, naming ``source``, below
+    :data:`KNOWN_IDENTITY`."""
+    import sys
+
+    from cryosampler.metrics import nearest_protein
+
+    nearest = nearest_protein(sequence, state.get("proteins", []))
+    if nearest is not None and nearest[1] < KNOWN_IDENTITY:
+        print(f"cryosampler: WARNING: {source} is {nearest[1]:.0%} identical in sequence to the nearest protein "
+              f"this model was trained on ({nearest[0]}); it never saw maps of this protein, so read its output "
+              "as a guess, not a prediction", file=sys.stderr)
+    return nearest

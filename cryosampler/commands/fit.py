@@ -8,7 +8,7 @@ import sys
 import time
 from pathlib import Path
 
-from cryosampler.commands import add_fit_probes_arg, check_writable, same_path
+from cryosampler.commands import add_fit_probes_arg, check_writable, nearest_training_protein, same_path
 from cryosampler.commands.train import MAP_SUFFIXES, resolve_maps
 from cryosampler.files import staged_directory
 
@@ -92,8 +92,10 @@ def main(args: argparse.Namespace) -> None:
     from cryosampler.training import load_checkpoint, model_from_checkpoint
 
     device = resolve_device(args.device)
-    model = model_from_checkpoint(load_checkpoint(args.checkpoint))
+    state = load_checkpoint(args.checkpoint)
+    model = model_from_checkpoint(state)
     reference = read_structure(args.reference, chain=args.chain)
+    nearest_training_protein(state, reference.sequence, args.reference)
     placed = prepare_reference(model, reference, source=str(args.reference))
     centre = placed.place.inverse().apply(np.zeros(3))  # map frame: the model box's centre
 

@@ -9,7 +9,7 @@ import time
 from contextlib import ExitStack
 from pathlib import Path
 
-from cryosampler.commands import check_writable, int_at_least, same_path
+from cryosampler.commands import check_writable, int_at_least, nearest_training_protein, same_path
 from cryosampler.files import staged_directory
 
 __all__ = ["add_args", "main", "DEFAULT_DDIM_STEPS", "HELP", "DESCRIPTION"]
@@ -20,8 +20,6 @@ __all__ = ["add_args", "main", "DEFAULT_DDIM_STEPS", "HELP", "DESCRIPTION"]
 DEFAULT_DDIM_STEPS = 25
 
 MAPS = "sample_*.mrc"
-# Below this sequence identity to every protein a model was trained on, its samples are a guess, not a prediction.
-KNOWN_IDENTITY = 0.9
 
 HELP = "sample an ensemble for a reference structure"
 DESCRIPTION = ("Sample conformations of a protein from its static reference structure. The reference is placed in "
@@ -88,7 +86,6 @@ def main(args: argparse.Namespace) -> None:
     check_outputs(args)
     # Imported only now (torch and ProDy take seconds), so usage and output errors come at once.
     from cryosampler.frame import MAX_FIT_RMSD, map_to_input_frame
-    from cryosampler.metrics import nearest_protein
     from cryosampler.mrc import write_mrc
     from cryosampler.sampling import iter_reference_samples, prepare_reference
     from cryosampler.structure import EnsembleWriter, read_structure
@@ -105,11 +102,7 @@ def main(args: argparse.Namespace) -> None:
         print(f"cryosampler: WARNING: {args.reference} fits the model's template at {placed.fit_rmsd:.1f} Å CA "
               f"RMSD (limit {MAX_FIT_RMSD:g} Å): it is not a protein or conformation this model knows, and "
               "its samples are unlikely to mean anything (--allow-poor-fit)", file=sys.stderr)
-    nearest = nearest_protein(reference.sequence, state.get("proteins", []))  # checkpoints of `train` list them
-    if nearest is not None and nearest[1] < KNOWN_IDENTITY:
-        print(f"cryosampler: WARNING: {args.reference} is {nearest[1]:.0%} identical in sequence to the nearest "
-              f"protein this model was trained on ({nearest[0]}); it never saw maps of this protein, so read its "
-              "samples as a guess, not a prediction", file=sys.stderr)
+    nearest = nearest_training_protein(state, reference.sequence, args.reference)  # `train` lists them
 
     tic = time.perf_counter()
     grid = model.config.grid

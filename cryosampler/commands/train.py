@@ -107,6 +107,15 @@ def _read_listing(path: Path):
     return table
 
 
+def _listed_maps(path: Path, names) -> list[Path]:
+    """The maps a CSV ``path`` lists (``names``, relative to it), each once; ValueError for one that is missing."""
+    maps = list(dict.fromkeys(path.parent / m for m in names))
+    for m in maps:
+        if not m.is_file():
+            raise ValueError(f"--maps {path}: map {m} listed there does not exist")
+    return maps
+
+
 def _maps_from_csv(path: Path, reference: Path) -> list[Path]:
     table = _read_listing(path)
     if "protein" in table.columns and table["protein"].nunique() > 1:
@@ -119,20 +128,18 @@ def _maps_from_csv(path: Path, reference: Path) -> list[Path]:
             if not same_path(other_path, reference):
                 raise ValueError(f"--maps {path}: rows name reference {other}, not --reference {reference}; "
                                  "maps of different proteins or models cannot share one reference")
-    maps = [path.parent / m for m in table["map"].dropna()]
-    for m in maps:
-        if not m.is_file():
-            raise ValueError(f"--maps {path}: map {m} listed there does not exist")
-    return maps
+    return _listed_maps(path, table["map"].dropna())
 
 
 def resolve_proteins(given: list[Path], reference: Path | None) -> list[tuple[str, Path, list[Path]]]:
     """The proteins to train on, [(name, reference, maps)]: with ``reference``, one protein (its maps by
     :func:`resolve_maps`, named after the reference file); without, from one CSV whose rows give each map's
-    reference (and optionally its protein's name; default the reference file's name), paths relative to the CSV.
+    reference and optionally its protein's name (default: the reference as written there), paths relative to
+    the CSV.
 
     ValueError naming the CSV for a missing --reference without such a CSV, a protein with two references,
-    a reference under two protein names, a missing reference or map file, or what :func:`resolve_maps` refuses.
+    a reference under two protein names, a map under two proteins, a missing reference or map file, or what
+    :func:`resolve_maps` refuses.
     """
     if reference is not None:
         return [(reference.stem, reference, resolve_maps(given, reference))]
@@ -150,25 +157,27 @@ def resolve_proteins(given: list[Path], reference: Path | None) -> list[tuple[st
     if table["reference"].isna().any():
         raise ValueError(f"--maps {path}: a row has a map but no reference; give every map its reference")
     names = table["protein"] if "protein" in table.columns else [None] * len(table)
-    table["protein"] = [n if isinstance(n, str) else Path(r).stem for n, r in zip(names, table["reference"])]
-    proteins = []
+    table["protein"] = [n if isinstance(n, str) else r for n, r in zip(names, table["reference"])]
+    proteins, by_reference, by_map = [], {}, {}
     for name, rows in table.groupby("protein", sort=False):
-        references = list(dict.fromkeys(rows["reference"]))
+        references = list(dict.fromkeys((path.parent / r).resolve() for r in rows["reference"]))
         if len(references) > 1:
-            raise ValueError(f"--maps {path}: protein {name} has several references ({', '.join(references)}); "
-                             "give one reference per protein")
-        proteins.append((str(name), path.parent / references[0], [path.parent / m for m in rows["map"]]))
-    seen = {}
-    for name, ref, maps in proteins:
-        other = seen.setdefault(ref.resolve(), name)
+            raise ValueError(f"--maps {path}: protein {name} has several references "
+                             f"({', '.join(dict.fromkeys(rows['reference']))}); give one reference per protein")
+        ref = path.parent / rows["reference"].iloc[0]
+        other = by_reference.setdefault(references[0], name)
         if other != name:
             raise ValueError(f"--maps {path}: reference {ref} is given for proteins {other} and {name}; one "
                              "reference is one protein")
         if not ref.is_file():
             raise ValueError(f"--maps {path}: reference {ref} of protein {name} does not exist")
+        maps = _listed_maps(path, rows["map"])
         for m in maps:
-            if not m.is_file():
-                raise ValueError(f"--maps {path}: map {m} listed there does not exist")
+            other = by_map.setdefault(m.resolve(), name)
+            if other != name:
+                raise ValueError(f"--maps {path}: map {m} is listed for proteins {other} and {name}; a map shows "
+                                 "one protein")
+        proteins.append((str(name), ref, maps))
     return proteins
 
 
@@ -209,6 +218,7 @@ def main(args: argparse.Namespace) -> None:
     from cryosampler.frame import own_frame_template, own_placement
     from cryosampler.ingest import ingest_map, model_scale
     from cryosampler.model import ModelConfig
+    from cryosampler.sampling import check_takes
     from cryosampler.structure import read_structure
     from cryosampler.training import TrainConfig, TrainingExample, train
 
@@ -231,6 +241,7 @@ def main(args: argparse.Namespace) -> None:
         model_coords = to_model.apply(reference.coords)
         centre = -to_model.translation  # (3,) Å, map frame: where the model's box is centred
         protein = featurize(reference, model_coords, tokens=model_config.encoder.tokens)
+        check_takes(model_config, protein, str(reference_path))  # before any map is read or anything written
         known.append({"name": name, "sequence": reference.sequence, "reference": str(reference_path),
                       "chain": reference.chain_id, "n_maps": len(maps)})
         for path in maps:
