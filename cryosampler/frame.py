@@ -1,10 +1,12 @@
-"""A common coordinate frame for all proteins of a dataset.
+"""Where a protein sits in the model's map box: its placement (a rigid transform from its reference's frame).
 
 Deposited PDB frames are arbitrary (each crystal has its own), and a density map carries the protein's
-orientation in that frame. The paper centres each protein's states on its reference (A.4); we also
-rotate every reference onto one *template* — the first training protein's CA atoms, centred and on
-their principal axes — so that maps of homologous proteins share an orientation. Only the reference
-structure is used to place a protein (never its states), so the same placement is available at
+orientation in that frame. The paper centres each protein's states on its reference (A.4). Notebook 01's
+calmodulin model also rotates every reference onto one *template* — the first training protein's CA atoms,
+centred and on their principal axes — so that maps of homologous proteins share an orientation
+(:func:`placement`). Models trained on users' maps (``cryosampler train``) keep each protein in its own frame,
+only centred (:func:`own_placement`), because the maps are in the frame the reference was fitted in. Only the
+reference structure is used to place a protein (never its states), so the same placement is available at
 inference time for a user's protein, and outputs are mapped back to the user's frame.
 """
 
@@ -87,9 +89,10 @@ def own_frame_template(structure: Structure) -> Template:
 
 
 def own_placement(structure: Structure) -> RigidTransform:
-    """The placement of a model trained on several proteins' own maps (template ``None``): each protein in
-    its own frame, its all-heavy-atom centroid moved to the origin, never rotated (its maps, in the frame its
-    reference was fitted in, need only be re-centred). No other protein's residue numbers are involved."""
+    """The placement ``cryosampler train`` gives each protein: its own frame, its all-heavy-atom centroid moved
+    to the origin, never rotated (its maps, in the frame its reference was fitted in, need only be
+    re-centred). No other protein's residue numbers are involved. Sampling uses it for models of several
+    proteins (template ``None``); for one protein it equals ``placement(s, own_frame_template(s))``."""
     return RigidTransform(np.eye(3), -structure.coords.mean(axis=0))
 
 

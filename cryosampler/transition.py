@@ -56,6 +56,8 @@ def adk_files(cache: str | Path | None = None, download: bool = True) -> dict[st
         with tarfile.open(sdist) as archive:
             for name, member in _MEMBERS.items():
                 source = archive.extractfile(f"{root}/{member}")
+                if source is None:  # a link or folder where the file should be
+                    raise tarfile.TarError(f"{member} is not a file")
                 with atomic_path(paths[name]) as tmp, open(tmp, "wb") as out:  # no half file on failure
                     shutil.copyfileobj(source, out)
     except (KeyError, tarfile.TarError, OSError) as err:
@@ -90,16 +92,16 @@ def read_adk_path(files: dict[str, Path]) -> TransitionPath:
     heavy = [a.index for a in top.atoms if a.name[0] != "H"]
     atoms = [top.atom(i) for i in heavy]
     elements = [a.name[0] for a in atoms]
-    topology = Structure(coords=trajectory.xyz[0, heavy] * 10.0, elements=elements,
+    first = trajectory.xyz[0, heavy].astype(np.float64) * 10.0
+    topology = Structure(coords=first, elements=elements,
                          atomic_numbers=[gemmi.Element(e).atomic_number for e in elements],
                          atom_names=[a.name for a in atoms], res_names=[a.residue.name for a in atoms],
                          res_nums=[a.residue.resSeq for a in atoms], chain_id="A", name="adk")
-    for crystal in crystals:
-        if [a.name for a in crystal.topology.atoms] != [a.name for a in top.atoms]:
-            raise ValueError(f"{files['adk_open.pdb']}: atoms differ from {topology_file}; delete the cache and "
-                             "download again")
+    opened_atoms = [a.name for a in crystals[1].topology.atoms]
+    if opened_atoms != [a.name for a in top.atoms]:  # adk_closed.pdb is the topology itself
+        raise ValueError(f"{files['adk_open.pdb']}: atoms differ from {topology_file}; delete the cache and "
+                         "download again")
     core_ca = np.array([k for k, a in enumerate(atoms) if a.name == "CA" and a.residue.resSeq in CORE_RESIDUES])
-    first = trajectory.xyz[0, heavy].astype(np.float64) * 10.0
 
     def onto_first(coords: np.ndarray) -> np.ndarray:
         rotation = optimal_rotation(coords[core_ca], first[core_ca])
@@ -107,4 +109,4 @@ def read_adk_path(files: dict[str, Path]) -> TransitionPath:
 
     frames = np.stack([onto_first(x[heavy].astype(np.float64) * 10.0) for x in trajectory.xyz])
     closed, opened = (onto_first(c.xyz[0, heavy].astype(np.float64) * 10.0) for c in crystals)
-    return TransitionPath(frames, topology.with_coords(frames[0]), closed, opened)
+    return TransitionPath(frames, topology, closed, opened)

@@ -31,7 +31,9 @@ BOX_RANGE = (96, 200)  # voxels per side
 # model's 2 Å grid (Nyquist 4 Å) hold, so ingestion compares like with like.
 CLEAN_RESOLUTION = 4.0
 # Populations along a path, as (position along the path 0–1, width, weight): a populated start basin, a less
-# populated end basin and a thin spread of transition states (the uniform rest). Weights sum to 1 with it.
+# populated end basin and a thin spread of transition states (the uniform rest, weight 0.1). Each basin's
+# Gaussian is normalised over the path's frames, so its weight is its share even where half of it would fall
+# beyond an end of the path.
 BASINS = ((0.0, 0.12, 0.6), (1.0, 0.12, 0.3))
 # Issue 10's kinds of training maps, and the maps single-map read-out (cryosampler fit) is measured on.
 TRAINING_RECIPES = {
@@ -117,10 +119,11 @@ def draw_frames(n_frames: int, n_maps: int, rng: np.random.Generator, basins=BAS
     if not 1 <= n_maps <= n_frames:
         raise ValueError(f"n_maps must be between 1 and the {n_frames} frames of the path, got {n_maps}")
     s = np.linspace(0.0, 1.0, n_frames)
-    density = sum(w * np.exp(-0.5 * ((s - c) / width) ** 2) / (width * math.sqrt(2 * math.pi))
-                  for c, width, w in basins)
-    density = density + (1.0 - sum(w for *_, w in basins))  # uniform rest, density 1 per unit path
-    return np.sort(rng.choice(n_frames, size=n_maps, replace=False, p=density / density.sum()))
+    weights = np.full(n_frames, (1.0 - sum(w for *_, w in basins)) / n_frames)  # the uniform rest
+    for centre, width, weight in basins:
+        basin = np.exp(-0.5 * ((s - centre) / width) ** 2)
+        weights += weight * basin / basin.sum()
+    return np.sort(rng.choice(n_frames, size=n_maps, replace=False, p=weights / weights.sum()))
 
 
 def random_griddings(frames: np.ndarray, rng: np.random.Generator) -> list[Gridding]:
@@ -148,6 +151,8 @@ def write_map_folder(folder: str | Path, frames: np.ndarray, atomic_numbers: np.
     if len(griddings) != len(frames):
         raise ValueError(f"{len(griddings)} griddings for {len(frames)} structures; give one per structure")
     names = names or [f"vol_{k:03d}" for k in range(len(frames))]
+    if len(names) != len(frames):
+        raise ValueError(f"{len(names)} names for {len(frames)} structures; give one per structure")
     folder = Path(folder)
     if folder.exists():
         raise ValueError(f"{folder} exists; give a new folder for the maps (nothing is overwritten)")

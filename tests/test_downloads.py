@@ -1,6 +1,4 @@
-"""The download cache: where it is, and pip_download's refusals."""
-
-import pytest
+"""The download cache: where it is (pip_download's refusals are tested through benchmark_wheel and adk_files)."""
 
 from cryosampler import downloads
 

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from conftest import make_helix
-from cryosampler.degrade import DegradeConfig
+from cryosampler.degrade import DegradeConfig, signal_mask
 from cryosampler.ingest import ingest_map
 from cryosampler.metrics import map_correlation
 from cryosampler.mrc import read_mrc
@@ -35,6 +35,8 @@ def test_random_gridding_is_within_the_ranges_and_holds_the_protein():
         low = np.array(g.corner) * g.apix
         high = low + (np.array(g.box) - 1) * g.apix
         assert np.all(low < centre - 30.0 - 12.0 + g.apix) and np.all(high > centre + 30.0 + 12.0 - 2 * g.apix)
+    large = random_gridding(300.0, centre, np.random.default_rng(1), apix_range=(1.0, 1.0))
+    assert large.box[0] * large.apix >= 300.0 + 24.0 and large.box[0] > BOX_RANGE[1]  # larger where needed
     again = random_gridding(60.0, centre, np.random.default_rng(0))
     assert again == random_gridding(60.0, centre, np.random.default_rng(0))
 
@@ -77,7 +79,7 @@ def test_degraded_folder_has_the_stated_noise(tmp_path):
     write_map_folder(tmp_path / "noisy", frames, helix.atomic_numbers, griddings, DegradeConfig(snr=0.3),
                      np.random.default_rng(3))
     a, b = (read_mrc(tmp_path / d / "vol_000.mrc")[0] for d in ("clean", "noisy"))
-    mask = a > 0.02 * a.max()
+    mask = signal_mask(a)  # degrade's own mask: SNR is measured inside it
     assert (b - a).var() == pytest.approx(a[mask].var() / 0.3, rel=0.05)
 
 
@@ -88,6 +90,9 @@ def test_an_existing_folder_is_refused_and_a_failure_leaves_none(tmp_path):
     with pytest.raises(ValueError, match=r"maps exists; give a new folder"):
         write_map_folder(tmp_path / "maps", frames, helix.atomic_numbers, griddings, DegradeConfig(),
                          np.random.default_rng(0))
+    with pytest.raises(ValueError, match="1 names for 2 structures"):
+        write_map_folder(tmp_path / "new", frames, helix.atomic_numbers, griddings, DegradeConfig(),
+                         np.random.default_rng(0), names=["only"])
     with pytest.raises(ValueError, match="2 griddings for 1 structures"):
         write_map_folder(tmp_path / "new", frames[:1], helix.atomic_numbers, griddings, DegradeConfig(),
                          np.random.default_rng(0))
@@ -102,6 +107,10 @@ def test_draw_frames_follows_the_populations():
     draws = np.concatenate([draw_frames(98, 20, rng) for _ in range(200)])
     start, end, middle = np.mean(draws < 25), np.mean(draws > 72), np.mean((draws >= 25) & (draws <= 72))
     assert start > end > middle  # start basin 0.6, end basin 0.3, the rest spread thin
+    # Drawing a tenth of all frames at once barely flattens the populations: one frame at a time, exactly.
+    singles = np.concatenate([draw_frames(98, 1, rng) for _ in range(4000)])
+    assert np.mean(singles < 25) == pytest.approx(0.6 + 0.1 * 25 / 98, abs=0.03)
+    assert np.mean(singles > 72) == pytest.approx(0.3 + 0.1 * 25 / 98, abs=0.03)
     one = draw_frames(98, 20, np.random.default_rng(5))
     assert len(np.unique(one)) == 20 and np.all(np.diff(one) > 0)
     with pytest.raises(ValueError, match="n_maps must be between 1 and the 98 frames"):

@@ -23,9 +23,9 @@ __all__ = ["add_args", "main", "resolve_maps", "resolve_proteins", "MAP_SUFFIXES
 MAP_SUFFIXES = (".mrc", ".map", ".ccp4", ".mrc.gz", ".map.gz", ".ccp4.gz")
 OUTPUTS = ("checkpoint.pt", "train_log.csv", "config.json")  # what --out receives
 
-HELP = "train a model on cryo-EM maps of one protein (or of several, listed in a CSV)"
+HELP = "train a model on cryo-EM maps of one protein, or of several listed in a CSV"
 DESCRIPTION = (
-    "Train CryoSampler on maps of one protein (for example the volumes of a heterogeneous reconstruction) and "
+    "Train CryoSampler on maps of a protein (for example the volumes of a heterogeneous reconstruction) and "
     "the atomic model fitted into them. Each map is resampled onto the model's grid (2 Å voxels, 64³) around "
     "the reference, at its own voxel size, origin and axis order, and scaled to the reference's rendered "
     "density; a map that does not contain the reference, or that the reference is not fitted into, is "
@@ -43,7 +43,8 @@ def add_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--chain", default=None, help="chain to use (default: the first protein chain)")
     parser.add_argument("--maps", required=True, nargs="+", type=Path,
                         help=f"map files ({', '.join(MAP_SUFFIXES)}), a folder of them, or a CSV with a 'map' "
-                             "column (and optional 'protein' and 'reference' columns; paths relative to the CSV)")
+                             "column (and optional 'protein' and 'reference' columns; paths relative to the CSV; "
+                             "without --reference the 'reference' column is required)")
     parser.add_argument("--out", required=True, type=Path, help="folder for checkpoint.pt, train_log.csv, config.json")
     parser.add_argument("--resume", action="store_true",
                         help="continue the run in --out from its checkpoint (default: refuse an --out that has one)")
@@ -232,7 +233,7 @@ def main(args: argparse.Namespace) -> None:
     config = TrainConfig(steps=args.steps, batch_size=args.batch_size, seed=args.seed, precision=args.precision,
                          log_every=args.log_every)
     n_maps = sum(len(maps) for *_, maps in proteins)
-    examples, rows, known, k = [], [], [], 0
+    examples, rows, known, structures, k = [], [], [], [], 0
     for name, reference_path, maps in proteins:
         reference = read_structure(reference_path, chain=args.chain)
         # Each protein in its own centred, unrotated frame: its maps, in the frame its reference was fitted
@@ -242,6 +243,7 @@ def main(args: argparse.Namespace) -> None:
         centre = -to_model.translation  # (3,) Å, map frame: where the model's box is centred
         protein = featurize(reference, model_coords, tokens=model_config.encoder.tokens)
         check_takes(model_config, protein, str(reference_path))  # before any map is read or anything written
+        structures.append(reference)
         known.append({"name": name, "sequence": reference.sequence, "reference": str(reference_path),
                       "chain": reference.chain_id, "n_maps": len(maps)})
         for path in maps:
@@ -254,7 +256,7 @@ def main(args: argparse.Namespace) -> None:
             say(f"map {k}/{n_maps} {path}: map–model correlation {correlation:.3f}", file=sys.stderr, flush=True)
     # One protein: a template of its own CA atoms, so that sampling places its reference by superposition and
     # refuses other proteins; several: each in its own frame, no template (sample reports the nearest one).
-    template = own_frame_template(reference) if len(proteins) == 1 else None
+    template = own_frame_template(structures[0]) if len(structures) == 1 else None
 
     resolved = {"reference": None if args.reference is None else str(args.reference), "proteins": known,
                 "maps": rows, "device": str(device), "processes": int(os.environ.get("WORLD_SIZE", "1")),
@@ -266,7 +268,8 @@ def main(args: argparse.Namespace) -> None:
             tmp.write_text(json.dumps(resolved, indent=2) + "\n")
     train(examples, model_config, config, template, args.out, progress=not args.quiet, device=device,
           proteins=tuple({"name": p["name"], "sequence": p["sequence"]} for p in known))
-    what = f"{reference.name} ({reference.n_atoms} atoms)" if len(proteins) == 1 else f"{len(proteins)} proteins"
+    first = structures[0]
+    what = f"{first.name} ({first.n_atoms} atoms)" if len(structures) == 1 else f"{len(structures)} proteins"
     say(f"trained {args.steps} steps on {n_maps} maps of {what} in {time.perf_counter() - tic:.0f} s; wrote "
         f"{args.out / 'checkpoint.pt'}. Sample it with: cryosampler sample --checkpoint "
         f"{args.out / 'checkpoint.pt'} --reference {proteins[0][1]} -n 16 -o ensemble.pdb", file=sys.stderr)
