@@ -45,11 +45,7 @@ def write_mrc(path: str | os.PathLike, volume: np.ndarray | torch.Tensor, grid: 
     if len(origin) != 3 or not all(math.isfinite(o) for o in origin):
         raise ValueError(f"{path}: origin must be three finite Å values (x, y, z), got {origin}")
 
-    with atomic_path(path) as tmp, mrcfile.new(tmp) as mrc:
-        mrc.set_data(np.ascontiguousarray(volume.transpose(2, 1, 0), dtype=np.float32))  # (z, y, x)
-        mrc.voxel_size = grid.apix
-        mrc.header.origin = origin
-        mrc.header.nxstart = mrc.header.nystart = mrc.header.nzstart = 0
+    write_map_file(path, volume, grid.apix, origin)
 
 
 def write_map_file(path: str | os.PathLike, volume: np.ndarray, apix: float, origin=(0.0, 0.0, 0.0),
