@@ -412,9 +412,13 @@ def test_sequence_identity_by_hand():
     assert sequence_identity("ACDF", "ACDEF") == 1.0  # every query residue finds its match
     assert nearest_protein("ACDF", [{"name": "x", "sequence": "KKKK"}, {"name": "y", "sequence": "ACDEF"}]) == ("y", 1.0)
     assert nearest_protein("ACDF", []) is None
-    # Unrelated sequences of realistic length stay far below the sample command's 90 % warning line.
+    # Unrelated sequences of realistic lengths, equal or not, stay far below the sample command's 90 % line.
     rng = np.random.default_rng(0)
     letters = np.array(list("ACDEFGHIKLMNPQRSTVWY"))
-    for n in (100, 250, 400):
-        a, b = ("".join(rng.choice(letters, n)) for _ in range(2))
-        assert sequence_identity(a, b) < 0.3
+    for n, m in ((100, 100), (250, 250), (150, 220)):
+        a, b = "".join(rng.choice(letters, n)), "".join(rng.choice(letters, m))
+        assert sequence_identity(a, b) < 0.15
+    # A point mutant: every third residue changed, two thirds identical.
+    a = "".join(rng.choice(letters, 150))
+    mutant = "".join(letters[(np.flatnonzero(letters == c)[0] + 1) % 20] if k % 3 == 0 else c for k, c in enumerate(a))
+    assert sequence_identity(mutant, a) == pytest.approx(100 / 150)
