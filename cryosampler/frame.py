@@ -4,8 +4,10 @@ Deposited PDB frames are arbitrary (each crystal has its own), and a density map
 orientation in that frame. The paper centres each protein's states on its reference (A.4). Notebook 01's
 calmodulin model also rotates every reference onto one *template* — the first training protein's CA atoms,
 centred and on their principal axes — so that maps of homologous proteins share an orientation
-(:func:`placement`). Models trained on users' maps (``cryosampler train``) keep each protein in its own frame,
-only centred (:func:`own_placement`), because the maps are in the frame the reference was fitted in. Only the
+(:func:`placement`). A model trained on one protein's maps (``cryosampler train``) keeps it in its own frame,
+only centred (:func:`own_placement`), because the maps are in the frame the reference was fitted in; a model
+of several proteins puts each on its own principal axes (:func:`principal_placement`), so that where a user's
+reference comes from does not matter. Only the
 reference structure is used to place a protein (never its states), so the same placement is available at
 inference time for a user's protein, and outputs are mapped back to the user's frame.
 """
@@ -21,7 +23,7 @@ from cryosampler.structure import Structure, shared_ca
 from cryosampler.superpose import optimal_rotation, rmsd
 
 __all__ = ["RigidTransform", "Template", "principal_axes_template", "own_frame_template", "placement",
-           "own_placement", "template_fit_rmsd", "check_template_fit", "rotate_about_centre", "map_to_input_frame",
+           "own_placement", "principal_placement", "template_fit_rmsd", "check_template_fit", "rotate_about_centre", "map_to_input_frame",
            "map_to_model_frame", "MAX_FIT_RMSD"]
 
 MIN_COMMON_RESIDUES = 10
@@ -91,9 +93,17 @@ def own_frame_template(structure: Structure) -> Template:
 def own_placement(structure: Structure) -> RigidTransform:
     """The placement ``cryosampler train`` gives each protein: its own frame, its all-heavy-atom centroid moved
     to the origin, never rotated (its maps, in the frame its reference was fitted in, need only be
-    re-centred). No other protein's residue numbers are involved. Sampling uses it for models of several
-    proteins (template ``None``); for one protein it equals ``placement(s, own_frame_template(s))``."""
+    re-centred). It equals ``placement(s, own_frame_template(s))``, by which sampling places the reference of
+    a one-protein model."""
     return RigidTransform(np.eye(3), -structure.coords.mean(axis=0))
+
+
+def principal_placement(structure: Structure) -> RigidTransform:
+    """The placement of each protein of a model trained on several (template ``None``): its all-heavy-atom
+    centroid to the origin and its CA atoms' principal axes onto x, y, z (:func:`principal_axes_template` of the
+    structure itself). It depends only on the structure, not on the frame it is given in: a rotated and moved
+    copy lands on the same model-frame coordinates. No other protein is involved."""
+    return placement(structure, principal_axes_template(structure))
 
 
 def placement(structure: Structure, template: Template) -> RigidTransform:

@@ -43,7 +43,7 @@ class CryoSampler(nn.Module):
 
     def __init__(self, config: ModelConfig, sigma_data: float, template: Template | None):
         """template: the common frame proteins are placed in (frame.placement), or None for a model of several
-        proteins each in its own frame (frame.own_placement)."""
+        proteins each on its own principal axes (frame.principal_placement)."""
         super().__init__()
         self.config, self.template = config, template
         self.encoder = AtomicEncoder(config.encoder, config.grid.size, config.grid.apix)

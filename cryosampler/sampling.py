@@ -14,8 +14,8 @@ from tqdm.auto import tqdm
 from cryosampler.device import check_precision, resolve_device
 from cryosampler.diffusion import DiffusionConfig, alpha_sigma, ddim_sample, readout_time, time_at_noise
 from cryosampler.featurize import ProteinFeatures, collate, featurize
-from cryosampler.frame import (MAX_FIT_RMSD, RigidTransform, check_template_fit, map_to_model_frame, own_placement,
-                               placement)
+from cryosampler.frame import (MAX_FIT_RMSD, RigidTransform, check_template_fit, map_to_model_frame, placement,
+                               principal_placement)
 from cryosampler.ingest import map_model_correlation, model_scale
 from cryosampler.model import CryoSampler, ModelConfig
 from cryosampler.render import check_in_box
@@ -179,8 +179,8 @@ def prepare_reference(model: CryoSampler, structure: Structure, max_fit_rmsd: fl
     map box, or more tokens than the model has slots for.
     """
     source = structure.name if source is None else source
-    if model.template is None:  # several proteins, each in its own frame: nothing to fit against
-        fit, place = math.nan, own_placement(structure)
+    if model.template is None:  # several proteins, each on its own principal axes: nothing to fit against
+        fit, place = math.nan, principal_placement(structure)
     else:
         fit = check_template_fit(structure, model.template, max_fit_rmsd, source)
         place = placement(structure, model.template)

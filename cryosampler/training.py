@@ -253,7 +253,7 @@ def train(examples: list[TrainingExample], model_config: ModelConfig, config: Tr
     resumes on the same kind of device it started on.
 
     template: the common frame of the examples' proteins, or None when each is in its own frame
-    (frame.own_placement; several proteins' own maps). proteins: what the model was trained on, stored in the
+    (frame.principal_placement; several proteins' own maps). proteins: what the model was trained on, stored in the
     checkpoint for the sample command to compare a user's protein with: ({"name": str, "sequence": str}, …).
 
     Under torchrun (``WORLD_SIZE`` > 1) the processes train one DistributedDataParallel model (gloo on the

@@ -9,12 +9,14 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from scipy.spatial.transform import Rotation
 
 import cryosampler.cli as cli
 from cryosampler.commands.train import resolve_proteins
 from cryosampler.frame import own_frame_template, own_placement, placement
+from cryosampler.sampling import prepare_reference
 from cryosampler.structure import read_ensemble, read_structure, write_pdb
-from cryosampler.training import load_checkpoint
+from cryosampler.training import load_checkpoint, model_from_checkpoint
 
 from conftest import make_helix
 from test_cli_train import TRAIN, one_line_error
@@ -198,3 +200,23 @@ def test_a_checkpoint_with_a_malformed_protein_list_is_refused(trained_two, tmp_
     torch.save(state, tmp_path / "bad.pt")
     with pytest.raises(ValueError, match="its proteins entry is not a list of names and sequences"):
         load_checkpoint(tmp_path / "bad.pt")
+
+
+def test_a_reference_given_in_another_frame_is_placed_and_sampled_alike(trained_two, tmp_path, shared_pdb):
+    # Issue 9: a model of several proteins puts each on its own principal axes, so a rotated and moved copy of
+    # a reference lands on the same model-frame coordinates and its samples come back rotated and moved alike.
+    # Calmodulin, not a helix: a straight helix is nearly symmetric, and the sign of its principal axes
+    # (frame.principal_axes_template) would then hang on the PDB file's rounding.
+    path = shared_pdb("1cll.pdb")
+    reference = read_structure(path)
+    rotation = Rotation.random(random_state=7).as_matrix()
+    moved = reference.with_coords(reference.coords @ rotation.T + [12.0, -30.0, 7.5])
+    write_pdb(tmp_path / "moved.pdb", moved)
+    model = model_from_checkpoint(load_checkpoint(trained_two / "checkpoint.pt"))
+    original, turned = prepare_reference(model, reference), prepare_reference(model, read_structure(tmp_path / "moved.pdb"))
+    # Equal up to the moved file's rounding to 0.001 Å.
+    np.testing.assert_allclose(turned.protein.ref_coords.numpy(), original.protein.ref_coords.numpy(), atol=2e-3)
+    assert sample(trained_two / "checkpoint.pt", path, tmp_path / "a.pdb") == 0
+    assert sample(trained_two / "checkpoint.pt", tmp_path / "moved.pdb", tmp_path / "b.pdb") == 0
+    a, b = read_ensemble(tmp_path / "a.pdb", reference), read_ensemble(tmp_path / "b.pdb", moved)
+    np.testing.assert_allclose(b, a @ rotation.T + [12.0, -30.0, 7.5], atol=5e-3)

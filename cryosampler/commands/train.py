@@ -32,7 +32,7 @@ DESCRIPTION = (
     "refused before anything is written. The model's frame is the reference's own, centred. --out receives "
     "checkpoint.pt, train_log.csv and config.json; `cryosampler sample --checkpoint OUT/checkpoint.pt` then "
     "samples it. Several proteins: give no --reference and one CSV with columns protein, reference and map (one "
-    "reference per protein); each protein then has its own centred frame. Launch with torchrun for several "
+    "reference per protein); each is then placed on its own principal axes. Launch with torchrun for several "
     "processes.")
 
 
@@ -216,7 +216,7 @@ def main(args: argparse.Namespace) -> None:
     from cryosampler.device import resolve_device
     from cryosampler.encoder import ENCODER_PRESETS
     from cryosampler.featurize import featurize
-    from cryosampler.frame import own_frame_template, own_placement
+    from cryosampler.frame import map_to_model_frame, own_frame_template, own_placement, principal_placement
     from cryosampler.ingest import ingest_map, model_scale
     from cryosampler.model import ModelConfig
     from cryosampler.sampling import check_takes
@@ -236,11 +236,12 @@ def main(args: argparse.Namespace) -> None:
     examples, rows, known, structures, k = [], [], [], [], 0
     for name, reference_path, maps in proteins:
         reference = read_structure(reference_path, chain=args.chain)
-        # Each protein in its own centred, unrotated frame: its maps, in the frame its reference was fitted
-        # in, need only be re-centred (frame.own_placement).
-        to_model = own_placement(reference)
+        # One protein: its own centred, unrotated frame, so its maps, in the frame its reference was fitted in,
+        # need only be re-centred. Several: each on its own principal axes, so that sampling can place a
+        # reference given in any frame the same way; their maps are turned with them.
+        to_model = own_placement(reference) if len(proteins) == 1 else principal_placement(reference)
         model_coords = to_model.apply(reference.coords)
-        centre = -to_model.translation  # (3,) Å, map frame: where the model's box is centred
+        centre = to_model.inverse().apply(np.zeros(3))  # (3,) Å, map frame: where the model's box is centred
         protein = featurize(reference, model_coords, tokens=model_config.encoder.tokens)
         check_takes(model_config, protein, str(reference_path))  # before any map is read or anything written
         structures.append(reference)
@@ -250,12 +251,13 @@ def main(args: argparse.Namespace) -> None:
             k += 1
             volume, correlation = ingest_map(path, grid, reference.coords, reference.atomic_numbers, centre,
                                              probes=not args.skip_fit_probes)
+            volume = map_to_model_frame(volume, to_model)  # unchanged for one protein (no rotation)
             scale = model_scale(volume, model_coords, reference.atomic_numbers, grid)
             examples.append(TrainingExample(protein, torch.from_numpy(np.float32(scale) * volume)))
             rows.append({"protein": name, "map": str(path), "correlation": correlation, "scale": scale})
             say(f"map {k}/{n_maps} {path}: map–model correlation {correlation:.3f}", file=sys.stderr, flush=True)
     # One protein: a template of its own CA atoms, so that sampling places its reference by superposition and
-    # refuses other proteins; several: each in its own frame, no template (sample reports the nearest one).
+    # refuses other proteins; several: each on its own principal axes, no template (sample reports the nearest).
     template = own_frame_template(structures[0]) if len(structures) == 1 else None
 
     resolved = {"reference": None if args.reference is None else str(args.reference), "proteins": known,
