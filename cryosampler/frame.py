@@ -7,9 +7,9 @@ centred and on their principal axes — so that maps of homologous proteins shar
 (:func:`placement`). A model trained on one protein's maps (``cryosampler train``) keeps it in its own frame,
 only centred (:func:`own_placement`), because the maps are in the frame the reference was fitted in; a model
 of several proteins puts each on its own principal axes (:func:`principal_placement`), so that where a user's
-reference comes from does not matter. Only the
-reference structure is used to place a protein (never its states), so the same placement is available at
-inference time for a user's protein, and outputs are mapped back to the user's frame.
+reference comes from does not matter. Only the reference structure is used to place a protein (never its
+states), so the same placement is available at inference time for a user's protein, and outputs are mapped back
+to the user's frame.
 """
 
 from __future__ import annotations
@@ -23,8 +23,8 @@ from cryosampler.structure import Structure, shared_ca
 from cryosampler.superpose import optimal_rotation, rmsd
 
 __all__ = ["RigidTransform", "Template", "principal_axes_template", "own_frame_template", "placement",
-           "own_placement", "principal_placement", "template_fit_rmsd", "check_template_fit", "rotate_about_centre", "map_to_input_frame",
-           "map_to_model_frame", "MAX_FIT_RMSD"]
+           "own_placement", "principal_placement", "template_fit_rmsd", "check_template_fit", "rotate_about_centre",
+           "map_to_input_frame", "map_to_model_frame", "MAX_FIT_RMSD"]
 
 MIN_COMMON_RESIDUES = 10
 

@@ -21,8 +21,8 @@ from cryosampler.model import CryoSampler, ModelConfig
 from cryosampler.render import check_in_box
 from cryosampler.structure import Structure
 
-__all__ = ["Ensemble", "PlacedReference", "iter_samples", "sample_ensemble", "read_out", "matched_time", "fit_map", "MapFit",
-           "prepare_reference", "check_takes", "iter_reference_samples"]
+__all__ = ["Ensemble", "PlacedReference", "iter_samples", "sample_ensemble", "read_out", "matched_time", "fit_map",
+           "MapFit", "prepare_reference", "check_takes", "iter_reference_samples"]
 
 
 @dataclass(frozen=True)
@@ -165,7 +165,7 @@ class PlacedReference:
     protein: ProteinFeatures  # features at the placed coordinates
     place: RigidTransform  # input frame → model frame
     fit_rmsd: float  # Å, CA RMSD to the model's template after superposition (frame.template_fit_rmsd); NaN
-    # for a model without template (each protein in its own frame)
+    # for a model without template (each protein on its own principal axes)
 
 
 def prepare_reference(model: CryoSampler, structure: Structure, max_fit_rmsd: float = MAX_FIT_RMSD,

@@ -225,13 +225,14 @@ def _load_failure(error: Exception) -> str:
 
 
 def _template(entry: dict | None) -> Template | None:
-    """A checkpoint's template entry: a Template, or None for a model of proteins each in its own frame."""
+    """A checkpoint's template entry: a Template, or None for a model of proteins each on its own principal axes."""
     return None if entry is None else Template.from_dict(entry)
 
 
 def model_from_checkpoint(state: dict, use_ema: bool = True) -> CryoSampler:
     """Rebuild the model (EMA weights by default) from a checkpoint dict of :func:`load_checkpoint`."""
-    model = CryoSampler(ModelConfig.from_dict(state["model_config"]), state["sigma_data"], _template(state["template"]))
+    model = CryoSampler(ModelConfig.from_dict(state["model_config"]), state["sigma_data"],
+                        _template(state["template"]))
     model.load_state_dict(state["ema"] if use_ema else state["model"])
     return model.eval()
 
@@ -252,9 +253,9 @@ def train(examples: list[TrainingExample], model_config: ModelConfig, config: Tr
     maps, noise and batches live there; the random stream is a generator on that device, so a run
     resumes on the same kind of device it started on.
 
-    template: the common frame of the examples' proteins, or None when each is in its own frame
-    (frame.principal_placement; several proteins' own maps). proteins: what the model was trained on, stored in the
-    checkpoint for the sample command to compare a user's protein with: ({"name": str, "sequence": str}, …).
+    template: the common frame of the examples' proteins, or None when each is on its own principal axes
+    (frame.principal_placement; several proteins' own maps). proteins: what the model was trained on, stored in
+    the checkpoint for the sample command to compare a user's protein with: ({"name": str, "sequence": str}, …).
 
     Under torchrun (``WORLD_SIZE`` > 1) the processes train one DistributedDataParallel model (gloo on the
     CPU, nccl on CUDA): every process draws the same global batch of ``config.batch_size`` examples, times

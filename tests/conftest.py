@@ -116,23 +116,25 @@ def tiny_checkpoint(tiny_structure, tmp_path) -> Path:
     return path
 
 
+def downloaded_or_skip(fetch, what: str):
+    """``fetch()`` (data from the cache, downloaded there once if missing), or skip naming ``what`` when offline."""
+    try:
+        return fetch()
+    except ValueError as err:
+        pytest.skip(f"{what} unavailable (no network?): {err}")
+
+
 @pytest.fixture(scope="session")
 def benchmark_wheel() -> Path:
-    """The bioemu-benchmarks wheel from the data cache, downloaded there once if missing; skip when offline."""
+    """The bioemu-benchmarks wheel."""
     from cryosampler.domain_motion import benchmark_wheel as find_wheel
 
-    try:
-        return find_wheel()
-    except ValueError as err:
-        pytest.skip(f"domain-motion benchmark data unavailable (no network?): {err}")
+    return downloaded_or_skip(find_wheel, "domain-motion benchmark data")
 
 
 @pytest.fixture(scope="session")
 def adk_files() -> dict:
-    """The adenylate kinase DIMS files from the data cache, downloaded there once if missing; skip when offline."""
+    """The adenylate kinase DIMS files."""
     from cryosampler.transition import adk_files as find_files
 
-    try:
-        return find_files()
-    except ValueError as err:
-        pytest.skip(f"adenylate kinase path unavailable (no network?): {err}")
+    return downloaded_or_skip(find_files, "adenylate kinase path")

@@ -213,7 +213,8 @@ def test_a_reference_given_in_another_frame_is_placed_and_sampled_alike(trained_
     moved = reference.with_coords(reference.coords @ rotation.T + [12.0, -30.0, 7.5])
     write_pdb(tmp_path / "moved.pdb", moved)
     model = model_from_checkpoint(load_checkpoint(trained_two / "checkpoint.pt"))
-    original, turned = prepare_reference(model, reference), prepare_reference(model, read_structure(tmp_path / "moved.pdb"))
+    original = prepare_reference(model, reference)
+    turned = prepare_reference(model, read_structure(tmp_path / "moved.pdb"))
     # Equal up to the moved file's rounding to 0.001 Å.
     np.testing.assert_allclose(turned.protein.ref_coords.numpy(), original.protein.ref_coords.numpy(), atol=2e-3)
     assert sample(trained_two / "checkpoint.pt", path, tmp_path / "a.pdb") == 0

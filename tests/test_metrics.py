@@ -410,7 +410,8 @@ def test_sequence_identity_by_hand():
     assert sequence_identity("AAAA", "KKKK") == 0.0
     assert sequence_identity("ACDEF", "ACDF") == pytest.approx(4 / 5)  # E faces a gap: 4 of 5 query residues
     assert sequence_identity("ACDF", "ACDEF") == 1.0  # every query residue finds its match
-    assert nearest_protein("ACDF", [{"name": "x", "sequence": "KKKK"}, {"name": "y", "sequence": "ACDEF"}]) == ("y", 1.0)
+    proteins = [{"name": "x", "sequence": "KKKK"}, {"name": "y", "sequence": "ACDEF"}]
+    assert nearest_protein("ACDF", proteins) == ("y", 1.0)
     assert nearest_protein("ACDF", []) is None
     # Unrelated sequences of realistic lengths, equal or not, stay far below the sample command's 90 % line.
     rng = np.random.default_rng(0)

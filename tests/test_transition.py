@@ -41,7 +41,7 @@ def test_the_path_is_the_issues_closed_to_open_motion(adk_files):
     assert rmsd(path.closed[ca], path.opened[ca]) == pytest.approx(6.9, abs=0.05)  # 1AKE ↔ 4AKE, issue 10
     # The path starts and ends near the crystal structures (CA 0.46 and 0.50 Å with mdtraj).
     assert rmsd(path.frames[0][ca], path.closed[ca]) < 0.6 and rmsd(path.frames[-1][ca], path.opened[ca]) < 0.6
-    # Superposed on the CORE domain: it moves little (side chains included, < 2.5 Å) while the LID and NMP domains move.
+    # Superposed on the CORE domain: it moves little (side chains included, < 2.5 Å) while LID and NMP move.
     core = np.isin(top.res_nums, transition.CORE_RESIDUES)
     core_move = np.sqrt(((path.frames[:, core] - path.frames[0, core]) ** 2).sum(-1).mean(-1))
     lid = (top.res_nums >= 122) & (top.res_nums <= 159)

@@ -25,8 +25,9 @@ HELP = "sample an ensemble for a reference structure"
 DESCRIPTION = ("Sample conformations of a protein from its static reference structure. The reference is placed in "
                "the model's frame by superposing its CA atoms on the model's template (matched by residue number), "
                "or, for a model of several proteins, on its own principal axes; the nearest protein the model "
-               "was trained on, by sequence identity, is reported. The ensemble is written back in the reference's own frame. Inputs are never overwritten; an "
-               "existing --output file is replaced only when the run succeeds.")
+               "was trained on, by sequence identity, is reported. The ensemble is written back in the reference's "
+               "own frame. Inputs are never overwritten; an existing --output file is replaced only when the run "
+               "succeeds.")
 
 
 def add_args(parser: argparse.ArgumentParser) -> None:
