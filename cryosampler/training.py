@@ -19,6 +19,7 @@ import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 from tqdm.auto import tqdm
 
+from cryosampler.augment import rotate_examples
 from cryosampler.device import check_precision, distributed, resolve_device
 from cryosampler.diffusion import add_noise, denoise_loss, sample_times
 from cryosampler.featurize import ProteinFeatures, collate, featurize
@@ -61,6 +62,10 @@ class TrainConfig:
     # A progress line (step, loss terms, s/step, ETA) on stdout every log_every steps: papermill and
     # ./run_all.sh show it while training runs. Does not change the weights.
     log_every: int = 100
+    # Turn each training map and its reference by one of the cube's 24 rotations, drawn per example
+    # (augment.py says why these). Off for the calmodulin models, whose proteins share one template frame
+    # and whose Table 1 numbers it would change; notebook 06's several-protein model uses it.
+    rotate: bool = False
 
     def __post_init__(self):
         check_precision(self.precision)
@@ -112,11 +117,14 @@ def training_losses(model: CryoSampler | DistributedDataParallel, examples: list
     net = model.module if isinstance(model, DistributedDataParallel) else model
     device = generator.device
     v0 = torch.stack([examples[i].volume for i in index.tolist()]).to(device)  # (B, D, D, D)
+    proteins = [examples[i].protein for i in index.tolist()]
+    if config.rotate:  # drawn for the global batch, like the times and the noise
+        v0, proteins = rotate_examples(v0, proteins, net.config.grid, generator)
     t = sample_times(len(index), generator)  # (B,)
     sigma_data = net.sigma_data
     v_t, _ = add_noise(v0, t, sigma_data, generator)  # eq. 1
     v0, v_t, t = v0[shard], v_t[shard], t[shard]
-    batch = collate([examples[i].protein for i in index[shard].tolist()]).to(device)
+    batch = collate(proteins[shard]).to(device)
     coords, v0_hat = model(v_t, t, batch, config.precision)  # denoise()
     denoise = denoise_loss(v0_hat, v0, t, sigma_data, net.config.diffusion)  # eq. 5
     structural = structural_loss(coords, batch.ref_coords, batch.residue_pairs, batch.backbone_pairs,

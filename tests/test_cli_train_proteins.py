@@ -221,3 +221,9 @@ def test_a_reference_given_in_another_frame_is_placed_and_sampled_alike(trained_
     assert sample(trained_two / "checkpoint.pt", tmp_path / "moved.pdb", tmp_path / "b.pdb") == 0
     a, b = read_ensemble(tmp_path / "a.pdb", reference), read_ensemble(tmp_path / "b.pdb", moved)
     np.testing.assert_allclose(b, a @ rotation.T + [12.0, -30.0, 7.5], atol=5e-3)
+
+
+def test_rotate_trains_with_rotation_augmentation(two_proteins, tmp_path):
+    assert train_csv(two_proteins / "proteins.csv", tmp_path / "run", "--rotate") == 0
+    assert load_checkpoint(tmp_path / "run" / "checkpoint.pt")["train_config"]["rotate"] is True
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["train_config"]["rotate"] is True

@@ -60,6 +60,9 @@ def add_args(parser: argparse.ArgumentParser) -> None:
                         help="auto (a GPU when CUDA is available, else the CPU), cpu, cuda or cuda:N (default auto)")
     parser.add_argument("--log-every", type=int_at_least(1), default=100,
                         help="a progress line every this many steps (default 100)")
+    parser.add_argument("--rotate", action="store_true",
+                        help="turn each training map and its reference by a random 90° rotation of the grid "
+                             "(augmentation; helps a model of several proteins read new ones)")
     add_fit_probes_arg(parser)
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
@@ -231,7 +234,7 @@ def main(args: argparse.Namespace) -> None:
     model_config = ModelConfig(encoder=ENCODER_PRESETS[args.preset])
     grid = model_config.grid
     config = TrainConfig(steps=args.steps, batch_size=args.batch_size, seed=args.seed, precision=args.precision,
-                         log_every=args.log_every)
+                         log_every=args.log_every, rotate=args.rotate)
     n_maps = sum(len(maps) for *_, maps in proteins)
     examples, rows, known, structures, k = [], [], [], [], 0
     for name, reference_path, maps in proteins:
