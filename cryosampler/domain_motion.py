@@ -21,13 +21,17 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 from cryosampler.downloads import data_dir, pip_download
+from cryosampler.metrics import SUCCESS_THRESHOLD, aligned_atoms, aligned_rmsd_matrix
 from cryosampler.render import MapGrid
 from cryosampler.structure import Structure, read_structure
+from cryosampler.superpose import optimal_rotation
 
-__all__ = ["REQUIREMENT", "WHEEL_NAME", "TRAIN_CASES", "HELD_OUT_CASES", "MIN_BOX_MARGIN",
-           "Case", "benchmark_wheel", "read_cases", "read_state", "box_margin", "check_fits_box"]
+__all__ = ["REQUIREMENT", "WHEEL_NAME", "TRAIN_CASES", "HELD_OUT_CASES", "MIN_BOX_MARGIN", "ANM_AMPLITUDES",
+           "Case", "benchmark_wheel", "read_cases", "read_state", "box_margin", "check_fits_box", "directions",
+           "superposed_state", "score_samples", "choose_anm_amplitude"]
 
 REQUIREMENT = "bioemu-benchmarks==0.0.2.post1"
 WHEEL_NAME = "bioemu_benchmarks-0.0.2.post1-py3-none-any.whl"
@@ -148,3 +152,52 @@ def check_fits_box(structure: Structure, grid: MapGrid = MapGrid(), min_margin: 
         raise ValueError(f"{structure.name}: reaches {margin:.1f} Å from the edge of the {grid.size}³ × "
                          f"{grid.apix:g} Å box in some orientation (need {min_margin:g} Å); use a larger grid")
     return margin
+
+
+# Å: mean RMSD from the reference of the ANM baseline's samples (nma.sample_anm_conformations), the grid its
+# amplitude is chosen from on the training proteins (choose_anm_amplitude).
+ANM_AMPLITUDES = (0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 5.0, 6.0, 8.0)
+
+
+def directions(case: Case, split: str) -> list[tuple[str, tuple[str, ...]]]:
+    """The benchmark's (reference state, target states) of a case: a training protein is sampled from state i
+    and scored against both states; a held-out one from each state, scored against the other (i→j, j→i)."""
+    if split == "train":
+        return [(case.state_i, (case.state_i, case.state_j))]
+    if split == "held out":
+        return [(case.state_i, (case.state_j,)), (case.state_j, (case.state_i,))]
+    raise ValueError(f"split must be 'train' or 'held out', got {split!r}")
+
+
+def superposed_state(state: Structure, reference: Structure) -> np.ndarray:
+    """``state``'s coordinates (M, 3) Å moved onto ``reference`` by the optimal superposition of the backbone
+    atoms that sequence alignment pairs (metrics.aligned_atoms): the state as it would sit in the reference's
+    map, for rendering its map in the reference's frame."""
+    idx_state, idx_reference = aligned_atoms(state, reference)
+    mobile, target = state.coords[idx_state], reference.coords[idx_reference]
+    rotation = optimal_rotation(mobile, target)
+    return (state.coords - mobile.mean(0)) @ rotation.T + target.mean(0)
+
+
+def score_samples(samples: np.ndarray, reference: Structure, targets: list[Structure],
+                  threshold: float = SUCCESS_THRESHOLD) -> pd.DataFrame:
+    """One row per target state: best-sample backbone RMSD (Å, metrics.aligned_rmsd_matrix), whether it is
+    covered at ``threshold`` Å (strictly below), and the share of samples nearer this target than any other.
+
+    samples: (S, N, 3) Å in ``reference``'s atom order. Columns: target, best_rmsd, covered, occupancy.
+    """
+    rmsds = aligned_rmsd_matrix(samples, reference, targets)  # (S, K)
+    nearest = rmsds.argmin(axis=1)
+    best = rmsds.min(axis=0)
+    return pd.DataFrame({"target": [t.name for t in targets], "best_rmsd": best, "covered": best < threshold,
+                         "occupancy": [(nearest == k).mean() for k in range(len(targets))]})
+
+
+def choose_anm_amplitude(trials: pd.DataFrame) -> float:
+    """The ANM amplitude (Å) whose samples come closest, on average, to the other state of the training
+    proteins: ``trials`` has one row per (amplitude, protein) with columns amplitude, split, best_rmsd_other;
+    only rows of split "train" count (held-out proteins are never used to choose)."""
+    train = trials[trials["split"] == "train"]
+    if train.empty:
+        raise ValueError("no training-protein trials to choose the ANM amplitude from")
+    return float(train.groupby("amplitude")["best_rmsd_other"].mean().idxmin())

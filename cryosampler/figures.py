@@ -10,7 +10,7 @@ import pandas as pd
 
 __all__ = ["save_figure", "plot_state_maps", "plot_mode_displacement", "plot_loss_curves", "plot_sample_rmsds",
            "plot_figure2", "plot_ddim_steps", "plot_precision_curves", "plot_own_maps",
-           "plot_ingested_maps"]
+           "plot_ingested_maps", "plot_coverage_curves", "plot_best_rmsd_bars", "plot_ca_traces"]
 
 
 def save_figure(fig: plt.Figure, directory: Path, name: str) -> list[Path]:
@@ -286,5 +286,82 @@ def plot_ingested_maps(volumes: dict[str, np.ndarray], apix: float, title: str) 
         ax.set_xlabel("x (Å)", fontsize=8)
         ax.set_ylabel("y (Å)", fontsize=8)
         ax.tick_params(labelsize=7)
+    fig.suptitle(title, fontsize=10)
+    return fig
+
+
+def plot_coverage_curves(curves: pd.DataFrame, success: float) -> plt.Figure:
+    """Notebook 06: coverage against the RMSD threshold, one panel per split, one line per method.
+
+    curves: columns split, method, threshold (Å), coverage (0–1); success: the success threshold (Å), marked.
+    """
+    splits = list(dict.fromkeys(curves["split"]))
+    fig, axes = plt.subplots(1, len(splits), figsize=(4.6 * len(splits), 3.6), sharey=True, constrained_layout=True)
+    for ax, split in zip(np.atleast_1d(axes), splits):
+        for method, rows in curves[curves["split"] == split].groupby("method", sort=False):
+            ax.step(rows["threshold"], rows["coverage"], where="post", label=method)
+        ax.axvline(success, color="grey", ls=":", lw=1)
+        ax.set_xlabel("RMSD threshold r (Å, backbone)")
+        ax.set_title(f"{split} proteins", fontsize=10)
+        ax.set_ylim(-0.02, 1.02)
+    np.atleast_1d(axes)[0].set_ylabel("coverage (states with a sample below r)")
+    np.atleast_1d(axes)[0].legend(fontsize=8)
+    return fig
+
+
+def plot_best_rmsd_bars(rows: pd.DataFrame, success: float) -> plt.Figure:
+    """Notebook 06: best-sample RMSD per protein direction and method.
+
+    rows: columns protein, split, reference, target, method, best_rmsd (Å); one bar group per
+    (protein, reference → target), one bar per method; success (Å) drawn as a line.
+    """
+    rows = rows.assign(label=rows["protein"] + "\n" + rows["reference"] + "→" + rows["target"])
+    labels = list(dict.fromkeys(rows["label"]))
+    methods = list(dict.fromkeys(rows["method"]))
+    x = np.arange(len(labels))
+    width = 0.8 / len(methods)
+    fig, ax = plt.subplots(figsize=(max(6.0, 0.75 * len(labels) + 1.5), 3.8), constrained_layout=True)
+    for k, method in enumerate(methods):
+        values = rows[rows["method"] == method].set_index("label")["best_rmsd"].reindex(labels)
+        ax.bar(x + (k - (len(methods) - 1) / 2) * width, values, width, label=method)
+    held_out = [i for i, label in enumerate(labels) if (rows[rows["label"] == label]["split"] == "held out").any()]
+    if held_out:
+        ax.axvspan(min(held_out) - 0.5, max(held_out) + 0.5, color="0.92", zorder=0, label="held out")
+    ax.axhline(success, color="grey", ls=":", lw=1)
+    ax.set_xticks(x, labels, fontsize=6)
+    ax.set_ylabel("best-sample RMSD (Å, backbone)")
+    ax.legend(fontsize=7, ncol=len(methods) + 1)
+    return fig
+
+
+def plot_ca_traces(traces: dict[str, np.ndarray], displacement: dict[str, np.ndarray], title: str) -> plt.Figure:
+    """CA traces in one shared frame, projected on the first panel's two principal axes, coloured by each
+    residue's displacement from the first (the reference).
+
+    traces: name → (L, 3) Å CA coordinates, already superposed, same residues in the same order;
+    displacement: name → (L,) Å (the first panel's may be zeros). One colour scale for all panels.
+    """
+    from matplotlib.collections import LineCollection
+
+    names = list(traces)
+    first = traces[names[0]]
+    _, _, axes_t = np.linalg.svd(first - first.mean(0), full_matrices=False)
+    top = max(float(np.max(d)) for d in displacement.values()) or 1.0
+    fig, axs = plt.subplots(1, len(names), figsize=(3.6 * len(names), 3.8), constrained_layout=True)
+    projected = {name: (traces[name] - first.mean(0)) @ axes_t[:2].T for name in names}  # (L, 2) Å each
+    every = np.concatenate(list(projected.values()))
+    for ax, name in zip(np.atleast_1d(axs), names):
+        xy = projected[name]
+        segments = np.stack([xy[:-1], xy[1:]], axis=1)
+        lines = LineCollection(segments, cmap="viridis", norm=plt.Normalize(0, top), linewidths=2)
+        lines.set_array(0.5 * (displacement[name][:-1] + displacement[name][1:]))
+        ax.add_collection(lines)
+        ax.set_xlim(every[:, 0].min() - 3, every[:, 0].max() + 3)  # one scale: the panels compare
+        ax.set_ylim(every[:, 1].min() - 3, every[:, 1].max() + 3)
+        ax.set_aspect("equal")
+        ax.set_title(name, fontsize=9)
+        ax.set_xticks([])
+        ax.set_yticks([])
+    fig.colorbar(lines, ax=axs, shrink=0.8, label="displacement from the reference (Å)")
     fig.suptitle(title, fontsize=10)
     return fig

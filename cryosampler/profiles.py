@@ -36,6 +36,7 @@ class Profile:
     own_maps_steps: int  # training steps of each model of notebook 07 (users' maps)
     own_maps_count: int  # maps in each training folder of notebook 07 (k-means volumes of a reconstruction)
     own_maps_fit_frames: int  # path frames whose maps notebook 07 reads out with cryosampler fit, per resolution
+    domain_motion_steps: int  # training steps of notebook 06's model of the seven domain-motion proteins
 
     @property
     def results_dir(self) -> Path:
@@ -70,11 +71,11 @@ class Profile:
 PROFILES = {
     "full": Profile(name="full", publish=True, encoder_preset="default", train_preset="full", n_samples=16,
                     ddim_steps=100, seeds=(0, 1, 2), step_sweep=(10, 25, 50, 100), own_maps_steps=800,
-                    own_maps_count=20, own_maps_fit_frames=9),
+                    own_maps_count=20, own_maps_fit_frames=9, domain_motion_steps=1500),
     # Same code at toy sizes: a few training steps, few samples, few DDIM steps.
     "fast": Profile(name="fast", publish=False, encoder_preset="smoke", train_preset="fast", n_samples=4,
                     ddim_steps=10, seeds=(0,), step_sweep=(5, 10), own_maps_steps=4,
-                    own_maps_count=3, own_maps_fit_frames=2),
+                    own_maps_count=3, own_maps_fit_frames=2, domain_motion_steps=4),
 }
 
 
