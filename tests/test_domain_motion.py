@@ -4,11 +4,13 @@ real wheel (skipped when it cannot be downloaded) for issue 9's cases and their 
 import zipfile
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from cryosampler import domain_motion as dm
 from cryosampler.render import MapGrid
 from cryosampler.structure import write_pdb
+from cryosampler.superpose import rmsd
 from conftest import make_helix
 
 
@@ -96,3 +98,57 @@ def test_every_state_is_backbone_only_and_fits_the_box(benchmark_wheel, name):
         # states' numbers need not agree, hence the pairing by sequence alignment in metrics.
         assert np.all(np.diff(structure.backbone_res_nums) == 1) and 1 <= structure.backbone_res_nums[0] <= 4
         assert dm.check_fits_box(structure) >= dm.MIN_BOX_MARGIN
+
+
+def test_directions_of_training_and_held_out_cases():
+    case = dm.Case("P00001", "1ABC_A", "2XYZ_B", "AAAA")
+    assert dm.directions(case, "train") == [("1ABC_A", ("1ABC_A", "2XYZ_B"))]
+    assert dm.directions(case, "held out") == [("1ABC_A", ("2XYZ_B",)), ("2XYZ_B", ("1ABC_A",))]
+    with pytest.raises(ValueError, match="split must be 'train' or 'held out', got 'val'"):
+        dm.directions(case, "val")
+
+
+def test_superposed_state_undoes_a_rigid_motion():
+    from scipy.spatial.transform import Rotation
+
+    helix = make_helix(12)
+    rotation = Rotation.from_euler("xyz", [40, -75, 120], degrees=True).as_matrix()
+    state = with_coords(helix, helix.coords @ rotation.T + [30.0, -5.0, 12.0], "moved")
+    np.testing.assert_allclose(dm.superposed_state(state, helix), helix.coords, atol=1e-3)  # PDB's 3 decimals
+
+
+def with_coords(structure, coords, name):
+    """``structure`` with other coordinates and name, written and read again (derived fields stay consistent)."""
+    import tempfile
+    from pathlib import Path
+
+    from cryosampler.structure import read_structure
+    with tempfile.TemporaryDirectory() as tmp:
+        write_pdb(Path(tmp) / f"{name}.pdb", structure, coords)
+        return read_structure(Path(tmp) / f"{name}.pdb")
+
+
+def test_score_samples_by_hand():
+    helix = make_helix(10)
+    target = with_coords(helix, helix.coords, "target")
+    rng = np.random.default_rng(1)
+    near = helix.coords + rng.normal(0, 0.5, helix.coords.shape)  # ~0.9 Å from the target
+    far = helix.coords + rng.normal(0, 2.0, helix.coords.shape)  # ~3.5 Å
+    other = with_coords(helix, far, "other")
+    scored = dm.score_samples(np.stack([near, far, near]), helix, [target, other])
+    backbone = helix.backbone_index.ravel()  # N, CA, C, O of every residue: the helices pair whole
+    expected_near = rmsd(near[backbone], target.coords[backbone])  # the independent Kabsch RMSD
+    assert list(scored["target"]) == ["target", "other"]
+    assert scored["best_rmsd"].iloc[0] == pytest.approx(expected_near, abs=1e-9) and expected_near > 0.5
+    assert scored["best_rmsd"].iloc[1] == pytest.approx(0.0, abs=1e-3)
+    assert list(scored["covered"]) == [True, True] and list(scored["occupancy"]) == pytest.approx([2 / 3, 1 / 3])
+    assert not dm.score_samples(far[None], helix, [target], threshold=1.0)["covered"].iloc[0]
+
+
+def test_anm_amplitude_is_chosen_on_training_proteins_only():
+    trials = pd.DataFrame({"amplitude": [1.0, 2.0, 1.0, 2.0, 1.0, 2.0],
+                           "split": ["train", "train", "train", "train", "held out", "held out"],
+                           "best_rmsd_other": [3.0, 2.0, 3.0, 2.5, 0.1, 9.0]})
+    assert dm.choose_anm_amplitude(trials) == 2.0  # held-out rows would favour 1.0
+    with pytest.raises(ValueError, match="no training-protein trials"):
+        dm.choose_anm_amplitude(trials[trials["split"] == "held out"])

@@ -7,7 +7,8 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 
-from cryosampler.figures import (plot_ddim_steps, plot_figure2, plot_loss_curves, plot_mode_displacement,  # noqa: E402
+from cryosampler.figures import (plot_best_rmsd_bars, plot_ca_traces, plot_coverage_curves,  # noqa: E402
+                                 plot_ddim_steps, plot_figure2, plot_loss_curves, plot_mode_displacement,
                                  plot_precision_curves,
                                  plot_sample_rmsds, plot_state_maps, save_figure)
 
@@ -82,3 +83,27 @@ def test_precision_curves_draw_each_run_and_the_ratio_to_the_first():
     ratio = bottom[0].lines[0].get_ydata()  # the first line drawn in a ratio panel is bf16 / fp32
     np.testing.assert_allclose(ratio, 2.0)
     plt.close(fig)
+
+
+def test_domain_motion_figures_draw_each_method_split_and_direction():
+    curves = pd.DataFrame([{"split": split, "method": method, "threshold": r, "coverage": min(1.0, r / 5)}
+                           for split in ("train", "held out") for method in ("CryoSampler", "ANM")
+                           for r in np.linspace(0, 10, 11)])
+    fig = plot_coverage_curves(curves, 3.0)
+    assert [ax.get_title() for ax in fig.axes] == ["train proteins", "held out proteins"]
+    assert all(len(ax.get_lines()) == 3 for ax in fig.axes)  # two methods and the success line
+    rows = pd.DataFrame([{"protein": p, "split": s, "reference": "A", "target": "B", "method": m, "best_rmsd": 2.0}
+                         for p, s in (("P1", "train"), ("P2", "held out")) for m in ("CryoSampler", "ANM", "static")])
+    fig = plot_best_rmsd_bars(rows, 3.0)
+    assert len(fig.axes[0].patches) == 2 * 3 + 1  # one bar per direction and method, and the held-out band
+    assert [t.get_text() for t in fig.axes[0].get_xticklabels()] == ["P1\nA→B", "P2\nA→B"]
+
+
+def test_ca_traces_share_one_frame_and_colour_scale():
+    trace = np.cumsum(np.random.default_rng(0).normal(size=(20, 3)), axis=0) * 3.8
+    moved = trace + [10.0, 0, 0]
+    fig = plot_ca_traces({"reference": trace, "moved": moved},
+                         {"reference": np.zeros(20), "moved": np.full(20, 10.0)}, "title")
+    panels = fig.axes[:2]
+    assert panels[0].get_xlim() == panels[1].get_xlim() and panels[0].get_ylim() == panels[1].get_ylim()
+    assert [c.get_clim() for ax in panels for c in ax.collections] == [(0, 10.0), (0, 10.0)]
