@@ -88,6 +88,10 @@ case "$mode" in
     timings=results/full/executed/timings.csv
     echo "notebook,seconds,finished" > "$timings"
     all_start=$(date +%s)
+    # Notebooks 06 and 07 download two PyPI packages' files once into $CRYOSAMPLER_DATA_DIR (default
+    # results/downloads/) with `pip download --no-deps` and read them from there, never installing them: the
+    # bioemu-benchmarks 0.0.2.post1 wheel (06; it pins numpy<2 and mdtraj 1.9.9) and the MDAnalysisTests 2.11.0
+    # archive (07; only adk_dims.dcd, adk_closed.pdb, adk_open.pdb and LICENSE are kept).
     for nb in notebooks/[0-9][0-9]_*.ipynb; do
       name=$(basename "$nb")
       echo "[run_all] $name"
