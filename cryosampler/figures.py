@@ -298,11 +298,14 @@ def plot_coverage_curves(curves: pd.DataFrame, success: float) -> plt.Figure:
     splits = list(dict.fromkeys(curves["split"]))
     fig, axes = plt.subplots(1, len(splits), figsize=(4.6 * len(splits), 3.6), sharey=True, constrained_layout=True)
     for ax, split in zip(np.atleast_1d(axes), splits):
-        for method, rows in curves[curves["split"] == split].groupby("method", sort=False):
-            ax.step(rows["threshold"], rows["coverage"], where="post", label=method)
+        for k, (method, rows) in enumerate(curves[curves["split"] == split].groupby("method", sort=False)):
+            # Thinner and dashed in turn: a method whose curve equals another's (e.g. samples that stay at the
+            # reference) stays visible on top of it.
+            ax.step(rows["threshold"], rows["coverage"], where="post", label=method, lw=2.5 - 0.7 * k,
+                    ls=["-", "--", ":", "-."][k % 4])
         ax.axvline(success, color="grey", ls=":", lw=1)
         ax.set_xlabel("RMSD threshold r (Å, backbone)")
-        ax.set_title(f"{split} proteins", fontsize=10)
+        ax.set_title(f"{'training' if split == 'train' else split} proteins", fontsize=10)
         ax.set_ylim(-0.02, 1.02)
     np.atleast_1d(axes)[0].set_ylabel("coverage (states with a sample below r)")
     np.atleast_1d(axes)[0].legend(fontsize=8)
@@ -313,9 +316,10 @@ def plot_best_rmsd_bars(rows: pd.DataFrame, success: float) -> plt.Figure:
     """Notebook 06: best-sample RMSD per protein direction and method.
 
     rows: columns protein, split, reference, target, method, best_rmsd (Å); one bar group per
-    (protein, reference → target), one bar per method; success (Å) drawn as a line.
+    (protein, reference → target), labelled by PDB IDs, one bar per method; success (Å) drawn as a line.
     """
-    rows = rows.assign(label=rows["protein"] + "\n" + rows["reference"] + "→" + rows["target"])
+    rows = rows.assign(label=rows["protein"] + "\n" + rows["reference"].str.split("_").str[0] + "→"
+                       + rows["target"].str.split("_").str[0])
     labels = list(dict.fromkeys(rows["label"]))
     methods = list(dict.fromkeys(rows["method"]))
     x = np.arange(len(labels))
@@ -328,7 +332,8 @@ def plot_best_rmsd_bars(rows: pd.DataFrame, success: float) -> plt.Figure:
     if held_out:
         ax.axvspan(min(held_out) - 0.5, max(held_out) + 0.5, color="0.92", zorder=0, label="held out")
     ax.axhline(success, color="grey", ls=":", lw=1)
-    ax.set_xticks(x, labels, fontsize=6)
+    ax.set_xticks(x, labels, fontsize=7, rotation=60, ha="right", rotation_mode="anchor")
+    ax.set_xlim(-0.5, len(labels) - 0.5)
     ax.set_ylabel("best-sample RMSD (Å, backbone)")
     ax.legend(fontsize=7, ncol=len(methods) + 1)
     return fig

@@ -90,13 +90,14 @@ def test_domain_motion_figures_draw_each_method_split_and_direction():
                            for split in ("train", "held out") for method in ("CryoSampler", "ANM")
                            for r in np.linspace(0, 10, 11)])
     fig = plot_coverage_curves(curves, 3.0)
-    assert [ax.get_title() for ax in fig.axes] == ["train proteins", "held out proteins"]
+    assert [ax.get_title() for ax in fig.axes] == ["training proteins", "held out proteins"]
     assert all(len(ax.get_lines()) == 3 for ax in fig.axes)  # two methods and the success line
-    rows = pd.DataFrame([{"protein": p, "split": s, "reference": "A", "target": "B", "method": m, "best_rmsd": 2.0}
+    rows = pd.DataFrame([{"protein": p, "split": s, "reference": "1ABC_A", "target": "2XYZ_B", "method": m,
+                          "best_rmsd": 2.0}
                          for p, s in (("P1", "train"), ("P2", "held out")) for m in ("CryoSampler", "ANM", "static")])
     fig = plot_best_rmsd_bars(rows, 3.0)
     assert len(fig.axes[0].patches) == 2 * 3 + 1  # one bar per direction and method, and the held-out band
-    assert [t.get_text() for t in fig.axes[0].get_xticklabels()] == ["P1\nA→B", "P2\nA→B"]
+    assert [t.get_text() for t in fig.axes[0].get_xticklabels()] == ["P1\n1ABC→2XYZ", "P2\n1ABC→2XYZ"]
 
 
 def test_ca_traces_share_one_frame_and_colour_scale():
