@@ -57,7 +57,8 @@ def rotate_volume(volume: torch.Tensor, rotation: torch.Tensor) -> torch.Tensor:
     # V'(u) = V(Rᵀ u): output axis d reads input axis a = perm[d], reversed where R[d, a] = −1.
     perm = rotation.abs().argmax(dim=1).tolist()
     if sorted(perm) != [0, 1, 2] or not torch.equal(rotation.abs().sum(dim=1), torch.ones(3, dtype=torch.float64)):
-        raise ValueError(f"rotation must be a signed permutation matrix (one of CUBE_ROTATIONS), got {rotation.tolist()}")
+        raise ValueError(f"rotation must be a signed permutation matrix (one of CUBE_ROTATIONS), got "
+                         f"{rotation.tolist()}")
     turned = volume.permute(*perm)
     flips = [d for d in range(3) if rotation[d, perm[d]] < 0]
     return turned.flip(flips) if flips else turned

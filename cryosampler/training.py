@@ -63,8 +63,9 @@ class TrainConfig:
     # ./run_all.sh show it while training runs. Does not change the weights.
     log_every: int = 100
     # Turn each training map and its reference by one of the cube's 24 rotations, drawn per example
-    # (augment.py says why these). Off for the calmodulin models, whose proteins share one template frame
-    # and whose Table 1 numbers it would change; notebook 06's several-protein model uses it.
+    # (augment.py says why these). Off for the calmodulin models, whose proteins share one template frame,
+    # and for notebook 06's model of seven proteins, which learned its own maps far worse with it in the
+    # steps the hour allows (README, "Domain motions").
     rotate: bool = False
 
     def __post_init__(self):
