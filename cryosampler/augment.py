@@ -10,7 +10,8 @@ the voxel axes, exact (no interpolation blur, which would make rotated maps syst
 unrotated ones and than the maps sampling renders) and free. The grid's voxel centres are
 (i − D//2)·apix, so the cube's centre, the point these rotations fix, is ((D − 1)/2 − D//2)·apix on each
 axis (−apix/2 for even D); the reference coordinates are rotated about that point, which keeps them on
-the same voxels as the rotated map.
+the same voxels as the rotated map. A reference centred on the origin thus moves by up to apix per axis;
+harmless jitter, well inside the box margin.
 """
 
 from __future__ import annotations
@@ -54,11 +55,11 @@ def rotate_volume(volume: torch.Tensor, rotation: torch.Tensor) -> torch.Tensor:
     volume: (D, D, D), axes (x, y, z); rotation: (3, 3), one of :data:`CUBE_ROTATIONS`. Returns (D, D, D).
     """
     rotation = rotation.detach().cpu().double()
+    if not any(torch.equal(rotation, r) for r in CUBE_ROTATIONS):  # a reflection would mirror the protein
+        raise ValueError(f"rotation must be one of the 24 CUBE_ROTATIONS (a signed permutation matrix of "
+                         f"determinant +1), got {rotation.tolist()}")
     # V'(u) = V(Rᵀ u): output axis d reads input axis a = perm[d], reversed where R[d, a] = −1.
     perm = rotation.abs().argmax(dim=1).tolist()
-    if sorted(perm) != [0, 1, 2] or not torch.equal(rotation.abs().sum(dim=1), torch.ones(3, dtype=torch.float64)):
-        raise ValueError(f"rotation must be a signed permutation matrix (one of CUBE_ROTATIONS), got "
-                         f"{rotation.tolist()}")
     turned = volume.permute(*perm)
     flips = [d for d in range(3) if rotation[d, perm[d]] < 0]
     return turned.flip(flips) if flips else turned

@@ -1,4 +1,6 @@
-"""The domain-motion benchmark's data: real pairs of experimental structures of one protein in two states.
+"""The domain-motion benchmark (notebook 06): its data, real pairs of experimental structures of one protein in
+two states, and its protocol: which state is sampled and scored against which, how a sample set is scored
+(with the metrics of :mod:`cryosampler.metrics`), and how the ANM baseline's amplitude is chosen.
 
 The structures come from the PyPI package ``bioemu-benchmarks`` (0.0.2.post1; data CDLA-Permissive-2.0,
 coordinates from the PDB, CC0), folder ``bioemu_benchmarks/assets/multiconf_benchmark_0.1/domainmotion/``:
@@ -24,7 +26,8 @@ import numpy as np
 import pandas as pd
 
 from cryosampler.downloads import data_dir, pip_download
-from cryosampler.metrics import SUCCESS_THRESHOLD, aligned_atoms, aligned_rmsd_matrix
+from cryosampler.metrics import (SUCCESS_THRESHOLD, aligned_atoms, aligned_rmsd_matrix, closest_sample_rmsd,
+                                 state_occupancy)
 from cryosampler.render import MapGrid
 from cryosampler.structure import Structure, read_structure
 from cryosampler.superpose import optimal_rotation
@@ -182,15 +185,16 @@ def superposed_state(state: Structure, reference: Structure) -> np.ndarray:
 def score_samples(samples: np.ndarray, reference: Structure, targets: list[Structure],
                   threshold: float = SUCCESS_THRESHOLD) -> pd.DataFrame:
     """One row per target state: best-sample backbone RMSD (Å, metrics.aligned_rmsd_matrix), whether it is
-    covered at ``threshold`` Å (strictly below), and the share of samples nearer this target than any other.
+    covered at ``threshold`` Å (strictly below), and the share of samples nearer this target than the others
+    (NaN for a single target, where it would be 1 whatever the samples).
 
     samples: (S, N, 3) Å in ``reference``'s atom order. Columns: target, best_rmsd, covered, occupancy.
     """
     rmsds = aligned_rmsd_matrix(samples, reference, targets)  # (S, K)
-    nearest = rmsds.argmin(axis=1)
-    best = rmsds.min(axis=0)
+    best = closest_sample_rmsd(rmsds)
+    occupancy = state_occupancy(rmsds) if len(targets) > 1 else np.full(1, np.nan)
     return pd.DataFrame({"target": [t.name for t in targets], "best_rmsd": best, "covered": best < threshold,
-                         "occupancy": [(nearest == k).mean() for k in range(len(targets))]})
+                         "occupancy": occupancy})
 
 
 def choose_anm_amplitude(trials: pd.DataFrame) -> float:

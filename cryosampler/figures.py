@@ -301,7 +301,7 @@ def plot_coverage_curves(curves: pd.DataFrame, success: float) -> plt.Figure:
         for k, (method, rows) in enumerate(curves[curves["split"] == split].groupby("method", sort=False)):
             # Thinner and dashed in turn: a method whose curve equals another's (e.g. samples that stay at the
             # reference) stays visible on top of it.
-            ax.step(rows["threshold"], rows["coverage"], where="post", label=method, lw=2.5 - 0.7 * k,
+            ax.step(rows["threshold"], rows["coverage"], where="post", label=method, lw=max(0.8, 2.5 - 0.7 * k),
                     ls=["-", "--", ":", "-."][k % 4])
         ax.axvline(success, color="grey", ls=":", lw=1)
         ax.set_xlabel("RMSD threshold r (Å, backbone)")
@@ -329,8 +329,8 @@ def plot_best_rmsd_bars(rows: pd.DataFrame, success: float) -> plt.Figure:
         values = rows[rows["method"] == method].set_index("label")["best_rmsd"].reindex(labels)
         ax.bar(x + (k - (len(methods) - 1) / 2) * width, values, width, label=method)
     held_out = [i for i, label in enumerate(labels) if (rows[rows["label"] == label]["split"] == "held out").any()]
-    if held_out:
-        ax.axvspan(min(held_out) - 0.5, max(held_out) + 0.5, color="0.92", zorder=0, label="held out")
+    for n, i in enumerate(held_out):  # one band per held-out group, wherever it stands
+        ax.axvspan(i - 0.5, i + 0.5, color="0.92", zorder=0, lw=0, label="held out" if n == 0 else None)
     ax.axhline(success, color="grey", ls=":", lw=1)
     ax.set_xticks(x, labels, fontsize=7, rotation=60, ha="right", rotation_mode="anchor")
     ax.set_xlim(-0.5, len(labels) - 0.5)

@@ -111,8 +111,8 @@ def training_losses(model: CryoSampler | DistributedDataParallel, examples: list
 
     model: a CryoSampler, or one wrapped in DistributedDataParallel (whose forward synchronises gradients).
     generator: on the model's device; the batch goes there.
-    shard: this process's slice of the global batch ``index`` under torchrun. The times and the noise are
-    drawn for the whole global batch and then sliced, so every sample's draws, and the mean gradient over
+    shard: this process's slice of the global batch ``index`` under torchrun. The rotations (config.rotate),
+    the times and the noise are drawn for the whole global batch and then sliced, so every sample's draws, and the mean gradient over
     the processes, are those of one process taking the whole batch.
     """
     net = model.module if isinstance(model, DistributedDataParallel) else model

@@ -2,7 +2,8 @@
 
 Three trainings of the tiny problem, each through train() as a user would launch it:
   OUT_DIR/identical: 3 steps; each rank saves its DDP model's parameters as rank{R}.pt;
-  OUT_DIR/one_step:  1 step of the global batch 8 (4 per rank);
+  OUT_DIR/one_step:  1 step of the global batch 8 (4 per rank); OUT_DIR/one_step_rotated: the same with
+                     rotation augmentation;
   OUT_DIR/resume:    killed (on both ranks) in step 3 of 4, after the checkpoint at step 2.
 """
 
@@ -43,6 +44,7 @@ assert len(wrapped) == 1 and dist.is_initialized()  # train() joined torchrun's 
 torch.save(wrapped[0].module.state_dict(), out / "identical" / f"rank{rank}.pt")
 
 training.train(examples, MODEL, CONFIGS["one_step"], template, out / "one_step", progress=False)
+training.train(examples, MODEL, CONFIGS["one_step_rotated"], template, out / "one_step_rotated", progress=False)
 
 real, calls = training.training_losses, []
 

@@ -35,11 +35,13 @@ def test_a_turned_map_is_the_render_of_the_turned_atoms(size):
         torch.testing.assert_close(rotate_volume(volume, rotation), expected, atol=1e-9, rtol=0)
 
 
-def test_rotate_volume_refuses_a_rotation_off_the_grid():
+def test_rotate_volume_refuses_rotations_off_the_grid_and_mirrors():
     angle = np.pi / 6
     rotation = torch.tensor([[np.cos(angle), -np.sin(angle), 0], [np.sin(angle), np.cos(angle), 0], [0, 0, 1]])
-    with pytest.raises(ValueError, match="signed permutation matrix"):
-        rotate_volume(torch.zeros(4, 4, 4), rotation)
+    for off_grid in (rotation, torch.diag(torch.tensor([-1.0, 1.0, 1.0], dtype=torch.float64)),  # a mirror
+                     torch.tensor([[0.6, 0.4, 0.0], [0.0, 0.6, 0.4], [0.4, 0.0, 0.6]])):
+        with pytest.raises(ValueError, match="must be one of the 24 CUBE_ROTATIONS"):
+            rotate_volume(torch.zeros(4, 4, 4), off_grid)
 
 
 def test_rotate_examples_turns_each_map_with_its_reference_and_draws_every_rotation():
@@ -59,14 +61,24 @@ def test_rotate_examples_turns_each_map_with_its_reference_and_draws_every_rotat
     assert len(seen) == 24  # 160 draws: every rotation came up (the first atom lands at 24 distinct places)
 
 
-def test_training_losses_with_rotations_draw_them_from_the_generator(tiny_structure):
+def test_training_losses_with_rotations_train_on_the_turned_maps_and_references(tiny_structure):
+    # The loss with rotate=True must be the loss without it on examples turned beforehand with the same draws:
+    # the turned maps and the turned references both reach the model.
     examples = tiny_examples(tiny_structure)
-    config = dataclasses.replace(training.TrainConfig(steps=6, batch_size=2, warmup=1, checkpoint_every=3,
-                                                      lr=1e-3), rotate=True)
     model = tiny_model(tiny_structure)
-    losses = [training.training_losses(model, examples, torch.tensor([0, 1]), config,
-                                       torch.Generator().manual_seed(5))["loss"] for _ in range(2)]
-    assert torch.equal(losses[0], losses[1])  # the draws come from the generator only
-    plain = training.training_losses(model, examples, torch.tensor([0, 1]), dataclasses.replace(config, rotate=False),
-                                     torch.Generator().manual_seed(5))["loss"]
-    assert not torch.equal(plain, losses[0])  # rotations drawn, so other maps seen
+    config = training.TrainConfig(steps=6, batch_size=2, warmup=1, checkpoint_every=3, lr=1e-3)
+    index = torch.tensor([0, 1])
+    rotated = training.training_losses(model, examples, index, dataclasses.replace(config, rotate=True),
+                                       torch.Generator().manual_seed(5))["loss"]
+    generator = torch.Generator().manual_seed(5)
+    volumes, proteins = rotate_examples(torch.stack([e.volume for e in examples]), [e.protein for e in examples],
+                                        model.config.grid, generator)
+    assert not torch.equal(volumes, torch.stack([e.volume for e in examples]))  # seed 5 draws real turns
+    turned = [training.TrainingExample(p, v) for p, v in zip(proteins, volumes)]
+    by_hand = training.training_losses(model, turned, index, config, generator)["loss"]
+    torch.testing.assert_close(rotated, by_hand)
+    unturned_references = [training.TrainingExample(e.protein, v) for e, v in zip(examples, volumes)]
+    generator = torch.Generator().manual_seed(5)
+    rotate_examples(volumes, proteins, model.config.grid, generator)  # the same draws, to keep the stream
+    wrong = training.training_losses(model, unturned_references, index, config, generator)["loss"]
+    assert not torch.isclose(rotated, wrong)  # the references must turn with the maps

@@ -21,6 +21,7 @@ MODEL = ModelConfig(encoder=ENCODER_PRESETS["smoke"], grid=MapGrid(**TINY_GRID))
 CONFIGS = {
     "identical": TrainConfig(steps=3, batch_size=4, warmup=1, checkpoint_every=3, lr=1e-3),
     "one_step": TrainConfig(steps=1, batch_size=8, warmup=1, checkpoint_every=1, lr=1e-3),
+    "one_step_rotated": TrainConfig(steps=1, batch_size=8, warmup=1, checkpoint_every=1, lr=1e-3, rotate=True),
     "resume": TrainConfig(steps=4, batch_size=4, warmup=1, checkpoint_every=2, lr=1e-3),
 }
 
@@ -54,10 +55,11 @@ def test_two_ranks_end_with_identical_parameters_and_rank_zero_alone_writes(two_
     assert stdout.count("step 3/3 ") == 1  # one progress line: rank 0's
 
 
-def test_two_ranks_of_batch_four_equal_one_process_of_batch_eight(two_ranks, tmp_path):
+@pytest.mark.parametrize("config_name", ["one_step", "one_step_rotated"])  # rotations drawn alike on every rank
+def test_two_ranks_of_batch_four_equal_one_process_of_batch_eight(two_ranks, tmp_path, config_name):
     out, _ = two_ranks
-    ddp = load_checkpoint(out / "one_step" / "checkpoint.pt")
-    single = _single_process("one_step", tmp_path)
+    ddp = load_checkpoint(out / config_name / "checkpoint.pt")
+    single = _single_process(config_name, tmp_path)
     for key in ("model", "ema"):
         for name, value in single[key].items():
             torch.testing.assert_close(ddp[key][name], value, rtol=1e-4, atol=1e-6, msg=f"{key} {name}")

@@ -117,6 +117,29 @@ def test_superposed_state_undoes_a_rigid_motion():
     np.testing.assert_allclose(dm.superposed_state(state, helix), helix.coords, atol=1e-3)  # PDB's 3 decimals
 
 
+def test_superposed_state_pairs_states_of_other_lengths_by_sequence(tmp_path):
+    import dataclasses
+
+    from scipy.spatial.transform import Rotation
+
+    from cryosampler.structure import read_structure
+
+    helix = make_helix(12)
+    residues = ["MET", "LYS", "TRP", "GLU", "ASP", "PHE", "GLY", "HIS", "ILE", "ASN", "PRO", "TYR"]
+    helix = dataclasses.replace(helix, res_names=np.repeat(residues, np.diff(helix.residue_starts)))
+    rotation = Rotation.from_euler("xyz", [10, 60, -35], degrees=True).as_matrix()
+    write_pdb(tmp_path / "full.pdb", helix, helix.coords @ rotation.T + [-8.0, 3.0, 20.0])
+    # The state lacks the first two residues (as a deposited chain may) and is numbered from 1 again.
+    lines = [line for line in (tmp_path / "full.pdb").read_text().splitlines(keepends=True)
+             if not (line.startswith("ATOM") and int(line[22:26]) <= 2)]
+    (tmp_path / "trimmed.pdb").write_text("".join(line[:22] + f"{int(line[22:26]) - 2:4d}" + line[26:]
+                                                  if line.startswith("ATOM") else line for line in lines))
+    state = read_structure(tmp_path / "trimmed.pdb")
+    assert state.sequence == helix.sequence[2:] and state.res_nums[0] == 1
+    kept = helix.residue_starts[2]  # the reference's atoms of residues 3-12
+    np.testing.assert_allclose(dm.superposed_state(state, helix), helix.coords[kept:], atol=2e-3)
+
+
 def with_coords(structure, coords, name):
     """``structure`` with other coordinates and name, written and read again (derived fields stay consistent)."""
     import tempfile
@@ -142,7 +165,8 @@ def test_score_samples_by_hand():
     assert scored["best_rmsd"].iloc[0] == pytest.approx(expected_near, abs=1e-9) and expected_near > 0.5
     assert scored["best_rmsd"].iloc[1] == pytest.approx(0.0, abs=1e-3)
     assert list(scored["covered"]) == [True, True] and list(scored["occupancy"]) == pytest.approx([2 / 3, 1 / 3])
-    assert not dm.score_samples(far[None], helix, [target], threshold=1.0)["covered"].iloc[0]
+    single = dm.score_samples(far[None], helix, [target], threshold=1.0)
+    assert not single["covered"].iloc[0] and np.isnan(single["occupancy"].iloc[0])  # no other state to share with
 
 
 def test_anm_amplitude_is_chosen_on_training_proteins_only():

@@ -61,8 +61,9 @@ def add_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--log-every", type=int_at_least(1), default=100,
                         help="a progress line every this many steps (default 100)")
     parser.add_argument("--rotate", action="store_true",
-                        help="turn each training map and its reference by a random 90° rotation of the grid "
-                             "(augmentation; helps a model of several proteins read new ones)")
+                        help="turn each training map and its reference together by one of the 24 rotations of "
+                             "the cube, drawn per example (augmentation, meant to help a model of several "
+                             "proteins read new ones; see the README's measurement)")
     add_fit_probes_arg(parser)
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
