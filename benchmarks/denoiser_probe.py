@@ -15,14 +15,12 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import torch
 
-from cryosampler.diffusion import add_noise, log_snr
-from cryosampler.featurize import collate
+from cryosampler.diffusion import log_snr
 from cryosampler.render import render_density
-from cryosampler.sampling import prepare_reference
+from cryosampler.sampling import prepare_reference, read_out_noised
 from cryosampler.structure import read_structure
 from cryosampler.superpose import rmsd
 from cryosampler.training import load_checkpoint, model_from_checkpoint
@@ -44,20 +42,16 @@ def main() -> None:
     path = read_adk_path(adk_files())
     shift = (reference.coords - path.closed).mean(0)  # notebook 07's map frame: the path moved rigidly
     placed = prepare_reference(model, reference)
-    batch = collate([placed.protein])
     generator = torch.Generator().manual_seed(args.seed)
     weights = torch.tensor(reference.atomic_numbers)
     rows = []
     for frame in args.frames:
         truth = path.frames[frame] + shift
-        v0 = render_density(torch.tensor(placed.place.apply(truth))[None], weights, model.config.grid).float()
+        v0 = render_density(torch.tensor(placed.place.apply(truth))[None], weights, model.config.grid)[0].float()
         for t in args.times:
-            time = torch.tensor([t])
-            with torch.no_grad():
-                v_t, _ = add_noise(v0, time, model.sigma_data, generator)  # eq. 1
-                read = model.atoms(v_t, time, batch)[0].double().numpy()
-            read = placed.place.inverse().apply(read)
-            rows.append({"frame": frame, "t": t, "log_snr": float(log_snr(time, model.config.diffusion)[0]),
+            read = placed.place.inverse().apply(read_out_noised(model, placed.protein, v0, t, generator))
+            snr = float(log_snr(torch.tensor([t]), model.config.diffusion)[0])
+            rows.append({"frame": frame, "t": t, "log_snr": snr,
                          "rmsd_to_frame": rmsd(read, truth), "rmsd_to_reference": rmsd(read, reference.coords),
                          "reference_to_frame": rmsd(reference.coords, truth)})
             print(rows[-1], flush=True)

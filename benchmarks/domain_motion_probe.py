@@ -19,11 +19,9 @@ import pandas as pd
 import torch
 
 from cryosampler import domain_motion as dm
-from cryosampler.diffusion import add_noise
-from cryosampler.featurize import collate
 from cryosampler.metrics import aligned_rmsd_matrix
 from cryosampler.render import render_density
-from cryosampler.sampling import prepare_reference
+from cryosampler.sampling import prepare_reference, read_out_noised
 from cryosampler.training import load_checkpoint, model_from_checkpoint
 
 
@@ -43,15 +41,11 @@ def main() -> None:
     for name, (state_i, state_j) in dm.TRAIN_CASES.items():
         reference, target = dm.read_state(wheel, name, state_i), dm.read_state(wheel, name, state_j)
         placed = prepare_reference(model, reference)
-        batch = collate([placed.protein])
         truth = placed.place.apply(dm.superposed_state(target, reference))  # state j in the model's frame
-        v0 = render_density(torch.tensor(truth)[None], torch.tensor(target.atomic_numbers), model.config.grid).float()
+        v0 = render_density(torch.tensor(truth)[None], torch.tensor(target.atomic_numbers),
+                            model.config.grid)[0].float()
         for t in args.times:
-            time = torch.tensor([t])
-            with torch.no_grad():
-                v_t, _ = add_noise(v0, time, model.sigma_data, generator)  # eq. 1
-                read = model.atoms(v_t, time, batch)[0].double().numpy()
-            read = placed.place.inverse().apply(read)
+            read = placed.place.inverse().apply(read_out_noised(model, placed.protein, v0, t, generator))
             to_j, to_reference = aligned_rmsd_matrix(read[None], reference, [target, reference])[0]
             rows.append({"protein": name, "t": t, "rmsd_to_state_j": to_j, "rmsd_to_reference": to_reference})
             print(rows[-1], flush=True)

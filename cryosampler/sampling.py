@@ -12,7 +12,7 @@ import torch
 from tqdm.auto import tqdm
 
 from cryosampler.device import check_precision, resolve_device
-from cryosampler.diffusion import DiffusionConfig, alpha_sigma, ddim_sample, readout_time, time_at_noise
+from cryosampler.diffusion import DiffusionConfig, add_noise, alpha_sigma, ddim_sample, readout_time, time_at_noise
 from cryosampler.featurize import ProteinFeatures, collate, featurize
 from cryosampler.frame import (MAX_FIT_RMSD, RigidTransform, check_template_fit, map_to_model_frame, placement,
                                principal_placement)
@@ -21,7 +21,8 @@ from cryosampler.model import CryoSampler, ModelConfig
 from cryosampler.render import check_in_box
 from cryosampler.structure import Structure
 
-__all__ = ["Ensemble", "PlacedReference", "iter_samples", "sample_ensemble", "read_out", "matched_time", "fit_map",
+__all__ = ["Ensemble", "PlacedReference", "iter_samples", "sample_ensemble", "read_out", "read_out_noised",
+           "matched_time", "fit_map",
            "MapFit", "prepare_reference", "check_takes", "iter_reference_samples"]
 
 
@@ -128,6 +129,21 @@ def read_out(model: CryoSampler, protein: ProteinFeatures, volume: np.ndarray | 
     t = matched_time(v[0], model.render(batch.ref_coords, batch)[0], model.config.diffusion).reshape(1).to(device)
     alpha, _ = alpha_sigma(t, model.config.diffusion)
     return model.atoms(alpha * v, t, batch, precision)[0].cpu().numpy()
+
+
+@torch.no_grad()
+def read_out_noised(model: CryoSampler, protein: ProteinFeatures, v0: torch.Tensor, t: float,
+                    generator: torch.Generator) -> np.ndarray:
+    """What the encoder reads from a known map at one noise level: X̂_0 = f_θ(V_t, SNR_t, X_ref) with V_t the
+    map ``v0`` noised to time ``t`` (eq. 1, noise from ``generator``). The probes in benchmarks/ sweep t to find
+    where a model stops seeing a state that sampling never reaches.
+
+    v0: (D, D, D) on the model's grid and frame (CPU); protein: the reference placed in the model's frame.
+    Returns (N, 3) float64 Å, model frame.
+    """
+    time = torch.tensor([t])
+    v_t, _ = add_noise(v0[None], time, model.sigma_data, generator)  # eq. 1
+    return model.atoms(v_t, time, collate([protein]))[0].double().numpy()
 
 
 @dataclass(frozen=True)

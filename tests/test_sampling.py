@@ -129,3 +129,22 @@ def test_matched_time_reads_the_noise_where_the_protein_is_not_and_ignores_paddi
         assert float(matched_time(padded, rendered, config)) == pytest.approx(float(t), abs=0.01)
     masked = torch.where(rendered > 1e-3 * rendered.max(), signal + noise, torch.zeros(()))
     assert float(matched_time(masked, rendered, config)) == 0.0  # a masked map: no noise to measure
+
+
+def test_read_out_noised_is_read_out_when_nearly_clean_and_follows_its_generator(tiny_structure):
+    from cryosampler.sampling import read_out, read_out_noised
+
+    model = tiny_model(tiny_structure)
+    model.sigma_data.fill_(2.5)  # not 1, so that a missing 1/σ_data would show
+    protein = featurize(tiny_structure, tiny_structure.coords)
+    v0 = render_density(protein.ref_coords[None] + torch.tensor([1.5, 0.0, 0.0]), protein.atomic_numbers,
+                        model.config.grid)[0]
+    # Almost no noise: what read_out, the tested eq.-12 read-out, gives for the clean map (t 1e-4 against its
+    # matched t, hence the tolerance).
+    clean = read_out_noised(model, protein, v0, 1e-4, torch.Generator().manual_seed(0))
+    np.testing.assert_allclose(clean, read_out(model, protein, v0), atol=5e-3)
+    unscaled = read_out(model, protein, v0 * 2.5)
+    assert np.abs(clean - unscaled).max() > 5e-2  # the check can tell a wrongly scaled map
+    noisy = [read_out_noised(model, protein, v0, 0.9, torch.Generator().manual_seed(s)) for s in (1, 1, 2)]
+    np.testing.assert_array_equal(noisy[0], noisy[1])
+    assert np.abs(noisy[0] - noisy[2]).max() > 1e-4 and noisy[0].dtype == np.float64
