@@ -30,13 +30,13 @@ import pandas as pd
 import torch
 
 from cryosampler.device import PRECISIONS, resolve_device
-from cryosampler.encoder import ENCODER_PRESETS
-from cryosampler.featurize import featurize
-from cryosampler.metrics import score_ensemble
-from cryosampler.model import ModelConfig
-from cryosampler.profiles import get_profile
+from cryosampler.model.encoder import ENCODER_PRESETS
+from cryosampler.model.featurize import featurize
+from cryosampler.evaluation.metrics import score_ensemble
+from cryosampler.model.denoiser import ModelConfig
+from cryosampler.experiments.profiles import get_profile
 from cryosampler.sampling import sample_ensemble
-from cryosampler.simulate import load_dataset, load_states
+from cryosampler.experiments.simulate import load_dataset, load_states
 from cryosampler.training import TrainConfig, train, training_examples
 
 

@@ -29,13 +29,13 @@ import pandas as pd
 import torch
 
 from cryosampler.commands.sample import DEFAULT_DDIM_STEPS
-from cryosampler.encoder import ENCODER_PRESETS
-from cryosampler.featurize import featurize
-from cryosampler.manifest import pdb_dir_from_env, resolve_manifest
-from cryosampler.model import ModelConfig
-from cryosampler.profiles import get_profile
+from cryosampler.model.encoder import ENCODER_PRESETS
+from cryosampler.model.featurize import featurize
+from cryosampler.experiments.manifest import pdb_dir_from_env, resolve_manifest
+from cryosampler.model.denoiser import ModelConfig
+from cryosampler.experiments.profiles import get_profile
 from cryosampler.sampling import sample_ensemble
-from cryosampler.simulate import load_dataset, load_states, simulate_dataset
+from cryosampler.experiments.simulate import load_dataset, load_states, simulate_dataset
 from cryosampler.training import TrainConfig, train, training_examples
 
 SAMPLE_SLOT = "4CLN"

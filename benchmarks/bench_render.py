@@ -1,4 +1,4 @@
-"""Speed of the map renderer (cryosampler.render.render_density): forward and forward+backward maps/s.
+"""Speed of the map renderer (cryosampler.physics.render.render_density): forward and forward+backward maps/s.
 
 Renders a protein-sized blob (atoms uniform in a 40 Å ball, Z drawn from C/N/O/S at protein frequencies)
 into the paper's grid (64³, 2 Å, 8 Å resolution) for each batch size, after a warm-up. Forward runs under
@@ -18,7 +18,7 @@ import time
 import pandas as pd
 import torch
 
-from cryosampler.render import MapGrid, render_density
+from cryosampler.physics.render import MapGrid, render_density
 
 ELEMENTS = torch.tensor([6.0, 7.0, 8.0, 16.0])  # C, N, O, S
 FREQUENCIES = torch.tensor([0.63, 0.17, 0.19, 0.01])  # heavy-atom composition of a typical protein

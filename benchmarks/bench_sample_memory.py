@@ -22,10 +22,10 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from cryosampler.frame import principal_axes_template
-from cryosampler.manifest import find_entry, pdb_dir_from_env
-from cryosampler.model import CryoSampler, ModelConfig
-from cryosampler.structure import read_structure
+from cryosampler.physics.frame import principal_axes_template
+from cryosampler.experiments.manifest import find_entry, pdb_dir_from_env
+from cryosampler.model.denoiser import CryoSampler, ModelConfig
+from cryosampler.io.structure import read_structure
 from cryosampler.training import save_checkpoint
 
 

@@ -34,9 +34,9 @@ import torch
 
 from bench_model import simulated_data
 from cryosampler.device import PRECISIONS, resolve_device
-from cryosampler.encoder import ENCODER_PRESETS
-from cryosampler.model import ModelConfig
-from cryosampler.simulate import load_dataset
+from cryosampler.model.encoder import ENCODER_PRESETS
+from cryosampler.model.denoiser import ModelConfig
+from cryosampler.experiments.simulate import load_dataset
 from cryosampler.training import TrainConfig, train, training_examples
 
 ROW = "bench_train row: "  # prefix of the JSON line a --here process prints for its parent

@@ -18,13 +18,13 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from cryosampler.diffusion import log_snr
-from cryosampler.render import render_density
+from cryosampler.model.diffusion import log_snr
+from cryosampler.physics.render import render_density
 from cryosampler.sampling import prepare_reference, read_out_noised
-from cryosampler.structure import read_structure
-from cryosampler.superpose import rmsd
+from cryosampler.io.structure import read_structure
+from cryosampler.physics.superpose import rmsd
 from cryosampler.training import load_checkpoint, model_from_checkpoint
-from cryosampler.transition import adk_files, read_adk_path
+from cryosampler.experiments.transition import adk_files, read_adk_path
 
 
 def main() -> None:

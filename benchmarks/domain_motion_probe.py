@@ -18,9 +18,9 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from cryosampler import domain_motion as dm
-from cryosampler.metrics import aligned_rmsd_matrix
-from cryosampler.render import render_density
+from cryosampler.experiments import domain_motion as dm
+from cryosampler.evaluation.metrics import aligned_rmsd_matrix
+from cryosampler.physics.render import render_density
 from cryosampler.sampling import prepare_reference, read_out_noised
 from cryosampler.training import load_checkpoint, model_from_checkpoint
 

@@ -21,11 +21,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from cryosampler.degrade import DegradeConfig, degrade
-from cryosampler.profiles import get_profile
+from cryosampler.physics.degrade import DegradeConfig, degrade
+from cryosampler.experiments.profiles import get_profile
 from cryosampler.sampling import fit_map, prepare_reference
-from cryosampler.simulate import load_dataset, load_maps, load_states
-from cryosampler.superpose import rmsd
+from cryosampler.experiments.simulate import load_dataset, load_maps, load_states
+from cryosampler.physics.superpose import rmsd
 from cryosampler.training import load_checkpoint, model_from_checkpoint
 
 RECIPES = {

@@ -4,7 +4,7 @@
 
 For each folder with a ``bench_train.csv``: ``tables/gpu_bench_train.md`` (s/step and peak memory per
 preset, precision and batch size). With ``runs.csv``: ``tables/gpu_runs.md`` (Table 1's columns plus the
-out-of-distribution protein for each training run, :func:`~cryosampler.tables.comparison_table`). With
+out-of-distribution protein for each training run, :func:`~cryosampler.evaluation.tables.comparison_table`). With
 ``fp32_train_log.csv.gz`` and ``bf16_train_log.csv.gz``: ``figures/fig_precision_loss.{png,pdf}``. Several
 folders are written one after the other; the newest (last in name order) wins.
 """
@@ -20,9 +20,9 @@ matplotlib.use("Agg")
 
 import pandas as pd  # noqa: E402
 
-from cryosampler.figures import plot_precision_curves, save_figure  # noqa: E402
-from cryosampler.profiles import repo_root  # noqa: E402
-from cryosampler.tables import SD_NOTE, comparison_markdown, comparison_table, save_table  # noqa: E402
+from cryosampler.evaluation.figures import plot_precision_curves, save_figure  # noqa: E402
+from cryosampler.experiments.profiles import repo_root  # noqa: E402
+from cryosampler.evaluation.tables import SD_NOTE, comparison_markdown, comparison_table, save_table  # noqa: E402
 
 
 def report(measured: Path, figures: Path, tables: Path) -> list[Path]:

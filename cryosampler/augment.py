@@ -22,8 +22,8 @@ import itertools
 import numpy as np
 import torch
 
-from cryosampler.featurize import ProteinFeatures
-from cryosampler.render import MapGrid
+from cryosampler.model.featurize import ProteinFeatures
+from cryosampler.physics.render import MapGrid
 
 __all__ = ["CUBE_ROTATIONS", "grid_centre", "rotate_volume", "rotate_coords", "rotate_examples"]
 

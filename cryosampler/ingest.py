@@ -1,6 +1,6 @@
 """Map ingestion: a user's map (own voxel size, box, origin) → the model's grid, and the map–model fit check.
 
-A map read by :func:`cryosampler.mrc.read_mrc` is a volume (x, y, z) whose voxel (i, j, k) is centred at
+A map read by :func:`cryosampler.io.mrc.read_mrc` is a volume (x, y, z) whose voxel (i, j, k) is centred at
 ``origin + (i, j, k) * apix`` Å in the map's frame, the frame the reference model was fitted in. The model's
 grid (``render.MapGrid``) places voxel (i, j, k) at ``((i, j, k) - D//2) * grid.apix`` Å around its own
 origin; :func:`resample_to_grid` puts that origin at ``centre`` (map frame, Å) and samples the map there.
@@ -14,10 +14,10 @@ import numpy as np
 import torch
 from scipy import ndimage
 
-from cryosampler.degrade import low_pass
-from cryosampler.metrics import map_correlation
-from cryosampler.mrc import read_mrc
-from cryosampler.render import MapGrid, check_in_box, render_density
+from cryosampler.physics.degrade import low_pass
+from cryosampler.evaluation.metrics import map_correlation
+from cryosampler.io.mrc import read_mrc
+from cryosampler.physics.render import MapGrid, check_in_box, render_density
 
 __all__ = ["resample_to_grid", "check_contains", "map_model_correlation", "check_fitted", "ingest_map", "model_scale",
            "FIT_THRESHOLD", "FIT_GAIN_THRESHOLD"]

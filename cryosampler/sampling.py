@@ -12,14 +12,14 @@ import torch
 from tqdm.auto import tqdm
 
 from cryosampler.device import check_precision, resolve_device
-from cryosampler.diffusion import DiffusionConfig, add_noise, alpha_sigma, ddim_sample, readout_time, time_at_noise
-from cryosampler.featurize import ProteinFeatures, collate, featurize
-from cryosampler.frame import (MAX_FIT_RMSD, RigidTransform, check_template_fit, map_to_model_frame, placement,
+from cryosampler.model.diffusion import DiffusionConfig, add_noise, alpha_sigma, ddim_sample, readout_time, time_at_noise
+from cryosampler.model.featurize import ProteinFeatures, collate, featurize
+from cryosampler.physics.frame import (MAX_FIT_RMSD, RigidTransform, check_template_fit, map_to_model_frame, placement,
                                principal_placement)
 from cryosampler.ingest import map_model_correlation, model_scale
-from cryosampler.model import CryoSampler, ModelConfig
-from cryosampler.render import check_in_box
-from cryosampler.structure import Structure
+from cryosampler.model.denoiser import CryoSampler, ModelConfig
+from cryosampler.physics.render import check_in_box
+from cryosampler.io.structure import Structure
 
 __all__ = ["Ensemble", "PlacedReference", "iter_samples", "sample_ensemble", "read_out", "read_out_noised",
            "matched_time", "fit_map",

@@ -21,13 +21,13 @@ from tqdm.auto import tqdm
 
 from cryosampler.augment import rotate_examples
 from cryosampler.device import check_precision, distributed, resolve_device
-from cryosampler.diffusion import add_noise, denoise_loss, sample_times
-from cryosampler.featurize import ProteinFeatures, collate, featurize
-from cryosampler.files import atomic_path
-from cryosampler.frame import Template
-from cryosampler.model import CryoSampler, ModelConfig
-from cryosampler.simulate import load_maps, load_states
-from cryosampler.structural_losses import structural_loss
+from cryosampler.model.diffusion import add_noise, denoise_loss, sample_times
+from cryosampler.model.featurize import ProteinFeatures, collate, featurize
+from cryosampler.io.files import atomic_path
+from cryosampler.physics.frame import Template
+from cryosampler.model.denoiser import CryoSampler, ModelConfig
+from cryosampler.experiments.simulate import load_maps, load_states
+from cryosampler.model.structural_losses import structural_loss
 
 __all__ = ["TrainConfig", "TRAIN_PRESETS", "TrainingExample", "estimate_sigma_data", "train", "training_examples",
            "save_checkpoint", "load_checkpoint", "model_from_checkpoint", "LOG_COLUMNS", "CHECKPOINT_FORMAT"]

@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from cryosampler.structure import Structure
+from cryosampler.io.structure import Structure
 
 PDB_DIR = Path(os.environ.get("CRYOSAMPLER_PDB_DIR", Path(__file__).resolve().parents[2] / "shared" / "data" / "pdb"))
 
@@ -65,8 +65,8 @@ def tiny_examples(structure: Structure):
     """Two training maps of ``structure`` on a 16³ grid: the reference shifted by ±1 Å along x."""
     import torch
 
-    from cryosampler.featurize import featurize
-    from cryosampler.render import MapGrid, render_density
+    from cryosampler.model.featurize import featurize
+    from cryosampler.physics.render import MapGrid, render_density
     from cryosampler.training import TrainingExample
 
     grid = MapGrid(**TINY_GRID)
@@ -83,10 +83,10 @@ def tiny_model(structure: Structure, seed: int = 0, grid: dict = TINY_GRID):
     """An untrained smoke-preset model on the 16³ grid (or ``grid``) whose template is ``structure``."""
     import torch
 
-    from cryosampler.encoder import ENCODER_PRESETS
-    from cryosampler.frame import principal_axes_template
-    from cryosampler.model import CryoSampler, ModelConfig
-    from cryosampler.render import MapGrid
+    from cryosampler.model.encoder import ENCODER_PRESETS
+    from cryosampler.physics.frame import principal_axes_template
+    from cryosampler.model.denoiser import CryoSampler, ModelConfig
+    from cryosampler.physics.render import MapGrid
 
     config = ModelConfig(encoder=ENCODER_PRESETS["smoke"], grid=MapGrid(**grid))
     with torch.random.fork_rng(devices=[]):
@@ -127,7 +127,7 @@ def downloaded_or_skip(fetch, what: str):
 @pytest.fixture(scope="session")
 def benchmark_wheel() -> Path:
     """The bioemu-benchmarks wheel."""
-    from cryosampler.domain_motion import benchmark_wheel as find_wheel
+    from cryosampler.experiments.domain_motion import benchmark_wheel as find_wheel
 
     return downloaded_or_skip(find_wheel, "domain-motion benchmark data")
 
@@ -135,6 +135,6 @@ def benchmark_wheel() -> Path:
 @pytest.fixture(scope="session")
 def adk_files() -> dict:
     """The adenylate kinase DIMS files."""
-    from cryosampler.transition import adk_files as find_files
+    from cryosampler.experiments.transition import adk_files as find_files
 
     return downloaded_or_skip(find_files, "adenylate kinase path")

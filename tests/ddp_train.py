@@ -20,7 +20,7 @@ import cryosampler.training as training  # noqa: E402
 from conftest import make_helix, tiny_examples  # noqa: E402
 from test_distributed import CONFIGS, MODEL  # noqa: E402
 
-from cryosampler.frame import principal_axes_template  # noqa: E402
+from cryosampler.physics.frame import principal_axes_template  # noqa: E402
 
 wrapped = []
 

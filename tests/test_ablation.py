@@ -5,7 +5,7 @@ import importlib.util
 import pandas as pd
 import pytest
 
-from cryosampler.profiles import repo_root
+from cryosampler.experiments.profiles import repo_root
 
 
 def _ablation():

@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 
 from conftest import make_helix
-from cryosampler.baselines import (BASELINE_COMMANDS, BASELINE_METHODS, find_baseline_outputs, read_alphaflow,
+from cryosampler.experiments.baselines import (BASELINE_COMMANDS, BASELINE_METHODS, find_baseline_outputs, read_alphaflow,
                                    read_baseline, read_boltz)
-from cryosampler.structure import write_mmcif, write_pdb
-from cryosampler.tables import TABLE1_METHODS
+from cryosampler.io.structure import write_mmcif, write_pdb
+from cryosampler.evaluation.tables import TABLE1_METHODS
 
 
 def _with_hydrogens(pdb_text: str) -> str:

@@ -16,7 +16,7 @@ import pytest
 import torch
 
 import cryosampler.cli as cli
-from cryosampler.structure import read_ensemble, read_structure, write_pdb
+from cryosampler.io.structure import read_ensemble, read_structure, write_pdb
 from cryosampler.training import save_checkpoint
 
 from conftest import checkpoint_state, make_helix, tiny_model
@@ -256,12 +256,12 @@ def _run_main(inputs, tmp_path, **extra) -> tuple[int, Path]:
 
 
 def test_write_error_is_one_line_naming_the_path_and_leaves_nothing(inputs, tmp_path, monkeypatch, capsys):
-    import cryosampler.mrc
+    import cryosampler.io.mrc
 
     def disk_full(path, *args, **kwargs):
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
 
-    monkeypatch.setattr(cryosampler.mrc, "write_mrc", disk_full)
+    monkeypatch.setattr(cryosampler.io.mrc, "write_mrc", disk_full)
     code, out = _run_main(inputs, tmp_path)
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 1 and len(err) == 1 and "sample_000.mrc: No space left on device" in err[0]

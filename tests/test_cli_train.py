@@ -12,9 +12,9 @@ import pandas as pd
 import pytest
 
 import cryosampler.cli as cli
-from cryosampler.mrc import read_mrc
+from cryosampler.io.mrc import read_mrc
 from cryosampler.commands.train import resolve_maps
-from cryosampler.structure import read_ensemble, read_structure, write_pdb
+from cryosampler.io.structure import read_ensemble, read_structure, write_pdb
 
 from conftest import make_helix
 from test_ingest import write_user_map

@@ -13,9 +13,9 @@ from scipy.spatial.transform import Rotation
 
 import cryosampler.cli as cli
 from cryosampler.commands.train import resolve_proteins
-from cryosampler.frame import own_frame_template, own_placement, placement
+from cryosampler.physics.frame import own_frame_template, own_placement, placement
 from cryosampler.sampling import prepare_reference
-from cryosampler.structure import read_ensemble, read_structure, write_pdb
+from cryosampler.io.structure import read_ensemble, read_structure, write_pdb
 from cryosampler.training import load_checkpoint, model_from_checkpoint
 
 from conftest import make_helix

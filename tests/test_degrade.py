@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from cryosampler.degrade import DegradeConfig, add_noise, b_factor_blur, degrade, low_pass, signal_mask
+from cryosampler.physics.degrade import DegradeConfig, add_noise, b_factor_blur, degrade, low_pass, signal_mask
 
 D, APIX = 64, 1.0  # 64 Å box
 

@@ -9,8 +9,8 @@ import torch
 
 import cryosampler.cli as cli
 from cryosampler.device import resolve_device
-from cryosampler.featurize import featurize
-from cryosampler.frame import principal_axes_template
+from cryosampler.model.featurize import featurize
+from cryosampler.physics.frame import principal_axes_template
 from cryosampler.sampling import sample_ensemble
 from cryosampler.training import load_checkpoint, save_checkpoint, train
 
@@ -84,7 +84,7 @@ def test_cli_samples_on_the_cpu_when_asked(inputs_cli, capsys):
 
 @pytest.fixture
 def inputs_cli(tiny_structure, tiny_checkpoint):
-    from cryosampler.structure import write_pdb
+    from cryosampler.io.structure import write_pdb
 
     reference = tiny_checkpoint.parent / "ref.pdb"
     write_pdb(reference, tiny_structure)

@@ -6,7 +6,7 @@ import math
 import pytest
 import torch
 
-from cryosampler.diffusion import (
+from cryosampler.model.diffusion import (
     DIFFUSION_PRESETS,
     DiffusionConfig,
     add_noise,

@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from cryosampler.encoder import ENCODER_PRESETS
-from cryosampler.frame import principal_axes_template
-from cryosampler.model import ModelConfig
-from cryosampler.render import MapGrid
+from cryosampler.model.encoder import ENCODER_PRESETS
+from cryosampler.physics.frame import principal_axes_template
+from cryosampler.model.denoiser import ModelConfig
+from cryosampler.physics.render import MapGrid
 from cryosampler.training import TrainConfig, load_checkpoint, train
 
 from conftest import TINY_GRID, make_helix, tiny_examples

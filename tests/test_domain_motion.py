@@ -7,10 +7,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from cryosampler import domain_motion as dm
-from cryosampler.render import MapGrid
-from cryosampler.structure import write_pdb
-from cryosampler.superpose import rmsd
+from cryosampler.experiments import domain_motion as dm
+from cryosampler.physics.render import MapGrid
+from cryosampler.io.structure import write_pdb
+from cryosampler.physics.superpose import rmsd
 from conftest import make_helix
 
 
@@ -122,7 +122,7 @@ def test_superposed_state_pairs_states_of_other_lengths_by_sequence(tmp_path):
 
     from scipy.spatial.transform import Rotation
 
-    from cryosampler.structure import read_structure
+    from cryosampler.io.structure import read_structure
 
     helix = make_helix(12)
     residues = ["MET", "LYS", "TRP", "GLU", "ASP", "PHE", "GLY", "HIS", "ILE", "ASN", "PRO", "TYR"]
@@ -145,7 +145,7 @@ def with_coords(structure, coords, name):
     import tempfile
     from pathlib import Path
 
-    from cryosampler.structure import read_structure
+    from cryosampler.io.structure import read_structure
     with tempfile.TemporaryDirectory() as tmp:
         write_pdb(Path(tmp) / f"{name}.pdb", structure, coords)
         return read_structure(Path(tmp) / f"{name}.pdb")

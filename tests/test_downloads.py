@@ -1,6 +1,6 @@
 """The download cache: where it is (pip_download's refusals are tested through benchmark_wheel and adk_files)."""
 
-from cryosampler import downloads
+from cryosampler.experiments import downloads
 
 
 def test_data_dir_follows_the_environment(tmp_path, monkeypatch):

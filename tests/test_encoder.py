@@ -5,8 +5,8 @@ import dataclasses
 import pytest
 import torch
 
-from cryosampler.encoder import ENCODER_PRESETS, AtomicEncoder, EncoderConfig, sample_at_atoms
-from cryosampler.featurize import collate, featurize
+from cryosampler.model.encoder import ENCODER_PRESETS, AtomicEncoder, EncoderConfig, sample_at_atoms
+from cryosampler.model.featurize import collate, featurize
 
 from conftest import make_helix
 
@@ -104,7 +104,7 @@ def test_sequence_features_are_an_option(tiny_structure, sequence_features):
 
 def test_configs_without_the_sequence_option_load_with_it_on():
     # Checkpoints written before the option existed were trained with sequence features.
-    from cryosampler.model import ModelConfig
+    from cryosampler.model.denoiser import ModelConfig
 
     d = ModelConfig().to_dict()
     del d["encoder"]["sequence_features"]

@@ -9,7 +9,7 @@ import tomllib
 import yaml
 from packaging.specifiers import SpecifierSet
 
-from cryosampler.profiles import repo_root
+from cryosampler.experiments.profiles import repo_root
 
 # Import name → distribution name, where they differ.
 DISTRIBUTION = {"yaml": "pyyaml", "sklearn": "scikit-learn"}
@@ -57,7 +57,7 @@ def test_pyproject_and_environment_pin_the_same_versions():
 def test_runtime_dependencies_are_what_the_library_imports():
     project = _project()
     runtime = _pins(project["dependencies"])
-    imported = _third_party_imports((repo_root() / "cryosampler").glob("*.py"))
+    imported = _third_party_imports((repo_root() / "cryosampler").rglob("*.py"))
     assert imported <= set(runtime), f"imported but not a runtime dependency: {imported - set(runtime)}"
     # tabulate is not imported but needed by pandas' DataFrame.to_markdown (tables.save_table).
     assert set(runtime) - imported == {"tabulate"}

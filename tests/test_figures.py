@@ -7,7 +7,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 
-from cryosampler.figures import (plot_best_rmsd_bars, plot_ca_traces, plot_coverage_curves,  # noqa: E402
+from cryosampler.evaluation.figures import (plot_best_rmsd_bars, plot_ca_traces, plot_coverage_curves,  # noqa: E402
                                  plot_ddim_steps, plot_figure2, plot_loss_curves, plot_mode_displacement,
                                  plot_precision_curves,
                                  plot_sample_rmsds, plot_state_maps, save_figure)

@@ -1,6 +1,6 @@
 import pytest
 
-from cryosampler.files import atomic_path, staged_directory
+from cryosampler.io.files import atomic_path, staged_directory
 
 
 def test_success_renames_onto_target(tmp_path):

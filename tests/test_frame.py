@@ -4,11 +4,11 @@ import numpy as np
 import torch
 from scipy.spatial.transform import Rotation
 
-from cryosampler.frame import (map_to_input_frame, map_to_model_frame, own_frame_template, placement,
+from cryosampler.physics.frame import (map_to_input_frame, map_to_model_frame, own_frame_template, placement,
                                principal_axes_template)
-from cryosampler.metrics import map_correlation
-from cryosampler.render import MapGrid, render_density
-from cryosampler.structure import read_structure
+from cryosampler.evaluation.metrics import map_correlation
+from cryosampler.physics.render import MapGrid, render_density
+from cryosampler.io.structure import read_structure
 
 
 def test_template_and_placement_do_not_depend_on_the_input_frame(shared_pdb):

@@ -1,4 +1,4 @@
-"""Tests for cryosampler.manifest: resolution against the shared PDB directory and offline download."""
+"""Tests for cryosampler.experiments.manifest: resolution against the shared PDB directory and offline download."""
 
 import logging
 import shutil
@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from cryosampler.manifest import (
+from cryosampler.experiments.manifest import (
     ENV_VAR,
     describe_missing,
     find_entry,
@@ -104,7 +104,7 @@ def test_download_from_file_url(pdb_dir, tmp_path):
 
 
 def test_download_failure_returns_none(tmp_path, caplog):
-    with caplog.at_level(logging.WARNING, logger="cryosampler.manifest"):
+    with caplog.at_level(logging.WARNING, logger="cryosampler.experiments.manifest"):
         got = find_entry("9ZZZ", None, tmp_path / "cache", download=True, base_url=(tmp_path / "empty").as_uri())
     assert got is None
     assert "9ZZZ" in caplog.text

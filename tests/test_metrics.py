@@ -8,7 +8,7 @@ import pytest
 from scipy.spatial.distance import cdist
 from scipy.spatial.transform import Rotation
 
-from cryosampler.metrics import (
+from cryosampler.evaluation.metrics import (
     COVERAGE_THRESHOLDS,
     SUCCESS_THRESHOLD,
     aligned_atoms,
@@ -27,8 +27,8 @@ from cryosampler.metrics import (
     state_occupancy,
     validity,
 )
-from cryosampler.structure import Structure, read_structure
-from cryosampler.superpose import rmsd, rmsd_matrix
+from cryosampler.io.structure import Structure, read_structure
+from cryosampler.physics.superpose import rmsd, rmsd_matrix
 from conftest import make_helix
 
 
@@ -379,7 +379,7 @@ ISSUE_CA_RMSD = {"P0AEQ3": 5.3, "P0205": 4.1, "P71447": 3.4, "P37487": 9.9, "Q18
 
 @pytest.mark.parametrize("name", ISSUE_CA_RMSD)
 def test_alignment_pairing_reproduces_the_issues_state_rmsds(benchmark_wheel, name):
-    from cryosampler.domain_motion import HELD_OUT_CASES, TRAIN_CASES, read_state
+    from cryosampler.experiments.domain_motion import HELD_OUT_CASES, TRAIN_CASES, read_state
 
     state_i, state_j = (TRAIN_CASES | HELD_OUT_CASES)[name]
     a, b = read_state(benchmark_wheel, name, state_i), read_state(benchmark_wheel, name, state_j)
@@ -393,7 +393,7 @@ def test_alignment_pairs_like_the_benchmarks_biopython_aligner(benchmark_wheel):
     # The benchmark pairs with Biopython 1.85's PairwiseAligner(mode="global", open_gap_score=-0.5), whose gap
     # extension then defaults to 0 (later Biopython versions default it to -1, so it is set here).
     align = pytest.importorskip("Bio.Align")
-    from cryosampler.domain_motion import HELD_OUT_CASES, TRAIN_CASES, read_state
+    from cryosampler.experiments.domain_motion import HELD_OUT_CASES, TRAIN_CASES, read_state
 
     aligner = align.PairwiseAligner(mode="global", open_gap_score=-0.5, extend_gap_score=0.0)
     for name, (state_i, state_j) in (TRAIN_CASES | HELD_OUT_CASES).items():
@@ -404,7 +404,7 @@ def test_alignment_pairs_like_the_benchmarks_biopython_aligner(benchmark_wheel):
 
 
 def test_sequence_identity_by_hand():
-    from cryosampler.metrics import nearest_protein, sequence_identity
+    from cryosampler.evaluation.metrics import nearest_protein, sequence_identity
 
     assert sequence_identity("ACDEFG", "ACDEFG") == 1.0
     assert sequence_identity("AAAA", "KKKK") == 0.0

@@ -5,9 +5,9 @@ import mrcfile
 import numpy as np
 import pytest
 
-import cryosampler.mrc
-from cryosampler.mrc import read_mrc, write_map_file, write_mrc
-from cryosampler.render import MapGrid
+import cryosampler.io.mrc
+from cryosampler.io.mrc import read_mrc, write_map_file, write_mrc
+from cryosampler.physics.render import MapGrid
 
 
 def test_round_trip_values_apix_origin(tmp_path):
@@ -110,7 +110,7 @@ def test_failed_write_leaves_no_partial_file(tmp_path, monkeypatch):
             f.write(b"partial")
         raise OSError("disk full")
 
-    monkeypatch.setattr(cryosampler.mrc.mrcfile, "new", failing_new)
+    monkeypatch.setattr(cryosampler.io.mrc.mrcfile, "new", failing_new)
     with pytest.raises(OSError, match="disk full"):
         write_mrc(path, np.zeros((4, 4, 4)), grid)
     assert [p.name for p in tmp_path.iterdir()] == ["map.mrc"]

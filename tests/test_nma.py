@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 from scipy.spatial.transform import Rotation
 
-from cryosampler.nma import MotionConfig, anm_mode, sample_anm_conformations, simulate_motion
-from cryosampler.structure import read_structure
-from cryosampler.superpose import optimal_rotation
+from cryosampler.physics.nma import MotionConfig, anm_mode, sample_anm_conformations, simulate_motion
+from cryosampler.io.structure import read_structure
+from cryosampler.physics.superpose import optimal_rotation
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ matplotlib.use("Agg")
 import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 
-from cryosampler.profiles import repo_root  # noqa: E402
+from cryosampler.experiments.profiles import repo_root  # noqa: E402
 
 
 def _report():

@@ -3,7 +3,7 @@
 import json
 import re
 
-from cryosampler.profiles import repo_root
+from cryosampler.experiments.profiles import repo_root
 
 # A duration with a unit, e.g. "21 min", "0.42 s/step", "3.5 h", "25 minutes".
 DURATION = re.compile(r"\d+(?:\.\d+)?\s*(?:min(?:utes?)?|s/step|h|hours?)\b")
@@ -50,4 +50,4 @@ def test_ensembles_are_scored_only_by_score_ensemble():
     own_scoring = re.compile(r"\b(rmsd_matrix|matched_rmsd_matrix|ensemble_summary|state_occupancy|"
                              r"closest_sample_rmsd)\(|rmsds?\[:, *0\] *[<>]")
     found = [where for where, code in _notebook_and_benchmark_code() if own_scoring.search(code)]
-    assert not found, f"score ensembles with cryosampler.metrics.score_ensemble: {found}"
+    assert not found, f"score ensembles with cryosampler.evaluation.metrics.score_ensemble: {found}"

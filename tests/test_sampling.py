@@ -8,13 +8,13 @@ import pytest
 import torch
 from scipy.spatial.transform import Rotation
 
-from cryosampler.featurize import featurize
-from cryosampler.frame import MAX_FIT_RMSD
-from cryosampler.diffusion import DiffusionConfig, alpha_sigma
-from cryosampler.render import MapGrid, render_density
+from cryosampler.model.featurize import featurize
+from cryosampler.physics.frame import MAX_FIT_RMSD
+from cryosampler.model.diffusion import DiffusionConfig, alpha_sigma
+from cryosampler.physics.render import MapGrid, render_density
 from cryosampler.sampling import (iter_reference_samples, iter_samples, matched_time, prepare_reference,
                                   sample_ensemble)
-from cryosampler.structure import read_structure
+from cryosampler.io.structure import read_structure
 
 from conftest import make_helix, tiny_model
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from cryosampler.structural_losses import (
+from cryosampler.model.structural_losses import (
     backbone_loss,
     backbone_window_pairs,
     pad_pairs,

@@ -1,4 +1,4 @@
-"""Tests for cryosampler.structure against the shared calmodulin files and synthetic PDB text."""
+"""Tests for cryosampler.io.structure against the shared calmodulin files and synthetic PDB text."""
 
 import dataclasses
 import gzip
@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from conftest import make_helix
-from cryosampler.structure import (
+from cryosampler.io.structure import (
     EnsembleWriter,
     Structure,
     match_atoms,

@@ -4,7 +4,7 @@ import mdtraj
 import numpy as np
 from scipy.spatial.transform import Rotation
 
-from cryosampler.superpose import rmsd, rmsd_matrix, superpose
+from cryosampler.physics.superpose import rmsd, rmsd_matrix, superpose
 
 
 def _random_structure(rng, n=50):

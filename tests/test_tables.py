@@ -2,7 +2,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from cryosampler.tables import (PAPER_TABLE1, SD_NOTE, closest_by_method, comparison_markdown, comparison_table,
+from cryosampler.evaluation.tables import (PAPER_TABLE1, SD_NOTE, closest_by_method, comparison_markdown, comparison_table,
                                 ddim_steps_table, ensemble_metrics_markdown,
                                 ensemble_metrics_table, mean_sd_cell, sampling_markdown, sampling_table, save_table,
                                 table1, table1_caption, table1_markdown)

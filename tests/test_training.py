@@ -11,12 +11,12 @@ import pytest
 import torch
 
 import cryosampler.training as training
-from cryosampler.encoder import ENCODER_PRESETS
-from cryosampler.frame import principal_axes_template
-from cryosampler.model import CryoSampler, ModelConfig
-from cryosampler.mrc import write_mrc
-from cryosampler.render import MapGrid
-from cryosampler.structural_losses import structural_loss
+from cryosampler.model.encoder import ENCODER_PRESETS
+from cryosampler.physics.frame import principal_axes_template
+from cryosampler.model.denoiser import CryoSampler, ModelConfig
+from cryosampler.io.mrc import write_mrc
+from cryosampler.physics.render import MapGrid
+from cryosampler.model.structural_losses import structural_loss
 from cryosampler.training import (CHECKPOINT_FORMAT, TrainConfig, load_checkpoint, model_from_checkpoint, save_checkpoint,
                                   train, training_losses)
 

@@ -3,9 +3,9 @@
 import numpy as np
 from scipy.spatial.transform import Rotation
 
-from cryosampler.nma import simulate_motion
-from cryosampler.structure import read_structure
-from cryosampler.transfer import ca_rmsd, nearest_donor, transfer_states
+from cryosampler.physics.nma import simulate_motion
+from cryosampler.io.structure import read_structure
+from cryosampler.experiments.transfer import ca_rmsd, nearest_donor, transfer_states
 
 
 def test_self_transfer_returns_the_states_in_any_frame(shared_pdb):

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from cryosampler import transition
-from cryosampler.superpose import rmsd
+from cryosampler.experiments import transition
+from cryosampler.physics.superpose import rmsd
 
 
 def test_missing_files_name_the_cache_and_the_pip_command(tmp_path):

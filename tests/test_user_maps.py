@@ -5,12 +5,12 @@ import pytest
 import torch
 
 from conftest import make_helix
-from cryosampler.degrade import DegradeConfig, signal_mask
+from cryosampler.physics.degrade import DegradeConfig, signal_mask
 from cryosampler.ingest import ingest_map
-from cryosampler.metrics import map_correlation
-from cryosampler.mrc import read_mrc
-from cryosampler.render import MapGrid, render_density
-from cryosampler.user_maps import (APIX_RANGE, BOX_RANGE, draw_frames, gridding_around, random_gridding,
+from cryosampler.evaluation.metrics import map_correlation
+from cryosampler.io.mrc import read_mrc
+from cryosampler.physics.render import MapGrid, render_density
+from cryosampler.experiments.user_maps import (APIX_RANGE, BOX_RANGE, draw_frames, gridding_around, random_gridding,
                                    random_griddings, render_gridded, write_map_folder)
 
 MODEL_GRID = MapGrid(size=64, apix=2.0, resolution=8.0)

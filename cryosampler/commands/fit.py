@@ -10,7 +10,7 @@ from pathlib import Path
 
 from cryosampler.commands import add_fit_probes_arg, check_writable, nearest_training_protein, same_path
 from cryosampler.commands.train import MAP_SUFFIXES, resolve_maps
-from cryosampler.files import staged_directory
+from cryosampler.io.files import staged_directory
 
 __all__ = ["add_args", "main", "model_name", "HELP", "DESCRIPTION", "TABLE"]
 
@@ -87,8 +87,8 @@ def main(args: argparse.Namespace) -> None:
     from cryosampler.device import resolve_device
     from cryosampler.ingest import ingest_map
     from cryosampler.sampling import fit_map, prepare_reference
-    from cryosampler.structure import read_structure, write_mmcif, write_pdb
-    from cryosampler.superpose import rmsd
+    from cryosampler.io.structure import read_structure, write_mmcif, write_pdb
+    from cryosampler.physics.superpose import rmsd
     from cryosampler.training import load_checkpoint, model_from_checkpoint
 
     device = resolve_device(args.device)

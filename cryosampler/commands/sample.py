@@ -10,7 +10,7 @@ from contextlib import ExitStack
 from pathlib import Path
 
 from cryosampler.commands import check_writable, int_at_least, nearest_training_protein, same_path
-from cryosampler.files import staged_directory
+from cryosampler.io.files import staged_directory
 
 __all__ = ["add_args", "main", "DEFAULT_DDIM_STEPS", "HELP", "DESCRIPTION"]
 
@@ -86,10 +86,10 @@ def check_outputs(args: argparse.Namespace) -> None:
 def main(args: argparse.Namespace) -> None:
     check_outputs(args)
     # Imported only now (torch and ProDy take seconds), so usage and output errors come at once.
-    from cryosampler.frame import MAX_FIT_RMSD, map_to_input_frame
-    from cryosampler.mrc import write_mrc
+    from cryosampler.physics.frame import MAX_FIT_RMSD, map_to_input_frame
+    from cryosampler.io.mrc import write_mrc
     from cryosampler.sampling import iter_reference_samples, prepare_reference
-    from cryosampler.structure import EnsembleWriter, read_structure
+    from cryosampler.io.structure import EnsembleWriter, read_structure
     from cryosampler.device import resolve_device
     from cryosampler.training import load_checkpoint, model_from_checkpoint
 

@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 from cryosampler.commands import add_fit_probes_arg, check_writable, int_at_least, same_path
-from cryosampler.files import atomic_path
+from cryosampler.io.files import atomic_path
 
 __all__ = ["add_args", "main", "resolve_maps", "resolve_proteins", "MAP_SUFFIXES", "OUTPUTS", "HELP", "DESCRIPTION"]
 
@@ -218,13 +218,13 @@ def main(args: argparse.Namespace) -> None:
     import torch
 
     from cryosampler.device import resolve_device
-    from cryosampler.encoder import ENCODER_PRESETS
-    from cryosampler.featurize import featurize
-    from cryosampler.frame import map_to_model_frame, own_frame_template, own_placement, principal_placement
+    from cryosampler.model.encoder import ENCODER_PRESETS
+    from cryosampler.model.featurize import featurize
+    from cryosampler.physics.frame import map_to_model_frame, own_frame_template, own_placement, principal_placement
     from cryosampler.ingest import ingest_map, model_scale
-    from cryosampler.model import ModelConfig
+    from cryosampler.model.denoiser import ModelConfig
     from cryosampler.sampling import check_takes
-    from cryosampler.structure import read_structure
+    from cryosampler.io.structure import read_structure
     from cryosampler.training import TrainConfig, TrainingExample, train
 
     if args.preset not in ENCODER_PRESETS:

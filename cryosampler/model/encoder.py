@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from cryosampler.featurize import ProteinBatch
+from cryosampler.model.featurize import ProteinBatch
 
 __all__ = ["EncoderConfig", "ENCODER_PRESETS", "AtomicEncoder", "sample_at_atoms"]
 

@@ -20,8 +20,8 @@ from dataclasses import dataclass
 import numpy as np
 import prody
 
-from cryosampler.structure import Structure, shared_ca
-from cryosampler.superpose import optimal_rotation
+from cryosampler.io.structure import Structure, shared_ca
+from cryosampler.physics.superpose import optimal_rotation
 
 __all__ = ["MotionConfig", "Motion", "anm_mode", "orient_like", "orient_anchor", "traverse_endpoints",
            "simulate_motion", "sample_anm_conformations"]

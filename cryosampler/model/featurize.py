@@ -8,8 +8,8 @@ from typing import Literal
 import numpy as np
 import torch
 
-from cryosampler.structural_losses import backbone_window_pairs, pad_pairs, residue_pairs
-from cryosampler.structure import Structure
+from cryosampler.model.structural_losses import backbone_window_pairs, pad_pairs, residue_pairs
+from cryosampler.io.structure import Structure
 
 __all__ = ["ATOM_NAMES", "RESIDUE_NAMES", "ProteinFeatures", "ProteinBatch", "featurize", "collate"]
 

@@ -3,7 +3,7 @@
 A volume ``V[i, j, k]`` (axes x, y, z) is stored as mrcfile's ``data[k, j, i]`` (MAPC, MAPR, MAPS = 1, 2, 3),
 with voxel size ``apix``, header ORIGIN = ``origin`` (Å) and NXSTART = NYSTART = NZSTART = 0, so ChimeraX,
 EMAN2 and RELION, whichever of ORIGIN or N?START they read, all put voxel (i, j, k) at
-``origin + (i, j, k) * apix`` Å. For maps rendered by ``cryosampler.render`` the origin is ``grid.origin``.
+``origin + (i, j, k) * apix`` Å. For maps rendered by ``cryosampler.physics.render`` the origin is ``grid.origin``.
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ import mrcfile
 import numpy as np
 import torch
 
-from cryosampler.files import atomic_path
-from cryosampler.render import MapGrid
+from cryosampler.io.files import atomic_path
+from cryosampler.physics.render import MapGrid
 
 __all__ = ["write_mrc", "write_map_file", "read_mrc"]
 

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from cryosampler.structure import Structure, read_ensemble, read_structure
+from cryosampler.io.structure import Structure, read_ensemble, read_structure
 
 __all__ = ["BASELINE_COMMANDS", "BASELINE_METHODS", "find_baseline_outputs", "read_alphaflow", "read_baseline",
            "read_boltz"]

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from cryosampler.structure import Structure, match_atoms, shared_ca
-from cryosampler.superpose import optimal_rotation, rmsd
+from cryosampler.io.structure import Structure, match_atoms, shared_ca
+from cryosampler.physics.superpose import optimal_rotation, rmsd
 
 __all__ = ["ca_rmsd", "nearest_donor", "transfer_states"]
 

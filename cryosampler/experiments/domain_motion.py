@@ -1,6 +1,6 @@
 """The domain-motion benchmark (notebook 06): its data, real pairs of experimental structures of one protein in
 two states, and its protocol: which state is sampled and scored against which, how a sample set is scored
-(with the metrics of :mod:`cryosampler.metrics`), and how the ANM baseline's amplitude is chosen.
+(with the metrics of :mod:`cryosampler.evaluation.metrics`), and how the ANM baseline's amplitude is chosen.
 
 The structures come from the PyPI package ``bioemu-benchmarks`` (0.0.2.post1; data CDLA-Permissive-2.0,
 coordinates from the PDB, CC0), folder ``bioemu_benchmarks/assets/multiconf_benchmark_0.1/domainmotion/``:
@@ -25,12 +25,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from cryosampler.downloads import data_dir, pip_download
-from cryosampler.metrics import (SUCCESS_THRESHOLD, aligned_atoms, aligned_rmsd_matrix, closest_sample_rmsd,
+from cryosampler.experiments.downloads import data_dir, pip_download
+from cryosampler.evaluation.metrics import (SUCCESS_THRESHOLD, aligned_atoms, aligned_rmsd_matrix, closest_sample_rmsd,
                                  state_occupancy)
-from cryosampler.render import MapGrid
-from cryosampler.structure import Structure, read_structure
-from cryosampler.superpose import optimal_rotation
+from cryosampler.physics.render import MapGrid
+from cryosampler.io.structure import Structure, read_structure
+from cryosampler.physics.superpose import optimal_rotation
 
 __all__ = ["REQUIREMENT", "WHEEL_NAME", "TRAIN_CASES", "HELD_OUT_CASES", "MIN_BOX_MARGIN", "ANM_AMPLITUDES",
            "Case", "benchmark_wheel", "read_cases", "read_state", "box_margin", "check_fits_box", "directions",
@@ -72,7 +72,7 @@ class Case:
 
 
 def benchmark_wheel(cache: str | Path | None = None, download: bool = True) -> Path:
-    """Path of the ``bioemu-benchmarks`` wheel in ``cache`` (default :func:`~cryosampler.downloads.data_dir`),
+    """Path of the ``bioemu-benchmarks`` wheel in ``cache`` (default :func:`~cryosampler.experiments.downloads.data_dir`),
     downloaded there with pip on first use (``download=False``: only look); ValueError naming the cache and the
     pip command when it is not there and cannot be downloaded."""
     return pip_download(REQUIREMENT, WHEEL_NAME, data_dir() if cache is None else cache, download)

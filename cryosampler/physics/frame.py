@@ -19,8 +19,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
-from cryosampler.structure import Structure, shared_ca
-from cryosampler.superpose import optimal_rotation, rmsd
+from cryosampler.io.structure import Structure, shared_ca
+from cryosampler.physics.superpose import optimal_rotation, rmsd
 
 __all__ = ["RigidTransform", "Template", "principal_axes_template", "own_frame_template", "placement",
            "own_placement", "principal_placement", "template_fit_rmsd", "check_template_fit", "rotate_about_centre",

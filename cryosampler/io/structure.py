@@ -21,7 +21,7 @@ import gemmi
 import numpy as np
 from scipy.spatial import cKDTree
 
-from cryosampler.files import atomic_path
+from cryosampler.io.files import atomic_path
 
 __all__ = [
     "CAP_RESIDUES",

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from cryosampler.files import atomic_path
+from cryosampler.io.files import atomic_path
 
 __all__ = [
     "ENV_VAR",
@@ -133,7 +133,7 @@ def load_manifest(name: str = "paper") -> pd.DataFrame:
     DataFrame
         Columns ``slot, split, substitute, note``; ``substitute`` is ``""`` where there is none.
     """
-    folder = resources.files("cryosampler") / "manifests"
+    folder = resources.files("cryosampler.experiments") / "manifests"
     source = folder / f"{name}.csv"
     if not source.is_file():
         available = sorted(p.name[:-4] for p in folder.iterdir() if p.name.endswith(".csv"))

@@ -17,7 +17,7 @@ __all__ = ["Profile", "PROFILES", "get_profile", "repo_root"]
 
 def repo_root() -> Path:
     """The repository holding this package (editable install), else the current directory."""
-    here = Path(__file__).resolve().parents[1]
+    here = Path(__file__).resolve().parents[2]
     return here if (here / "pyproject.toml").is_file() else Path.cwd()
 
 

@@ -12,7 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from cryosampler.profiles import repo_root
+from cryosampler.experiments.profiles import repo_root
 
 __all__ = ["DATA_DIR_ENV", "data_dir", "pip_download"]
 

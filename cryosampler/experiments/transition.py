@@ -22,10 +22,10 @@ from pathlib import Path
 import gemmi
 import numpy as np
 
-from cryosampler.downloads import data_dir, pip_download
-from cryosampler.files import atomic_path
-from cryosampler.structure import Structure
-from cryosampler.superpose import optimal_rotation
+from cryosampler.experiments.downloads import data_dir, pip_download
+from cryosampler.io.files import atomic_path
+from cryosampler.io.structure import Structure
+from cryosampler.physics.superpose import optimal_rotation
 
 __all__ = ["REQUIREMENT", "SDIST_NAME", "FILES", "CORE_RESIDUES", "TransitionPath", "adk_files", "read_adk_path"]
 
@@ -41,7 +41,7 @@ CORE_RESIDUES = (*range(1, 30), *range(60, 122), *range(160, 215))
 
 def adk_files(cache: str | Path | None = None, download: bool = True) -> dict[str, Path]:
     """The four cached files, {name: path}, in ``cache/adk_dims`` (default cache
-    :func:`~cryosampler.downloads.data_dir`), fetched on first use (``download=False``: only look).
+    :func:`~cryosampler.experiments.downloads.data_dir`), fetched on first use (``download=False``: only look).
 
     ValueError naming the cache and the pip command when they are missing and cannot be downloaded, or when
     the archive lacks one of them.

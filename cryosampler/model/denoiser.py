@@ -9,11 +9,11 @@ import torch
 from torch import nn
 
 from cryosampler.device import check_precision
-from cryosampler.diffusion import DiffusionConfig, log_snr
-from cryosampler.encoder import AtomicEncoder, EncoderConfig
-from cryosampler.featurize import ProteinBatch
-from cryosampler.frame import Template
-from cryosampler.render import MapGrid, render_density
+from cryosampler.model.diffusion import DiffusionConfig, log_snr
+from cryosampler.model.encoder import AtomicEncoder, EncoderConfig
+from cryosampler.model.featurize import ProteinBatch
+from cryosampler.physics.frame import Template
+from cryosampler.physics.render import MapGrid, render_density
 
 __all__ = ["ModelConfig", "CryoSampler"]
 

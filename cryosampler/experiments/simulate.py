@@ -16,12 +16,12 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from cryosampler.frame import Template, placement, principal_axes_template
-from cryosampler.mrc import read_mrc, write_mrc
-from cryosampler.nma import MotionConfig, simulate_motion
-from cryosampler.render import MapGrid, render_density
-from cryosampler.structure import Structure, read_ensemble, read_structure, write_pdb
-from cryosampler.superpose import rmsd
+from cryosampler.physics.frame import Template, placement, principal_axes_template
+from cryosampler.io.mrc import read_mrc, write_mrc
+from cryosampler.physics.nma import MotionConfig, simulate_motion
+from cryosampler.physics.render import MapGrid, render_density
+from cryosampler.io.structure import Structure, read_ensemble, read_structure, write_pdb
+from cryosampler.physics.superpose import rmsd
 
 __all__ = ["SimulatedProtein", "simulate_protein", "simulate_dataset", "load_dataset", "load_maps", "load_states",
            "residue_displacements", "STATES"]

@@ -13,8 +13,8 @@ import numpy as np
 import pandas as pd
 from scipy.spatial import cKDTree
 
-from cryosampler.structure import BACKBONE_ATOMS, AtomMatchReport, Structure, match_atoms
-from cryosampler.superpose import rmsd_matrix, superpose
+from cryosampler.io.structure import BACKBONE_ATOMS, AtomMatchReport, Structure, match_atoms
+from cryosampler.physics.superpose import rmsd_matrix, superpose
 
 __all__ = ["score_ensemble", "EnsembleScore", "closest_sample_rmsd", "state_occupancy", "coverage_metrics",
            "ensemble_summary", "mode_projection", "map_correlation", "validity", "matched_rmsd_matrix",

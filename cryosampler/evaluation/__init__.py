@@ -1,0 +1,1 @@
+"""Scoring ensembles and fits, and the tables and figures that report them."""

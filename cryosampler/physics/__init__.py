@@ -1,0 +1,2 @@
+"""The physics of maps and structures: the cryo-EM forward model, map degradation, frames, superposition and
+normal modes."""
