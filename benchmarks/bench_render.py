@@ -18,7 +18,8 @@ import time
 import pandas as pd
 import torch
 
-from cryosampler.physics.render import MapGrid, render_density
+from cryosampler.physics.render import render_density
+from cryosampler.io.grid import MapGrid
 
 ELEMENTS = torch.tensor([6.0, 7.0, 8.0, 16.0])  # C, N, O, S
 FREQUENCIES = torch.tensor([0.63, 0.17, 0.19, 0.01])  # heavy-atom composition of a typical protein

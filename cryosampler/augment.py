@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from cryosampler.model.featurize import ProteinFeatures
-from cryosampler.physics.render import MapGrid
+from cryosampler.io.grid import MapGrid
 
 __all__ = ["CUBE_ROTATIONS", "grid_centre", "rotate_volume", "rotate_coords", "rotate_examples"]
 

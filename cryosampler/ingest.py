@@ -17,7 +17,8 @@ from scipy import ndimage
 from cryosampler.physics.degrade import low_pass
 from cryosampler.evaluation.metrics import map_correlation
 from cryosampler.io.mrc import read_mrc
-from cryosampler.physics.render import MapGrid, check_in_box, render_density
+from cryosampler.physics.render import check_in_box, render_density
+from cryosampler.io.grid import MapGrid
 
 __all__ = ["resample_to_grid", "check_contains", "map_model_correlation", "check_fitted", "ingest_map", "model_scale",
            "FIT_THRESHOLD", "FIT_GAIN_THRESHOLD"]

@@ -66,7 +66,8 @@ def tiny_examples(structure: Structure):
     import torch
 
     from cryosampler.model.featurize import featurize
-    from cryosampler.physics.render import MapGrid, render_density
+    from cryosampler.physics.render import render_density
+    from cryosampler.io.grid import MapGrid
     from cryosampler.training import TrainingExample
 
     grid = MapGrid(**TINY_GRID)
@@ -86,7 +87,7 @@ def tiny_model(structure: Structure, seed: int = 0, grid: dict = TINY_GRID):
     from cryosampler.model.encoder import ENCODER_PRESETS
     from cryosampler.physics.frame import principal_axes_template
     from cryosampler.model.denoiser import CryoSampler, ModelConfig
-    from cryosampler.physics.render import MapGrid
+    from cryosampler.io.grid import MapGrid
 
     config = ModelConfig(encoder=ENCODER_PRESETS["smoke"], grid=MapGrid(**grid))
     with torch.random.fork_rng(devices=[]):

@@ -10,7 +10,8 @@ import torch
 from cryosampler import training
 from cryosampler.augment import CUBE_ROTATIONS, grid_centre, rotate_coords, rotate_examples, rotate_volume
 from cryosampler.model.featurize import featurize
-from cryosampler.physics.render import MapGrid, render_density
+from cryosampler.physics.render import render_density
+from cryosampler.io.grid import MapGrid
 from conftest import make_helix, tiny_examples, tiny_model
 
 

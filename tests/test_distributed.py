@@ -12,7 +12,7 @@ import torch
 from cryosampler.model.encoder import ENCODER_PRESETS
 from cryosampler.physics.frame import principal_axes_template
 from cryosampler.model.denoiser import ModelConfig
-from cryosampler.physics.render import MapGrid
+from cryosampler.io.grid import MapGrid
 from cryosampler.training import TrainConfig, load_checkpoint, train
 
 from conftest import TINY_GRID, make_helix, tiny_examples

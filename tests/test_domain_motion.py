@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from cryosampler.experiments import domain_motion as dm
-from cryosampler.physics.render import MapGrid
+from cryosampler.io.grid import MapGrid
 from cryosampler.io.structure import write_pdb
 from cryosampler.physics.superpose import rmsd
 from conftest import make_helix

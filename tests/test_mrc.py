@@ -7,7 +7,7 @@ import pytest
 
 import cryosampler.io.mrc
 from cryosampler.io.mrc import read_mrc, write_map_file, write_mrc
-from cryosampler.physics.render import MapGrid
+from cryosampler.io.grid import MapGrid
 
 
 def test_round_trip_values_apix_origin(tmp_path):

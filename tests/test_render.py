@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from cryosampler.physics.render import PROFILE_CUTOFF, MapGrid, render_density, trilinear_sum
+from cryosampler.physics.render import PROFILE_CUTOFF, render_density, trilinear_sum
+from cryosampler.io.grid import MapGrid
 
 SMALL = MapGrid(size=12, apix=2.0, resolution=8.0)
 

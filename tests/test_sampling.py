@@ -11,7 +11,8 @@ from scipy.spatial.transform import Rotation
 from cryosampler.model.featurize import featurize
 from cryosampler.physics.frame import MAX_FIT_RMSD
 from cryosampler.model.diffusion import DiffusionConfig, alpha_sigma
-from cryosampler.physics.render import MapGrid, render_density
+from cryosampler.physics.render import render_density
+from cryosampler.io.grid import MapGrid
 from cryosampler.sampling import (iter_reference_samples, iter_samples, matched_time, prepare_reference,
                                   sample_ensemble)
 from cryosampler.io.structure import read_structure

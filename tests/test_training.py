@@ -15,7 +15,7 @@ from cryosampler.model.encoder import ENCODER_PRESETS
 from cryosampler.physics.frame import principal_axes_template
 from cryosampler.model.denoiser import CryoSampler, ModelConfig
 from cryosampler.io.mrc import write_mrc
-from cryosampler.physics.render import MapGrid
+from cryosampler.io.grid import MapGrid
 from cryosampler.model.structural_losses import structural_loss
 from cryosampler.training import (CHECKPOINT_FORMAT, TrainConfig, load_checkpoint, model_from_checkpoint, save_checkpoint,
                                   train, training_losses)

@@ -9,7 +9,8 @@ from cryosampler.physics.degrade import DegradeConfig, signal_mask
 from cryosampler.ingest import ingest_map
 from cryosampler.evaluation.metrics import map_correlation
 from cryosampler.io.mrc import read_mrc
-from cryosampler.physics.render import MapGrid, render_density
+from cryosampler.physics.render import render_density
+from cryosampler.io.grid import MapGrid
 from cryosampler.experiments.user_maps import (APIX_RANGE, BOX_RANGE, draw_frames, gridding_around, random_gridding,
                                    random_griddings, render_gridded, write_map_folder)
 

@@ -28,7 +28,7 @@ import pandas as pd
 from cryosampler.experiments.downloads import data_dir, pip_download
 from cryosampler.evaluation.metrics import (SUCCESS_THRESHOLD, aligned_atoms, aligned_rmsd_matrix, closest_sample_rmsd,
                                  state_occupancy)
-from cryosampler.physics.render import MapGrid
+from cryosampler.io.grid import MapGrid
 from cryosampler.io.structure import Structure, read_structure
 from cryosampler.physics.superpose import optimal_rotation
 

@@ -19,7 +19,8 @@ from tqdm.auto import tqdm
 from cryosampler.physics.frame import Template, placement, principal_axes_template
 from cryosampler.io.mrc import read_mrc, write_mrc
 from cryosampler.physics.nma import MotionConfig, simulate_motion
-from cryosampler.physics.render import MapGrid, render_density
+from cryosampler.physics.render import render_density
+from cryosampler.io.grid import MapGrid
 from cryosampler.io.structure import Structure, read_ensemble, read_structure, write_pdb
 from cryosampler.physics.superpose import rmsd
 

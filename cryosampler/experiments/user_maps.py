@@ -19,7 +19,8 @@ import torch
 from cryosampler.physics.degrade import DegradeConfig, degrade
 from cryosampler.io.files import staged_directory
 from cryosampler.io.mrc import write_map_file
-from cryosampler.physics.render import MapGrid, render_density
+from cryosampler.physics.render import render_density
+from cryosampler.io.grid import MapGrid
 
 __all__ = ["Gridding", "gridding_around", "random_gridding", "render_gridded", "write_gridded", "draw_frames",
            "random_griddings", "write_map_folder", "APIX_RANGE", "BOX_RANGE", "CLEAN_RESOLUTION", "BASINS",

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from cryosampler.io.files import atomic_path
-from cryosampler.physics.render import MapGrid
+from cryosampler.io.grid import MapGrid
 
 __all__ = ["write_mrc", "write_map_file", "read_mrc"]
 

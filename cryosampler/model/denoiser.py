@@ -13,7 +13,8 @@ from cryosampler.model.diffusion import DiffusionConfig, log_snr
 from cryosampler.model.encoder import AtomicEncoder, EncoderConfig
 from cryosampler.model.featurize import ProteinBatch
 from cryosampler.physics.frame import Template
-from cryosampler.physics.render import MapGrid, render_density
+from cryosampler.physics.render import render_density
+from cryosampler.io.grid import MapGrid
 
 __all__ = ["ModelConfig", "CryoSampler"]
 

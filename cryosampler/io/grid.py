@@ -1,0 +1,51 @@
+"""The cubic grid every map of the pipeline lives on: its size, voxel size and the resolution maps are rendered at.
+
+A definition shared by the map files (:mod:`cryosampler.io.mrc`), the forward model
+(:mod:`cryosampler.physics.render`) and the model, so it sits at the bottom of the pipeline.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+
+__all__ = ["MapGrid"]
+
+
+@dataclass(frozen=True)
+class MapGrid:
+    """Cubic map grid and target resolution; voxel (i, j, k) centred at ((i, j, k) - D//2) * apix Å."""
+
+    size: int = 64  # D voxels per side (paper A.4)
+    apix: float = 2.0  # Å per voxel (paper A.4)
+    resolution: float = 8.0  # Å; sets the Gaussian width w = resolution / π (paper A.4, EMAN2 pdb2mrc)
+
+    def __post_init__(self):
+        if not isinstance(self.size, int) or isinstance(self.size, bool) or self.size < 1:
+            raise ValueError(f"MapGrid.size must be a positive int (voxels per side), got {self.size!r}")
+        for name in ("apix", "resolution"):
+            value = getattr(self, name)
+            if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
+                raise ValueError(f"MapGrid.{name} must be a positive finite number of Å, got {value!r}")
+
+    @property
+    def box_length(self) -> float:
+        """Edge of the box, D * apix (Å)."""
+        return self.size * self.apix
+
+    @property
+    def width(self) -> float:
+        """Gaussian width w = resolution / π (Å); each atom adds Z exp(-r² / w²)."""
+        return self.resolution / math.pi
+
+    @property
+    def origin(self) -> tuple[float, float, float]:
+        """Centre of voxel (0, 0, 0), (x, y, z) in Å: -(D//2) * apix on every axis."""
+        start = -(self.size // 2) * self.apix
+        return (start, start, start)
+
+    def axis(self, dtype: torch.dtype = torch.float32, device: torch.device | str | None = None) -> torch.Tensor:
+        """Voxel-centre coordinates along one axis, (D,) in Å: (i - D//2) * apix for i = 0 … D-1."""
+        return (torch.arange(self.size, dtype=dtype, device=device) - self.size // 2) * self.apix
