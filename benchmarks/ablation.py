@@ -29,7 +29,8 @@ import numpy as np
 import pandas as pd
 import torch
 
-from cryosampler.device import PRECISIONS, resolve_device
+from cryosampler.device import resolve_device
+from cryosampler.model.denoiser import PRECISIONS
 from cryosampler.model.encoder import ENCODER_PRESETS
 from cryosampler.model.featurize import featurize
 from cryosampler.evaluation.metrics import score_ensemble

@@ -33,7 +33,8 @@ import pandas as pd
 import torch
 
 from bench_model import simulated_data
-from cryosampler.device import PRECISIONS, resolve_device
+from cryosampler.device import resolve_device
+from cryosampler.model.denoiser import PRECISIONS
 from cryosampler.model.encoder import ENCODER_PRESETS
 from cryosampler.model.denoiser import ModelConfig
 from cryosampler.experiments.simulate import load_dataset

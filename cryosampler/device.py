@@ -1,5 +1,4 @@
-"""How the computation runs: the device named by ``--device``, the encoder's precision, and torchrun's
-process group.
+"""How the computation runs: the device named by ``--device`` and torchrun's process group.
 
 Device specs: ``auto`` (CUDA when a GPU is present, else the CPU), ``cpu``, ``cuda`` or ``cuda:N``.
 Under ``torchrun`` (``WORLD_SIZE`` > 1) :func:`distributed` joins the process group that torchrun's
@@ -16,11 +15,7 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
-__all__ = ["resolve_device", "Distributed", "distributed", "PRECISIONS", "check_precision"]
-
-# Encoder arithmetic: "fp32", or "bf16" autocast of the encoder only (CryoSampler.atoms says why).
-PRECISIONS = ("fp32", "bf16")
-
+__all__ = ["resolve_device", "Distributed", "distributed"]
 
 def resolve_device(spec: str | torch.device) -> torch.device:
     """``auto`` | ``cpu`` | ``cuda`` | ``cuda:N`` → torch.device; ValueError for a bad spec or a missing GPU.
@@ -45,13 +40,6 @@ def resolve_device(spec: str | torch.device) -> torch.device:
         raise ValueError(f"device {str(spec)!r}: there {'is' if count == 1 else 'are'} only {count} GPU(s), "
                          f"cuda:0 to cuda:{count - 1}")
     return torch.device("cuda", index)
-
-
-def check_precision(precision: str) -> str:
-    """``precision`` if it is one of :data:`PRECISIONS`, else ValueError."""
-    if precision not in PRECISIONS:
-        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
-    return precision
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,8 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from cryosampler.device import check_precision, resolve_device
+from cryosampler.device import resolve_device
+from cryosampler.model.denoiser import check_precision
 from cryosampler.model.diffusion import DiffusionConfig, add_noise, alpha_sigma, ddim_sample, readout_time, time_at_noise
 from cryosampler.model.featurize import ProteinFeatures, collate, featurize
 from cryosampler.physics.frame import (MAX_FIT_RMSD, RigidTransform, check_template_fit, map_to_model_frame, placement,

@@ -20,7 +20,8 @@ from torch.nn.parallel import DistributedDataParallel
 from tqdm.auto import tqdm
 
 from cryosampler.augment import rotate_examples
-from cryosampler.device import check_precision, distributed, resolve_device
+from cryosampler.device import distributed, resolve_device
+from cryosampler.model.denoiser import check_precision
 from cryosampler.model.diffusion import add_noise, denoise_loss, sample_times
 from cryosampler.model.featurize import ProteinFeatures, collate, featurize
 from cryosampler.io.files import atomic_path

@@ -8,15 +8,24 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from cryosampler.device import check_precision
+from cryosampler.io.grid import MapGrid
 from cryosampler.model.diffusion import DiffusionConfig, log_snr
 from cryosampler.model.encoder import AtomicEncoder, EncoderConfig
 from cryosampler.model.featurize import ProteinBatch
 from cryosampler.physics.frame import Template
 from cryosampler.physics.render import render_density
-from cryosampler.io.grid import MapGrid
 
-__all__ = ["ModelConfig", "CryoSampler"]
+__all__ = ["ModelConfig", "CryoSampler", "PRECISIONS", "check_precision"]
+
+# Encoder arithmetic: "fp32", or "bf16" autocast of the encoder only (CryoSampler.atoms says why).
+PRECISIONS = ("fp32", "bf16")
+
+
+def check_precision(precision: str) -> str:
+    """``precision`` if it is one of :data:`PRECISIONS`, else ValueError."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    return precision
 
 
 @dataclass(frozen=True)
