@@ -15,7 +15,7 @@ import torch
 from scipy import ndimage
 
 from cryosampler.physics.degrade import low_pass
-from cryosampler.evaluation.metrics import map_correlation
+from cryosampler.physics.correlation import map_correlation
 from cryosampler.io.mrc import read_mrc
 from cryosampler.physics.render import check_in_box, render_density
 from cryosampler.io.grid import MapGrid

@@ -6,7 +6,7 @@ from scipy.spatial.transform import Rotation
 
 from cryosampler.physics.frame import (map_to_input_frame, map_to_model_frame, own_frame_template, placement,
                                principal_axes_template)
-from cryosampler.evaluation.metrics import map_correlation
+from cryosampler.physics.correlation import map_correlation
 from cryosampler.physics.render import render_density
 from cryosampler.io.grid import MapGrid
 from cryosampler.io.structure import read_structure

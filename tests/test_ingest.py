@@ -10,7 +10,7 @@ from conftest import make_helix
 from cryosampler.io.mrc import write_map_file
 from cryosampler.experiments.user_maps import gridding_around, render_gridded, write_gridded
 from cryosampler.ingest import ingest_map, model_scale, resample_to_grid
-from cryosampler.evaluation.metrics import map_correlation
+from cryosampler.physics.correlation import map_correlation
 from cryosampler.physics.render import render_density
 from cryosampler.io.grid import MapGrid
 from cryosampler.io.structure import read_structure

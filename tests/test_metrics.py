@@ -8,25 +8,10 @@ import pytest
 from scipy.spatial.distance import cdist
 from scipy.spatial.transform import Rotation
 
-from cryosampler.evaluation.metrics import (
-    COVERAGE_THRESHOLDS,
-    SUCCESS_THRESHOLD,
-    aligned_atoms,
-    aligned_residues,
-    aligned_rmsd_matrix,
-    closest_sample_rmsd,
-    coverage_auc,
-    coverage_curve,
-    coverage_metrics,
-    ensemble_summary,
-    map_correlation,
-    matched_rmsd_matrix,
-    mode_projection,
-    score_ensemble,
-    smallest_lossless_steps,
-    state_occupancy,
-    validity,
-)
+from cryosampler.evaluation.metrics import (COVERAGE_THRESHOLDS, SUCCESS_THRESHOLD, aligned_atoms, aligned_residues,
+                                            aligned_rmsd_matrix, closest_sample_rmsd, coverage_auc, coverage_curve,
+                                            coverage_metrics, ensemble_summary, matched_rmsd_matrix, mode_projection,
+                                            score_ensemble, smallest_lossless_steps, state_occupancy, validity)
 from cryosampler.io.structure import Structure, read_structure
 from cryosampler.physics.superpose import rmsd, rmsd_matrix
 from conftest import make_helix
@@ -131,31 +116,6 @@ def test_mode_projection_rejects_bad_shapes():
         mode_projection(reference, reference, reference)
     with pytest.raises(ValueError, match="all zeros"):
         mode_projection(reference[None], reference, np.zeros_like(reference))
-
-
-def test_map_correlation_matches_numpy_corrcoef():
-    rng = np.random.default_rng(4)
-    a, b = rng.normal(size=(3, 6, 6, 6)), rng.normal(size=(2, 6, 6, 6))
-    b[0] = 0.3 * a[1] + rng.normal(scale=0.5, size=a[1].shape)
-    expected = np.corrcoef(a.reshape(3, -1), b.reshape(2, -1))[:3, 3:]
-    np.testing.assert_allclose(map_correlation(a, b), expected, atol=1e-12)
-
-
-def test_map_correlation_with_itself_and_its_negative():
-    rng = np.random.default_rng(5)
-    volume = rng.gamma(2.0, size=(1, 8, 8, 8)).astype(np.float32)
-    np.testing.assert_allclose(map_correlation(volume, volume), [[1.0]], atol=1e-12)
-    np.testing.assert_allclose(map_correlation(volume, -volume), [[-1.0]], atol=1e-12)
-    # Pearson's r ignores offset and positive scale.
-    np.testing.assert_allclose(map_correlation(volume, 4.0 * volume + 2.0), [[1.0]], atol=1e-12)
-
-
-def test_map_correlation_rejects_constant_maps_and_other_grids():
-    volume = np.random.default_rng(6).normal(size=(2, 4, 4, 4))
-    with pytest.raises(ValueError, match=r"maps_b\[1\] is constant"):
-        map_correlation(volume, np.stack([volume[0], np.ones((4, 4, 4))]))
-    with pytest.raises(ValueError, match="same grid"):
-        map_correlation(volume, np.zeros((1, 5, 5, 5)))
 
 
 def _brute_force_clashes(coords, res_nums, cutoff=2.2):

@@ -7,7 +7,7 @@ import torch
 from conftest import make_helix
 from cryosampler.physics.degrade import DegradeConfig, signal_mask
 from cryosampler.ingest import ingest_map
-from cryosampler.evaluation.metrics import map_correlation
+from cryosampler.physics.correlation import map_correlation
 from cryosampler.io.mrc import read_mrc
 from cryosampler.physics.render import render_density
 from cryosampler.io.grid import MapGrid
