@@ -38,7 +38,8 @@ from cryosampler.model.denoiser import ModelConfig
 from cryosampler.experiments.profiles import get_profile
 from cryosampler.sampling import sample_ensemble
 from cryosampler.experiments.simulate import load_dataset, load_states
-from cryosampler.training import TrainConfig, train, training_examples
+from cryosampler.training import TrainConfig, train
+from cryosampler.experiments.simulate import training_examples
 
 
 def choose_proteins(dataset: pd.DataFrame, proteins: list[str] | None, report_held_out: bool) -> list[str]:

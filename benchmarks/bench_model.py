@@ -3,7 +3,7 @@
     python benchmarks/bench_model.py [--presets paper default smoke] [--steps 5] [--csv PATH]
 
 Data: the simulated calmodulin maps of notebook 01 (``results/full/data`` when it exists, else simulated
-into a temporary folder by the same ``simulate_dataset``), read by ``training.training_examples`` — the
+into a temporary folder by the same ``simulate_dataset``), read by ``experiments.simulate.training_examples`` — the
 loader notebook 02 uses. Training: ``training.train`` itself (batches drawn by ``training_losses``, AdamW,
 clipping, EMA) for ``--warmup`` + ``--steps`` steps with batch 8, into a temporary folder; the reported
 figure is the median of the ``seconds`` column of its own ``train_log.csv`` over the last ``--steps``
@@ -36,7 +36,8 @@ from cryosampler.model.denoiser import ModelConfig
 from cryosampler.experiments.profiles import get_profile
 from cryosampler.sampling import sample_ensemble
 from cryosampler.experiments.simulate import load_dataset, load_states, simulate_dataset
-from cryosampler.training import TrainConfig, train, training_examples
+from cryosampler.training import TrainConfig, train
+from cryosampler.experiments.simulate import training_examples
 
 SAMPLE_SLOT = "4CLN"
 

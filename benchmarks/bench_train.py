@@ -38,7 +38,8 @@ from cryosampler.model.denoiser import PRECISIONS
 from cryosampler.model.encoder import ENCODER_PRESETS
 from cryosampler.model.denoiser import ModelConfig
 from cryosampler.experiments.simulate import load_dataset
-from cryosampler.training import TrainConfig, train, training_examples
+from cryosampler.training import TrainConfig, train
+from cryosampler.experiments.simulate import training_examples
 
 ROW = "bench_train row: "  # prefix of the JSON line a --here process prints for its parent
 

@@ -23,14 +23,13 @@ from cryosampler.augment import rotate_examples
 from cryosampler.device import distributed, resolve_device
 from cryosampler.model.denoiser import check_precision
 from cryosampler.model.diffusion import add_noise, denoise_loss, sample_times
-from cryosampler.model.featurize import ProteinFeatures, collate, featurize
+from cryosampler.model.featurize import ProteinFeatures, collate
 from cryosampler.io.files import atomic_path
 from cryosampler.physics.frame import Template
 from cryosampler.model.denoiser import CryoSampler, ModelConfig
-from cryosampler.experiments.simulate import load_maps, load_states
 from cryosampler.model.structural_losses import structural_loss
 
-__all__ = ["TrainConfig", "TRAIN_PRESETS", "TrainingExample", "estimate_sigma_data", "train", "training_examples",
+__all__ = ["TrainConfig", "TRAIN_PRESETS", "TrainingExample", "estimate_sigma_data", "train",
            "save_checkpoint", "load_checkpoint", "model_from_checkpoint", "LOG_COLUMNS", "CHECKPOINT_FORMAT"]
 
 LOSS_TERMS = ["loss", "denoise", "residue", "backbone"]
@@ -444,12 +443,3 @@ def _is_log_row(fields: list[str]) -> bool:
     return step >= 1
 
 
-def training_examples(data_dir: Path, slots: list[str], tokens: str) -> list[TrainingExample]:
-    """Both state maps of each protein in ``slots`` with its reference features (files of notebook 01)."""
-    examples = []
-    for slot in slots:
-        reference, coords = load_states(data_dir, slot)
-        protein = featurize(reference, coords["ref"], tokens=tokens)
-        maps = load_maps(data_dir, slot)
-        examples += [TrainingExample(protein, torch.from_numpy(maps[state])) for state in ("A", "B")]
-    return examples

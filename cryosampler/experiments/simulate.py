@@ -16,16 +16,18 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from cryosampler.physics.frame import Template, placement, principal_axes_template
+from cryosampler.io.grid import MapGrid
 from cryosampler.io.mrc import read_mrc, write_mrc
+from cryosampler.io.structure import Structure, read_ensemble, read_structure, write_pdb
+from cryosampler.model.featurize import featurize
+from cryosampler.physics.frame import Template, placement, principal_axes_template
 from cryosampler.physics.nma import MotionConfig, simulate_motion
 from cryosampler.physics.render import render_density
-from cryosampler.io.grid import MapGrid
-from cryosampler.io.structure import Structure, read_ensemble, read_structure, write_pdb
 from cryosampler.physics.superpose import rmsd
+from cryosampler.training import TrainingExample
 
 __all__ = ["SimulatedProtein", "simulate_protein", "simulate_dataset", "load_dataset", "load_maps", "load_states",
-           "residue_displacements", "STATES"]
+           "residue_displacements", "STATES", "training_examples"]
 
 STATES = ("ref", "A", "B")
 
@@ -144,3 +146,14 @@ def residue_displacements(data_dir: Path, slots: list[str]) -> pd.DataFrame:
         shift = np.linalg.norm(coords["A"][ca] - coords["ref"][ca], axis=-1)
         frames.append(pd.DataFrame({"slot": slot, "residue": reference.backbone_res_nums, "displacement": shift}))
     return pd.concat(frames, ignore_index=True)
+
+
+def training_examples(data_dir: Path, slots: list[str], tokens: str) -> list[TrainingExample]:
+    """Both state maps of each protein in ``slots`` with its reference features (files of notebook 01)."""
+    examples = []
+    for slot in slots:
+        reference, coords = load_states(data_dir, slot)
+        protein = featurize(reference, coords["ref"], tokens=tokens)
+        maps = load_maps(data_dir, slot)
+        examples += [TrainingExample(protein, torch.from_numpy(maps[state])) for state in ("A", "B")]
+    return examples
