@@ -26,7 +26,7 @@ from cryosampler.physics.frame import principal_axes_template
 from cryosampler.experiments.manifest import find_entry, pdb_dir_from_env
 from cryosampler.model.denoiser import CryoSampler, ModelConfig
 from cryosampler.io.structure import read_structure
-from cryosampler.training import save_checkpoint
+from cryosampler.model.checkpoint import save_checkpoint
 
 
 def peak_rss(command: list[str]) -> tuple[float, float]:

@@ -23,7 +23,7 @@ from cryosampler.physics.render import render_density
 from cryosampler.sampling import prepare_reference, read_out_noised
 from cryosampler.io.structure import read_structure
 from cryosampler.physics.superpose import rmsd
-from cryosampler.training import load_checkpoint, model_from_checkpoint
+from cryosampler.model.checkpoint import load_checkpoint, model_from_checkpoint
 from cryosampler.experiments.transition import adk_files, read_adk_path
 
 

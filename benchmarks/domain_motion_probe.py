@@ -22,7 +22,7 @@ from cryosampler.experiments import domain_motion as dm
 from cryosampler.evaluation.metrics import aligned_rmsd_matrix
 from cryosampler.physics.render import render_density
 from cryosampler.sampling import prepare_reference, read_out_noised
-from cryosampler.training import load_checkpoint, model_from_checkpoint
+from cryosampler.model.checkpoint import load_checkpoint, model_from_checkpoint
 
 
 def main() -> None:

@@ -26,7 +26,7 @@ from cryosampler.experiments.profiles import get_profile
 from cryosampler.sampling import fit_map, prepare_reference
 from cryosampler.experiments.simulate import load_dataset, load_maps, load_states
 from cryosampler.physics.superpose import rmsd
-from cryosampler.training import load_checkpoint, model_from_checkpoint
+from cryosampler.model.checkpoint import load_checkpoint, model_from_checkpoint
 
 RECIPES = {
     "clean (8 Å render)": DegradeConfig(),

@@ -1,5 +1,5 @@
-"""Training loop (A.1): AdamW, EMA, gradient clipping, atomic checkpoints with exact resume; on the CPU,
-one GPU, or several processes under torchrun (DistributedDataParallel)."""
+"""Training loop (A.1): AdamW, EMA, gradient clipping, checkpoints (:mod:`cryosampler.model.checkpoint`) with
+exact resume; on the CPU, one GPU, or several processes under torchrun (DistributedDataParallel)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ import copy
 import csv
 import dataclasses
 import math
-import re
 import time
 import warnings
 from dataclasses import dataclass
@@ -21,16 +20,16 @@ from tqdm.auto import tqdm
 
 from cryosampler.augment import rotate_examples
 from cryosampler.device import distributed, resolve_device
-from cryosampler.model.denoiser import check_precision
+from cryosampler.io.files import atomic_path
+from cryosampler.model.checkpoint import CHECKPOINT_FORMAT, load_checkpoint, save_checkpoint
+from cryosampler.model.denoiser import CryoSampler, ModelConfig, check_precision
 from cryosampler.model.diffusion import add_noise, denoise_loss, sample_times
 from cryosampler.model.featurize import ProteinFeatures, collate
-from cryosampler.io.files import atomic_path
-from cryosampler.physics.frame import Template
-from cryosampler.model.denoiser import CryoSampler, ModelConfig
 from cryosampler.model.structural_losses import structural_loss
+from cryosampler.physics.frame import Template
 
 __all__ = ["TrainConfig", "TRAIN_PRESETS", "TrainingExample", "estimate_sigma_data", "train",
-           "save_checkpoint", "load_checkpoint", "model_from_checkpoint", "LOG_COLUMNS", "CHECKPOINT_FORMAT"]
+           "LOG_COLUMNS"]
 
 LOSS_TERMS = ["loss", "denoise", "residue", "backbone"]
 LOG_COLUMNS = ["step", *LOSS_TERMS, "grad_norm", "lr", "seconds"]
@@ -135,115 +134,8 @@ def training_losses(model: CryoSampler | DistributedDataParallel, examples: list
             "residue": structural.residue, "backbone": structural.backbone}
 
 
-def save_checkpoint(path: Path, state: dict) -> None:
-    """Write atomically: a temp file in the same folder, then rename, so a kill never leaves half a file.
-
-    Every tensor is written as a CPU tensor, so a checkpoint of a GPU run loads on a machine without one.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(path) as tmp:
-        torch.save(_to_cpu(state), tmp)
-
-
-def _to_cpu(value):
-    """``value`` with every tensor in it (through dicts, lists and tuples) moved to the CPU."""
-    if isinstance(value, torch.Tensor):
-        return value.cpu()
-    if isinstance(value, dict):
-        return {k: _to_cpu(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return type(value)(_to_cpu(v) for v in value)
-    return value
-
-
-def load_checkpoint(path: Path) -> dict:
-    """Read a checkpoint written by :func:`train`; ValueError if it is missing or not one.
-
-    Loads onto the CPU (``map_location``), whatever device wrote it, with ``weights_only=True``: a checkpoint
-    holds only tensors and plain data (configs are dicts), so a crafted file that would run code when
-    unpickled is refused. The configs and weights are checked
-    against each other, so :func:`model_from_checkpoint` cannot fail on the result.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise ValueError(f"checkpoint {path} does not exist (run notebooks/02_train first)")
-
-    def refuse(reason: str) -> ValueError:
-        return ValueError(f"{path} is not a CryoSampler checkpoint ({reason}); give the checkpoint.pt written "
-                          f"by notebooks/02_train")
-
-    with open(path, "rb") as file:  # an unreadable file is an OSError naming the path, not a format problem
-        try:
-            with warnings.catch_warnings():  # torch warns about pickle protocols of foreign files
-                warnings.simplefilter("ignore")
-                state = torch.load(file, map_location="cpu", weights_only=True)
-        except Exception as error:  # torch.load raises whatever its unpickler meets in a malformed file
-            raise refuse(_load_failure(error)) from None
-    if not isinstance(state, dict):
-        raise refuse(f"it holds a {type(state).__name__}, not a dict")
-    missing = [key for key in _CHECKPOINT_KEYS if key not in state]
-    if missing:
-        raise refuse(f"no {', '.join(missing)} entr{'y' if len(missing) == 1 else 'ies'}")
-    try:
-        config = ModelConfig.from_dict(state["model_config"])
-        template = _template(state["template"])
-        sigma_data = float(state["sigma_data"])
-    except (KeyError, TypeError, ValueError) as error:
-        raise refuse(f"unreadable model_config, template or sigma_data: {type(error).__name__} {error}") from None
-    proteins = state.get("proteins", [])
-    if not isinstance(proteins, list) or not all(isinstance(p, dict) and isinstance(p.get("name"), str)
-                                                 and isinstance(p.get("sequence"), str) for p in proteins):
-        raise refuse("its proteins entry is not a list of names and sequences")
-    if config.encoder.volume_features == "sampled" and state.get("format", 1) < CHECKPOINT_FORMAT:
-        raise ValueError(f"{path} was trained before the encoder's feature-alignment fix (2026-11-25): its "
-                         "encoder read features at other positions than this version does; retrain it (e.g. "
-                         "./run_all.sh, or cryosampler train)")
-    with torch.random.fork_rng(devices=[]):  # model initialisers draw from the global generator
-        expected = {k: v.shape for k, v in CryoSampler(config, sigma_data, template).state_dict().items()}
-    for key in ("model", "ema"):
-        weights = state[key]
-        got = {k: getattr(v, "shape", None) for k, v in weights.items()} if isinstance(weights, dict) else {}
-        if got != expected:
-            differ = sorted(set(got) ^ set(expected)) or [k for k in expected if got[k] != expected[k]]
-            raise refuse(f"its {key} weights do not match its model_config, e.g. {differ[0]}")
-    return state
-
-
-# Version of what a checkpoint's weights mean. 2: the encoder reads each feature level at its own voxel
-# centres (encoder.sample_at_atoms, 2026-11-25). A "sampled"-features model written before (no "format" entry)
-# learned its features at other positions: loading it would run, and sample wrongly.
-CHECKPOINT_FORMAT = 2
-# What sampling needs; resuming training needs more (optimizer, generator, train_config), which only
-# train() writes.
-_CHECKPOINT_KEYS = ("model_config", "template", "sigma_data", "model", "ema")
 # What train() writes beyond what sampling needs, and needs to resume.
 _RESUME_KEYS = ("step", "optimizer", "generator", "train_config")
-
-
-def _load_failure(error: Exception) -> str:
-    """One line on why torch.load failed."""
-    message = str(error)
-    unsafe = re.search(r"GLOBAL (\S+)", message)
-    if unsafe:
-        return f"it asks to import {unsafe.group(1)}, which could run code when loaded; refused"
-    # An empty file ends the unpickler early; a cut zip archive fails in torch's reader (EINVAL or miniz).
-    if isinstance(error, (EOFError, OSError)) or "central directory" in message:
-        return "the file is truncated or damaged"
-    return "not a PyTorch file of tensors and plain data"
-
-
-def _template(entry: dict | None) -> Template | None:
-    """A checkpoint's template entry: a Template, or None for a model of proteins each on its own principal axes."""
-    return None if entry is None else Template.from_dict(entry)
-
-
-def model_from_checkpoint(state: dict, use_ema: bool = True) -> CryoSampler:
-    """Rebuild the model (EMA weights by default) from a checkpoint dict of :func:`load_checkpoint`."""
-    model = CryoSampler(ModelConfig.from_dict(state["model_config"]), state["sigma_data"],
-                        _template(state["template"]))
-    model.load_state_dict(state["ema"] if use_ema else state["model"])
-    return model.eval()
 
 
 def train(examples: list[TrainingExample], model_config: ModelConfig, config: TrainConfig,

@@ -100,7 +100,7 @@ def tiny_model(structure: Structure, seed: int = 0, grid: dict = TINY_GRID):
 
 def checkpoint_state(model) -> dict:
     """What sampling needs of a checkpoint (train() writes more), for ``model``'s weights as both sets."""
-    from cryosampler.training import CHECKPOINT_FORMAT
+    from cryosampler.model.checkpoint import CHECKPOINT_FORMAT
 
     state = model.state_dict()
     return {"format": CHECKPOINT_FORMAT, "model": state, "ema": state, "sigma_data": 1.0,
@@ -110,7 +110,7 @@ def checkpoint_state(model) -> dict:
 @pytest.fixture
 def tiny_checkpoint(tiny_structure, tmp_path) -> Path:
     """checkpoint.pt of the untrained tiny model whose template is ``tiny_structure``."""
-    from cryosampler.training import save_checkpoint
+    from cryosampler.model.checkpoint import save_checkpoint
 
     path = tmp_path / "checkpoint.pt"
     save_checkpoint(path, checkpoint_state(tiny_model(tiny_structure)))

@@ -17,7 +17,7 @@ import torch
 
 import cryosampler.cli as cli
 from cryosampler.io.structure import read_ensemble, read_structure, write_pdb
-from cryosampler.training import save_checkpoint
+from cryosampler.model.checkpoint import save_checkpoint
 
 from conftest import checkpoint_state, make_helix, tiny_model
 

@@ -16,7 +16,7 @@ from cryosampler.commands.train import resolve_proteins
 from cryosampler.physics.frame import own_frame_template, own_placement, placement
 from cryosampler.sampling import prepare_reference
 from cryosampler.io.structure import read_ensemble, read_structure, write_pdb
-from cryosampler.training import load_checkpoint, model_from_checkpoint
+from cryosampler.model.checkpoint import load_checkpoint, model_from_checkpoint
 
 from conftest import make_helix
 from test_cli_train import TRAIN, one_line_error

@@ -12,7 +12,8 @@ from cryosampler.device import resolve_device
 from cryosampler.model.featurize import featurize
 from cryosampler.physics.frame import principal_axes_template
 from cryosampler.sampling import sample_ensemble
-from cryosampler.training import load_checkpoint, save_checkpoint, train
+from cryosampler.training import train
+from cryosampler.model.checkpoint import load_checkpoint, save_checkpoint
 
 from conftest import checkpoint_state, tiny_examples, tiny_model
 from test_training import CONFIG, MODEL

@@ -13,7 +13,8 @@ from cryosampler.model.encoder import ENCODER_PRESETS
 from cryosampler.physics.frame import principal_axes_template
 from cryosampler.model.denoiser import ModelConfig
 from cryosampler.io.grid import MapGrid
-from cryosampler.training import TrainConfig, load_checkpoint, train
+from cryosampler.training import TrainConfig, train
+from cryosampler.model.checkpoint import load_checkpoint
 
 from conftest import TINY_GRID, make_helix, tiny_examples
 

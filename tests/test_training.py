@@ -17,8 +17,8 @@ from cryosampler.model.denoiser import CryoSampler, ModelConfig
 from cryosampler.io.mrc import write_mrc
 from cryosampler.io.grid import MapGrid
 from cryosampler.model.structural_losses import structural_loss
-from cryosampler.training import (CHECKPOINT_FORMAT, TrainConfig, load_checkpoint, model_from_checkpoint, save_checkpoint,
-                                  train, training_losses)
+from cryosampler.training import TrainConfig, train, training_losses
+from cryosampler.model.checkpoint import CHECKPOINT_FORMAT, load_checkpoint, model_from_checkpoint, save_checkpoint
 
 from conftest import TINY_GRID, checkpoint_state, tiny_examples, tiny_model
 

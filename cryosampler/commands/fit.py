@@ -89,7 +89,7 @@ def main(args: argparse.Namespace) -> None:
     from cryosampler.sampling import fit_map, prepare_reference
     from cryosampler.io.structure import read_structure, write_mmcif, write_pdb
     from cryosampler.physics.superpose import rmsd
-    from cryosampler.training import load_checkpoint, model_from_checkpoint
+    from cryosampler.model.checkpoint import load_checkpoint, model_from_checkpoint
 
     device = resolve_device(args.device)
     state = load_checkpoint(args.checkpoint)

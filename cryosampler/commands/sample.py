@@ -91,7 +91,7 @@ def main(args: argparse.Namespace) -> None:
     from cryosampler.sampling import iter_reference_samples, prepare_reference
     from cryosampler.io.structure import EnsembleWriter, read_structure
     from cryosampler.device import resolve_device
-    from cryosampler.training import load_checkpoint, model_from_checkpoint
+    from cryosampler.model.checkpoint import load_checkpoint, model_from_checkpoint
 
     device = resolve_device(args.device)
     state = load_checkpoint(args.checkpoint)

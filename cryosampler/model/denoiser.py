@@ -1,4 +1,4 @@
-"""CryoSampler: the map denoiser V̂_0 = F(f_θ(V_t, SNR_t, X_ref)) (eq. 5) and its checkpoint format."""
+"""CryoSampler: the map denoiser V̂_0 = F(f_θ(V_t, SNR_t, X_ref)) (eq. 5), its config and the encoder's precision."""
 
 from __future__ import annotations
 
