@@ -21,7 +21,8 @@ import torch
 from cryosampler.experiments import domain_motion as dm
 from cryosampler.evaluation.metrics import aligned_rmsd_matrix
 from cryosampler.physics.render import render_density
-from cryosampler.sampling import prepare_reference, read_out_noised
+from cryosampler.reference import prepare_reference
+from cryosampler.readout import read_out_noised
 from cryosampler.model.checkpoint import load_checkpoint, model_from_checkpoint
 
 

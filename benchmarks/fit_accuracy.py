@@ -4,7 +4,7 @@
                                       [--seed 0] [--csv OUT.csv]
 
 For every protein of notebook 01's data and each state (A, B), the state's map is degraded by each recipe
-below (``degrade.degrade``, noise from a seeded ``numpy`` generator) and given to ``sampling.fit_map`` (what
+below (``degrade.degrade``, noise from a seeded ``numpy`` generator) and given to ``readout.fit_map`` (what
 the command runs after ingestion) with the protein's reference; the fitted model's heavy-atom RMSD to the
 true state (after optimal superposition) is printed against the reference's own RMSD to that state (the
 rigid reference, 4.0 Å here). Training proteins' maps were seen in training; 4CLN (val) and 1PRW (test_ood)
@@ -23,7 +23,8 @@ import pandas as pd
 
 from cryosampler.physics.degrade import DegradeConfig, degrade
 from cryosampler.experiments.profiles import get_profile
-from cryosampler.sampling import fit_map, prepare_reference
+from cryosampler.reference import prepare_reference
+from cryosampler.readout import fit_map
 from cryosampler.experiments.simulate import load_dataset, load_maps, load_states
 from cryosampler.physics.superpose import rmsd
 from cryosampler.model.checkpoint import load_checkpoint, model_from_checkpoint

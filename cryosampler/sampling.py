@@ -1,9 +1,8 @@
-"""Sampling atomic ensembles (A.2): DDIM in map space, then the read-out of eq. 12."""
+"""Sampling atomic ensembles (A.2): DDIM in map space (eq. 9–11), then the read-out of eq. 12."""
 
 from __future__ import annotations
 
 import dataclasses
-import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -12,19 +11,12 @@ import torch
 from tqdm.auto import tqdm
 
 from cryosampler.device import resolve_device
-from cryosampler.model.denoiser import check_precision
-from cryosampler.model.diffusion import DiffusionConfig, add_noise, alpha_sigma, ddim_sample, readout_time, time_at_noise
-from cryosampler.model.featurize import ProteinFeatures, collate, featurize
-from cryosampler.physics.frame import (MAX_FIT_RMSD, RigidTransform, check_template_fit, map_to_model_frame, placement,
-                               principal_placement)
-from cryosampler.ingest import map_model_correlation, model_scale
-from cryosampler.model.denoiser import CryoSampler, ModelConfig
-from cryosampler.physics.render import check_in_box
-from cryosampler.io.structure import Structure
+from cryosampler.model.denoiser import CryoSampler, check_precision
+from cryosampler.model.diffusion import ddim_sample, readout_time
+from cryosampler.model.featurize import ProteinFeatures, collate
+from cryosampler.reference import PlacedReference
 
-__all__ = ["Ensemble", "PlacedReference", "iter_samples", "sample_ensemble", "read_out", "read_out_noised",
-           "matched_time", "fit_map",
-           "MapFit", "prepare_reference", "check_takes", "iter_reference_samples"]
+__all__ = ["Ensemble", "iter_samples", "sample_ensemble", "iter_reference_samples"]
 
 
 @dataclass(frozen=True)
@@ -85,137 +77,7 @@ def sample_ensemble(model: CryoSampler, protein: ProteinFeatures, n_samples: int
     return Ensemble(np.concatenate([b.coords for b in batches]), np.concatenate([b.maps for b in batches]))
 
 
-# Voxels where the reference renders below this fraction of its peak hold no protein: the map's noise there.
-EMPTY_FRACTION = 1e-3
-# Fewer such voxels than this (a masked or solvent-flattened map, whose empty voxels are exactly 0) give no
-# noise estimate: the map is then read as clean (t = 0).
-MIN_EMPTY_VOXELS = 1000
-
-
-def matched_time(v: torch.Tensor, rendered: torch.Tensor, config: DiffusionConfig) -> torch.Tensor:
-    """The diffusion time at which a given normalised map (V / σ_data) is as noisy as a training V_t.
-
-    v, rendered: (D, D, D), the map and the reference rendered on the same grid. The noise ν is the standard
-    deviation of ``v`` over voxels where the rendering is below ``EMPTY_FRACTION`` of its peak and the map is
-    not exactly 0 (exact zeros are padding: the parts of the grid outside a user's box, corners rotated out
-    of it, or a mask), and t solves σ_t / α_t = ν (``diffusion.time_at_noise``). Returns a 0-d tensor; 0 when
-    fewer than ``MIN_EMPTY_VOXELS`` voxels qualify.
-    """
-    empty = (rendered < EMPTY_FRACTION * rendered.max()) & (v != 0)
-    if int(empty.sum()) < MIN_EMPTY_VOXELS:
-        return torch.zeros((), dtype=v.dtype)
-    return time_at_noise(v[empty].std().cpu(), config).to(v.dtype)
-
-
-@torch.no_grad()
-def read_out(model: CryoSampler, protein: ProteinFeatures, volume: np.ndarray | torch.Tensor,
-             device: str | torch.device = "cpu", precision: str = "fp32") -> np.ndarray:  # eq. 12
-    """The atomic model the trained encoder assigns to one given map: X = f_θ(α_t V / σ_data, SNR_t, X_ref)
-    at the t whose noise matches the map's own (:func:`matched_time`).
-
-    The map is taken as a noisy V_t, so α_t V / σ_data = α_t V_0 / σ_data + σ_t ε as in training; a clean
-    map gives t ≈ 0, eq. 12's read-out. Reading noisy maps at t = 0 instead was about 2.5× worse on 6 Å,
-    SNR 0.3 maps: 1.86 and 2.03 Å from the true state (training proteins; 4CLN, which was looked at when
-    this design was chosen) against 0.73 and 0.83 Å at the matched t (benchmarks/fit_accuracy.py,
-    2026-11-25).
-
-    volume: (D, D, D) on the model's grid and frame, in the renderer's density units (a user's map scaled by
-    ``ingest.model_scale``); protein: the reference placed in the model's frame. Returns (N, 3) float32 Å,
-    model frame. No noise is drawn: the same map always gives the same model.
-    """
-    device = resolve_device(device)
-    model.to(device).eval()
-    v = torch.as_tensor(np.asarray(volume, np.float32), device=device)[None] / model.sigma_data  # (1, D, D, D)
-    batch = collate([protein]).to(device)
-    t = matched_time(v[0], model.render(batch.ref_coords, batch)[0], model.config.diffusion).reshape(1).to(device)
-    alpha, _ = alpha_sigma(t, model.config.diffusion)
-    return model.atoms(alpha * v, t, batch, precision)[0].cpu().numpy()
-
-
-@torch.no_grad()
-def read_out_noised(model: CryoSampler, protein: ProteinFeatures, v0: torch.Tensor, t: float,
-                    generator: torch.Generator) -> np.ndarray:
-    """What the encoder reads from a known map at one noise level: X̂_0 = f_θ(V_t, SNR_t, X_ref) with V_t the
-    map ``v0`` noised to time ``t`` (eq. 1, noise from ``generator``). The probes in benchmarks/ sweep t to find
-    where a model stops seeing a state that sampling never reaches.
-
-    v0: (D, D, D) on the model's grid and frame (CPU); protein: the reference placed in the model's frame.
-    Returns (N, 3) float64 Å, model frame.
-    """
-    time = torch.tensor([t])
-    v_t, _ = add_noise(v0[None], time, model.sigma_data, generator)  # eq. 1
-    return model.atoms(v_t, time, collate([protein]))[0].double().numpy()
-
-
-@dataclass(frozen=True)
-class MapFit:
-    """The model read out of one map (:func:`fit_map`)."""
-
-    coords: np.ndarray  # (N, 3) float64, Å, the reference's (the map's) frame
-    correlation_reference: float  # map–model Pearson r of the reference, at the model's resolution
-    correlation_fitted: float  # the same for the fitted model
-
-
-def fit_map(model: CryoSampler, reference: Structure, placed: "PlacedReference", volume: np.ndarray,
-            device: str | torch.device = "cpu", precision: str = "fp32") -> MapFit:
-    """The atomic model ``model`` assigns to a map of ``reference``'s protein (``cryosampler fit``).
-
-    volume: (D, D, D) on the model's grid, axis-aligned in the reference's frame and centred where the
-    model's box is (``ingest.ingest_map`` with centre = the reference's centroid gives it). The map is
-    turned into the model's frame, scaled to the renderer's units (``ingest.model_scale``) and read out
-    (:func:`read_out`); the result goes back to the reference's frame.
-    """
-    grid, numbers = model.config.grid, reference.atomic_numbers
-    back = placed.place.inverse()
-    centre = back.apply(np.zeros(3))
-    in_model = map_to_model_frame(volume, placed.place)
-    scale = model_scale(in_model, placed.place.apply(reference.coords), numbers, grid)
-    fitted = back.apply(read_out(model, placed.protein, scale * in_model, device, precision).astype(np.float64))
-    return MapFit(fitted, map_model_correlation(volume, reference.coords, numbers, grid, centre),
-                  map_model_correlation(volume, fitted, numbers, grid, centre))
-
-
-@dataclass(frozen=True)
-class PlacedReference:
-    """A user's reference structure placed in the model's frame and checked against the model."""
-
-    protein: ProteinFeatures  # features at the placed coordinates
-    place: RigidTransform  # input frame → model frame
-    fit_rmsd: float  # Å, CA RMSD to the model's template after superposition (frame.template_fit_rmsd); NaN
     # for a model without template (each protein on its own principal axes)
-
-
-def prepare_reference(model: CryoSampler, structure: Structure, max_fit_rmsd: float = MAX_FIT_RMSD,
-                      source: str | None = None) -> PlacedReference:
-    """Place a user's reference in the model's frame and check the model can take it.
-
-    source: name for error messages (the file; default the structure's name).
-
-    Raises ValueError naming the problem: too few residue numbers shared with the model's template, a CA
-    fit to the template worse than ``max_fit_rmsd`` Å (pass ``math.inf`` to accept any), atoms outside the
-    map box, or more tokens than the model has slots for.
-    """
-    source = structure.name if source is None else source
-    if model.template is None:  # several proteins, each on its own principal axes: nothing to fit against
-        fit, place = math.nan, principal_placement(structure)
-    else:
-        fit = check_template_fit(structure, model.template, max_fit_rmsd, source)
-        place = placement(structure, model.template)
-    protein = featurize(structure, place.apply(structure.coords), tokens=model.config.encoder.tokens)
-    check_takes(model.config, protein, source)
-    return PlacedReference(protein, place, fit)
-
-
-def check_takes(config: ModelConfig, protein: ProteinFeatures, source: str) -> None:
-    """ValueError naming ``source`` unless a model of ``config`` can take ``protein`` (placed in its frame): every
-    atom in the map box, and no more tokens than the encoder has slots for."""
-    enc, grid = config.encoder, config.grid
-    check_in_box(protein.ref_coords[None], grid, names=[source],
-                 advice=f"the protein does not fit this model's {grid.box_length:.0f} Å box")
-    n_tokens = protein.token_position.shape[0]
-    if enc.volume_features == "global" and n_tokens > enc.max_tokens:
-        raise ValueError(f"{source}: {n_tokens} {enc.tokens} tokens, but this model takes at most "
-                         f"{enc.max_tokens}")
 
 
 def iter_reference_samples(model: CryoSampler, reference: PlacedReference, n_samples: int, seed: int,

@@ -14,7 +14,7 @@ from scipy.spatial.transform import Rotation
 import cryosampler.cli as cli
 from cryosampler.commands.train import resolve_proteins
 from cryosampler.physics.frame import own_frame_template, own_placement, placement
-from cryosampler.sampling import prepare_reference
+from cryosampler.reference import prepare_reference
 from cryosampler.io.structure import read_ensemble, read_structure, write_pdb
 from cryosampler.model.checkpoint import load_checkpoint, model_from_checkpoint
 

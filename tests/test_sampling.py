@@ -13,8 +13,9 @@ from cryosampler.physics.frame import MAX_FIT_RMSD
 from cryosampler.model.diffusion import DiffusionConfig, alpha_sigma
 from cryosampler.physics.render import render_density
 from cryosampler.io.grid import MapGrid
-from cryosampler.sampling import (iter_reference_samples, iter_samples, matched_time, prepare_reference,
-                                  sample_ensemble)
+from cryosampler.sampling import iter_reference_samples, iter_samples, sample_ensemble
+from cryosampler.reference import prepare_reference
+from cryosampler.readout import matched_time
 from cryosampler.io.structure import read_structure
 
 from conftest import make_helix, tiny_model
@@ -133,7 +134,7 @@ def test_matched_time_reads_the_noise_where_the_protein_is_not_and_ignores_paddi
 
 
 def test_read_out_noised_is_read_out_when_nearly_clean_and_follows_its_generator(tiny_structure):
-    from cryosampler.sampling import read_out, read_out_noised
+    from cryosampler.readout import read_out, read_out_noised
 
     model = tiny_model(tiny_structure)
     model.sigma_data.fill_(2.5)  # not 1, so that a missing 1/σ_data would show

@@ -86,7 +86,8 @@ def main(args: argparse.Namespace) -> None:
 
     from cryosampler.device import resolve_device
     from cryosampler.ingest import ingest_map
-    from cryosampler.sampling import fit_map, prepare_reference
+    from cryosampler.reference import prepare_reference
+    from cryosampler.readout import fit_map
     from cryosampler.io.structure import read_structure, write_mmcif, write_pdb
     from cryosampler.physics.superpose import rmsd
     from cryosampler.model.checkpoint import load_checkpoint, model_from_checkpoint

@@ -88,7 +88,8 @@ def main(args: argparse.Namespace) -> None:
     # Imported only now (torch and ProDy take seconds), so usage and output errors come at once.
     from cryosampler.physics.frame import MAX_FIT_RMSD, map_to_input_frame
     from cryosampler.io.mrc import write_mrc
-    from cryosampler.sampling import iter_reference_samples, prepare_reference
+    from cryosampler.sampling import iter_reference_samples
+    from cryosampler.reference import prepare_reference
     from cryosampler.io.structure import EnsembleWriter, read_structure
     from cryosampler.device import resolve_device
     from cryosampler.model.checkpoint import load_checkpoint, model_from_checkpoint

@@ -223,7 +223,7 @@ def main(args: argparse.Namespace) -> None:
     from cryosampler.physics.frame import map_to_model_frame, own_frame_template, own_placement, principal_placement
     from cryosampler.ingest import ingest_map, model_scale
     from cryosampler.model.denoiser import ModelConfig
-    from cryosampler.sampling import check_takes
+    from cryosampler.reference import check_takes
     from cryosampler.io.structure import read_structure
     from cryosampler.training import TrainConfig, TrainingExample, train
 

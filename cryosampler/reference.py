@@ -1,0 +1,57 @@
+"""A user's reference structure placed in a trained model's frame, and checked against what the model can take
+(its template, its box and its token slots), before sampling or reading out."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from cryosampler.io.structure import Structure
+from cryosampler.model.denoiser import CryoSampler, ModelConfig
+from cryosampler.model.featurize import ProteinFeatures, featurize
+from cryosampler.physics.frame import MAX_FIT_RMSD, RigidTransform, check_template_fit, placement, principal_placement
+from cryosampler.physics.render import check_in_box
+
+__all__ = ["PlacedReference", "prepare_reference", "check_takes"]
+
+
+@dataclass(frozen=True)
+class PlacedReference:
+    """A user's reference structure placed in the model's frame and checked against the model."""
+
+    protein: ProteinFeatures  # features at the placed coordinates
+    place: RigidTransform  # input frame → model frame
+    fit_rmsd: float  # Å, CA RMSD to the model's template after superposition (frame.template_fit_rmsd); NaN
+
+
+def prepare_reference(model: CryoSampler, structure: Structure, max_fit_rmsd: float = MAX_FIT_RMSD,
+                      source: str | None = None) -> PlacedReference:
+    """Place a user's reference in the model's frame and check the model can take it.
+
+    source: name for error messages (the file; default the structure's name).
+
+    Raises ValueError naming the problem: too few residue numbers shared with the model's template, a CA
+    fit to the template worse than ``max_fit_rmsd`` Å (pass ``math.inf`` to accept any), atoms outside the
+    map box, or more tokens than the model has slots for.
+    """
+    source = structure.name if source is None else source
+    if model.template is None:  # several proteins, each on its own principal axes: nothing to fit against
+        fit, place = math.nan, principal_placement(structure)
+    else:
+        fit = check_template_fit(structure, model.template, max_fit_rmsd, source)
+        place = placement(structure, model.template)
+    protein = featurize(structure, place.apply(structure.coords), tokens=model.config.encoder.tokens)
+    check_takes(model.config, protein, source)
+    return PlacedReference(protein, place, fit)
+
+
+def check_takes(config: ModelConfig, protein: ProteinFeatures, source: str) -> None:
+    """ValueError naming ``source`` unless a model of ``config`` can take ``protein`` (placed in its frame): every
+    atom in the map box, and no more tokens than the encoder has slots for."""
+    enc, grid = config.encoder, config.grid
+    check_in_box(protein.ref_coords[None], grid, names=[source],
+                 advice=f"the protein does not fit this model's {grid.box_length:.0f} Å box")
+    n_tokens = protein.token_position.shape[0]
+    if enc.volume_features == "global" and n_tokens > enc.max_tokens:
+        raise ValueError(f"{source}: {n_tokens} {enc.tokens} tokens, but this model takes at most "
+                         f"{enc.max_tokens}")
