@@ -25,7 +25,7 @@ import torch
 from cryosampler.physics.frame import principal_axes_template
 from cryosampler.experiments.manifest import find_entry, pdb_dir_from_env
 from cryosampler.model.denoiser import CryoSampler, ModelConfig
-from cryosampler.io.structure import read_structure
+from cryosampler.io.atomic_files import read_structure
 from cryosampler.model.checkpoint import save_checkpoint
 
 

@@ -22,7 +22,7 @@ from cryosampler.model.diffusion import log_snr
 from cryosampler.physics.render import render_density
 from cryosampler.reference import prepare_reference
 from cryosampler.readout import read_out_noised
-from cryosampler.io.structure import read_structure
+from cryosampler.io.atomic_files import read_structure
 from cryosampler.physics.superpose import rmsd
 from cryosampler.model.checkpoint import load_checkpoint, model_from_checkpoint
 from cryosampler.experiments.transition import adk_files, read_adk_path

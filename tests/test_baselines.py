@@ -8,7 +8,7 @@ import pytest
 from conftest import make_helix
 from cryosampler.experiments.baselines import (BASELINE_COMMANDS, BASELINE_METHODS, find_baseline_outputs, read_alphaflow,
                                    read_baseline, read_boltz)
-from cryosampler.io.structure import write_mmcif, write_pdb
+from cryosampler.io.atomic_files import write_mmcif, write_pdb
 from cryosampler.evaluation.tables import TABLE1_METHODS
 
 

@@ -16,7 +16,7 @@ import pytest
 import torch
 
 import cryosampler.cli as cli
-from cryosampler.io.structure import read_ensemble, read_structure, write_pdb
+from cryosampler.io.atomic_files import read_ensemble, read_structure, write_pdb
 from cryosampler.model.checkpoint import save_checkpoint
 
 from conftest import checkpoint_state, make_helix, tiny_model

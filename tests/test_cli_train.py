@@ -14,7 +14,7 @@ import pytest
 import cryosampler.cli as cli
 from cryosampler.io.mrc import read_mrc
 from cryosampler.commands.train import resolve_maps
-from cryosampler.io.structure import read_ensemble, read_structure, write_pdb
+from cryosampler.io.atomic_files import read_ensemble, read_structure, write_pdb
 
 from conftest import make_helix
 from test_ingest import write_user_map

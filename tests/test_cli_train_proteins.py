@@ -15,7 +15,7 @@ import cryosampler.cli as cli
 from cryosampler.commands.train import resolve_proteins
 from cryosampler.physics.frame import own_frame_template, own_placement, placement
 from cryosampler.reference import prepare_reference
-from cryosampler.io.structure import read_ensemble, read_structure, write_pdb
+from cryosampler.io.atomic_files import read_ensemble, read_structure, write_pdb
 from cryosampler.model.checkpoint import load_checkpoint, model_from_checkpoint
 
 from conftest import make_helix

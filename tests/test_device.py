@@ -85,7 +85,7 @@ def test_cli_samples_on_the_cpu_when_asked(inputs_cli, capsys):
 
 @pytest.fixture
 def inputs_cli(tiny_structure, tiny_checkpoint):
-    from cryosampler.io.structure import write_pdb
+    from cryosampler.io.atomic_files import write_pdb
 
     reference = tiny_checkpoint.parent / "ref.pdb"
     write_pdb(reference, tiny_structure)

@@ -9,7 +9,7 @@ import pytest
 
 from cryosampler.experiments import domain_motion as dm
 from cryosampler.io.grid import MapGrid
-from cryosampler.io.structure import write_pdb
+from cryosampler.io.atomic_files import write_pdb
 from cryosampler.physics.superpose import rmsd
 from conftest import make_helix
 
@@ -122,7 +122,7 @@ def test_superposed_state_pairs_states_of_other_lengths_by_sequence(tmp_path):
 
     from scipy.spatial.transform import Rotation
 
-    from cryosampler.io.structure import read_structure
+    from cryosampler.io.atomic_files import read_structure
 
     helix = make_helix(12)
     residues = ["MET", "LYS", "TRP", "GLU", "ASP", "PHE", "GLY", "HIS", "ILE", "ASN", "PRO", "TYR"]
@@ -145,7 +145,7 @@ def with_coords(structure, coords, name):
     import tempfile
     from pathlib import Path
 
-    from cryosampler.io.structure import read_structure
+    from cryosampler.io.atomic_files import read_structure
     with tempfile.TemporaryDirectory() as tmp:
         write_pdb(Path(tmp) / f"{name}.pdb", structure, coords)
         return read_structure(Path(tmp) / f"{name}.pdb")

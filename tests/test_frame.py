@@ -9,7 +9,7 @@ from cryosampler.physics.frame import (map_to_input_frame, map_to_model_frame, o
 from cryosampler.physics.correlation import map_correlation
 from cryosampler.physics.render import render_density
 from cryosampler.io.grid import MapGrid
-from cryosampler.io.structure import read_structure
+from cryosampler.io.atomic_files import read_structure
 
 
 def test_template_and_placement_do_not_depend_on_the_input_frame(shared_pdb):

@@ -13,7 +13,7 @@ from cryosampler.ingest import ingest_map, model_scale, resample_to_grid
 from cryosampler.physics.correlation import map_correlation
 from cryosampler.physics.render import render_density
 from cryosampler.io.grid import MapGrid
-from cryosampler.io.structure import read_structure
+from cryosampler.io.atomic_files import read_structure
 
 MODEL_GRID = MapGrid(size=64, apix=2.0, resolution=8.0)
 

@@ -8,11 +8,13 @@ import pytest
 from scipy.spatial.distance import cdist
 from scipy.spatial.transform import Rotation
 
-from cryosampler.evaluation.metrics import (COVERAGE_THRESHOLDS, SUCCESS_THRESHOLD, aligned_atoms, aligned_residues,
-                                            aligned_rmsd_matrix, closest_sample_rmsd, coverage_auc, coverage_curve,
-                                            coverage_metrics, ensemble_summary, matched_rmsd_matrix, mode_projection,
-                                            score_ensemble, smallest_lossless_steps, state_occupancy, validity)
-from cryosampler.io.structure import Structure, read_structure
+from cryosampler.evaluation.metrics import (COVERAGE_THRESHOLDS, SUCCESS_THRESHOLD, aligned_rmsd_matrix,
+                                            closest_sample_rmsd, coverage_auc, coverage_curve, coverage_metrics,
+                                            ensemble_summary, matched_rmsd_matrix, mode_projection, score_ensemble,
+                                            smallest_lossless_steps, state_occupancy, validity)
+from cryosampler.io.correspondence import aligned_atoms, aligned_residues
+from cryosampler.io.structure import Structure
+from cryosampler.io.atomic_files import read_structure
 from cryosampler.physics.superpose import rmsd, rmsd_matrix
 from conftest import make_helix
 
@@ -364,7 +366,7 @@ def test_alignment_pairs_like_the_benchmarks_biopython_aligner(benchmark_wheel):
 
 
 def test_sequence_identity_by_hand():
-    from cryosampler.evaluation.metrics import nearest_protein, sequence_identity
+    from cryosampler.io.correspondence import nearest_protein, sequence_identity
 
     assert sequence_identity("ACDEFG", "ACDEFG") == 1.0
     assert sequence_identity("AAAA", "KKKK") == 0.0

@@ -5,7 +5,7 @@ import pytest
 from scipy.spatial.transform import Rotation
 
 from cryosampler.physics.nma import MotionConfig, anm_mode, sample_anm_conformations, simulate_motion
-from cryosampler.io.structure import read_structure
+from cryosampler.io.atomic_files import read_structure
 from cryosampler.physics.superpose import optimal_rotation
 
 

@@ -16,7 +16,7 @@ from cryosampler.io.grid import MapGrid
 from cryosampler.sampling import iter_reference_samples, iter_samples, sample_ensemble
 from cryosampler.reference import prepare_reference
 from cryosampler.readout import matched_time
-from cryosampler.io.structure import read_structure
+from cryosampler.io.atomic_files import read_structure
 
 from conftest import make_helix, tiny_model
 

@@ -10,16 +10,9 @@ import numpy as np
 import pytest
 
 from conftest import make_helix
-from cryosampler.io.structure import (
-    EnsembleWriter,
-    Structure,
-    match_atoms,
-    read_ensemble,
-    read_structure,
-    shared_ca,
-    write_mmcif,
-    write_pdb,
-)
+from cryosampler.io.structure import Structure
+from cryosampler.io.correspondence import match_atoms, shared_ca
+from cryosampler.io.atomic_files import EnsembleWriter, read_ensemble, read_structure, write_mmcif, write_pdb
 
 # Independent of gemmi: the only elements calmodulin's protein atoms may hold.
 ATOMIC_NUMBERS = {"C": 6, "N": 7, "O": 8, "S": 16}

@@ -4,7 +4,7 @@ import numpy as np
 from scipy.spatial.transform import Rotation
 
 from cryosampler.physics.nma import simulate_motion
-from cryosampler.io.structure import read_structure
+from cryosampler.io.atomic_files import read_structure
 from cryosampler.experiments.transfer import ca_rmsd, nearest_donor, transfer_states
 
 

@@ -66,7 +66,7 @@ def nearest_training_protein(state: dict, sequence: str, source) -> tuple[str, f
     :data:`KNOWN_IDENTITY`."""
     import sys
 
-    from cryosampler.evaluation.metrics import nearest_protein
+    from cryosampler.io.correspondence import nearest_protein
 
     nearest = nearest_protein(sequence, state.get("proteins", []))
     if nearest is not None and nearest[1] < KNOWN_IDENTITY:

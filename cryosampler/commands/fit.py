@@ -88,7 +88,7 @@ def main(args: argparse.Namespace) -> None:
     from cryosampler.ingest import ingest_map
     from cryosampler.reference import prepare_reference
     from cryosampler.readout import fit_map
-    from cryosampler.io.structure import read_structure, write_mmcif, write_pdb
+    from cryosampler.io.atomic_files import read_structure, write_mmcif, write_pdb
     from cryosampler.physics.superpose import rmsd
     from cryosampler.model.checkpoint import load_checkpoint, model_from_checkpoint
 

@@ -90,7 +90,7 @@ def main(args: argparse.Namespace) -> None:
     from cryosampler.io.mrc import write_mrc
     from cryosampler.sampling import iter_reference_samples
     from cryosampler.reference import prepare_reference
-    from cryosampler.io.structure import EnsembleWriter, read_structure
+    from cryosampler.io.atomic_files import EnsembleWriter, read_structure
     from cryosampler.device import resolve_device
     from cryosampler.model.checkpoint import load_checkpoint, model_from_checkpoint
 

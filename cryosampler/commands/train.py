@@ -224,7 +224,7 @@ def main(args: argparse.Namespace) -> None:
     from cryosampler.ingest import ingest_map, model_scale
     from cryosampler.model.denoiser import ModelConfig
     from cryosampler.reference import check_takes
-    from cryosampler.io.structure import read_structure
+    from cryosampler.io.atomic_files import read_structure
     from cryosampler.training import TrainConfig, TrainingExample, train
 
     if args.preset not in ENCODER_PRESETS:

@@ -1,26 +1,24 @@
 """Ensemble metrics: the paper's scoring of an ensemble (:func:`score_ensemble`: closest-sample RMSD per true
-state and occupancy), coverage/precision beyond it, progress along the normal mode, map agreement,
-stereochemical validity, and RMSDs across differing atom sets; the domain-motion benchmark's metrics (residues
-paired by global sequence alignment, coverage over RMSD thresholds, area under the coverage curve)."""
+state and occupancy), coverage/precision beyond it, progress along the normal mode, stereochemical validity,
+and RMSDs across differing atom sets; the domain-motion benchmark's metrics (RMSD over residues paired by
+sequence, coverage over RMSD thresholds, area under the coverage curve)."""
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
-import gemmi
 import numpy as np
 import pandas as pd
 from scipy.spatial import cKDTree
 
-from cryosampler.io.structure import BACKBONE_ATOMS, AtomMatchReport, Structure, match_atoms
+from cryosampler.io.correspondence import AtomMatchReport, aligned_atoms, match_atoms
+from cryosampler.io.structure import BACKBONE_ATOMS, Structure
 from cryosampler.physics.superpose import rmsd_matrix, superpose
 
 __all__ = ["score_ensemble", "EnsembleScore", "closest_sample_rmsd", "state_occupancy", "coverage_metrics",
            "ensemble_summary", "mode_projection", "validity", "matched_rmsd_matrix",
-           "smallest_lossless_steps", "BOND_CUTOFF", "CLASH_CUTOFF", "aligned_residues", "aligned_atoms",
-           "aligned_rmsd_matrix", "coverage_curve", "coverage_auc", "COVERAGE_THRESHOLDS", "SUCCESS_THRESHOLD",
-           "sequence_identity", "nearest_protein"]
+           "smallest_lossless_steps", "BOND_CUTOFF", "CLASH_CUTOFF", "aligned_rmsd_matrix", "coverage_curve",
+           "coverage_auc", "COVERAGE_THRESHOLDS", "SUCCESS_THRESHOLD"]
 
 # Å. Covalent heavy-atom bonds are 1.2-1.6 Å (S-C 1.8 Å); 1-3 distances within a residue start near 2.2 Å.
 BOND_CUTOFF = 1.9
@@ -220,7 +218,7 @@ def matched_rmsd_matrix(samples: np.ndarray, other: Structure, states: np.ndarra
                         reference: Structure) -> tuple[np.ndarray, AtomMatchReport]:
     """RMSDs (Å) between samples of another atom set (e.g. a predictor's output) and the true states.
 
-    Atoms correspond by (residue number, atom name) (``structure.match_atoms``); atoms present on one side
+    Atoms correspond by (residue number, atom name) (``correspondence.match_atoms``); atoms present on one side
     only are dropped, and the report says which. Residue numbering must therefore agree: a predictor that
     numbers from 1 must be given the sequence from the reference's first residue on.
 
@@ -277,68 +275,6 @@ def smallest_lossless_steps(sweep: pd.DataFrame, reference_steps: int, rmsd_tole
 # a binary and pins numpy<2). Thresholds as there: 100 points over 0-10 Å, a state covered strictly below r.
 COVERAGE_THRESHOLDS = np.linspace(0.0, 10.0, 100)  # Å
 SUCCESS_THRESHOLD = 3.0  # Å
-
-# Biopython 1.85's PairwiseAligner(mode="global", open_gap_score=-0.5) as the benchmark uses it (match 1, mismatch
-# 0, gap extension free, end gaps scored like inner ones), doubled to gemmi's integer scores.
-_ALIGNMENT_SCORING = gemmi.AlignmentScoring()
-_ALIGNMENT_SCORING.match, _ALIGNMENT_SCORING.mismatch = 2, 0
-_ALIGNMENT_SCORING.gapo, _ALIGNMENT_SCORING.gape = -1, 0
-
-
-def aligned_residues(seq_a: str, seq_b: str) -> np.ndarray:
-    """Residue pairs of a global alignment of two one-letter sequences: (P, 2) int64, 0-based positions in
-    ``seq_a`` and ``seq_b``; mismatched residues pair too, residues facing a gap do not."""
-    if not seq_a or not seq_b:
-        raise ValueError(f"cannot align an empty sequence (lengths {len(seq_a)} and {len(seq_b)})")
-    result = gemmi.align_string_sequences(list(seq_a), list(seq_b), [], _ALIGNMENT_SCORING)
-    pairs, i, j = [], 0, 0
-    for count, op in re.findall(r"(\d+)([MID])", result.cigar_str()):
-        count = int(count)
-        if op == "M":
-            pairs.extend((i + k, j + k) for k in range(count))
-            i, j = i + count, j + count
-        elif op == "I":  # residues of seq_a only
-            i += count
-        else:  # "D": residues of seq_b only
-            j += count
-    assert (i, j) == (len(seq_a), len(seq_b)), result.cigar_str()
-    return np.asarray(pairs, dtype=np.int64).reshape(-1, 2)
-
-
-def sequence_identity(query: str, other: str) -> float:
-    """Fraction of ``query``'s residues that a global alignment pairs with the same residue of ``other``: 1.0
-    for the same protein (or a fragment of it), near 0 for unrelated ones (calmodulin against adenylate kinase
-    0.03).
-
-    Scoring: BLOSUM62 with gap opening −10 and extension −1 (gemmi's ``AlignmentScoring("b")``). Cheap gaps
-    let unrelated sequences line up letters by chance: with gemmi's default (every gap −1) calmodulin scored
-    0.37 against adenylate kinase, with the benchmark's :func:`aligned_residues` scoring more.
-    """
-    if not query or not other:
-        raise ValueError(f"cannot align an empty sequence (lengths {len(query)} and {len(other)})")
-    result = gemmi.align_string_sequences(list(query), list(other), [], gemmi.AlignmentScoring("b"))
-    return result.match_count / len(query)
-
-
-def nearest_protein(query: str, proteins: list[dict]) -> tuple[str, float] | None:
-    """(name, sequence identity) of the protein of ``proteins`` ({"name", "sequence"} each) nearest to the
-    sequence ``query``, or None if there are none."""
-    scored = [(p["name"], sequence_identity(query, p["sequence"])) for p in proteins]
-    return max(scored, key=lambda s: s[1]) if scored else None
-
-
-def aligned_atoms(a: Structure, b: Structure, atoms: tuple[str, ...] = BACKBONE_ATOMS) -> tuple[np.ndarray, np.ndarray]:
-    """Atom indices (P·len(atoms),) into ``a`` and ``b`` of the named backbone ``atoms`` (a subset of N, CA, C,
-    O) of the residues that :func:`aligned_residues` pairs between the two structures' sequences."""
-    unknown = [x for x in atoms if x not in BACKBONE_ATOMS]
-    if unknown or not atoms:
-        raise ValueError(f"atoms must be a subset of {BACKBONE_ATOMS}, got {atoms}")
-    pairs = aligned_residues(a.sequence, b.sequence)
-    if len(pairs) < 3:
-        raise ValueError(f"{a.name} and {b.name} pair only {len(pairs)} residues by sequence; are they the same "
-                         "protein?")
-    columns = [BACKBONE_ATOMS.index(x) for x in atoms]
-    return a.backbone_index[pairs[:, 0]][:, columns].ravel(), b.backbone_index[pairs[:, 1]][:, columns].ravel()
 
 
 def aligned_rmsd_matrix(samples: np.ndarray, atoms: Structure, targets: list[Structure],

@@ -20,7 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
-from cryosampler.io.structure import Structure, read_ensemble, read_structure
+from cryosampler.io.structure import Structure
+from cryosampler.io.atomic_files import read_ensemble, read_structure
 
 __all__ = ["BASELINE_COMMANDS", "BASELINE_METHODS", "find_baseline_outputs", "read_alphaflow", "read_baseline",
            "read_boltz"]
@@ -54,7 +55,7 @@ BASELINE_COMMANDS: dict[str, str] = {
 def read_alphaflow(path) -> tuple[Structure, np.ndarray]:
     """Read an AlphaFlow ensemble: one multi-MODEL PDB per protein.
 
-    Hydrogens, if written, are dropped (``structure.read_structure``).
+    Hydrogens, if written, are dropped (``atomic_files.read_structure``).
 
     Returns
     -------

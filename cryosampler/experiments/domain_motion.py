@@ -26,10 +26,11 @@ import numpy as np
 import pandas as pd
 
 from cryosampler.experiments.downloads import data_dir, pip_download
-from cryosampler.evaluation.metrics import (SUCCESS_THRESHOLD, aligned_atoms, aligned_rmsd_matrix, closest_sample_rmsd,
-                                 state_occupancy)
+from cryosampler.evaluation.metrics import SUCCESS_THRESHOLD, aligned_rmsd_matrix, closest_sample_rmsd, state_occupancy
+from cryosampler.io.correspondence import aligned_atoms
 from cryosampler.io.grid import MapGrid
-from cryosampler.io.structure import Structure, read_structure
+from cryosampler.io.structure import Structure
+from cryosampler.io.atomic_files import read_structure
 from cryosampler.physics.superpose import optimal_rotation
 
 __all__ = ["REQUIREMENT", "WHEEL_NAME", "TRAIN_CASES", "HELD_OUT_CASES", "MIN_BOX_MARGIN", "ANM_AMPLITUDES",
@@ -174,7 +175,7 @@ def directions(case: Case, split: str) -> list[tuple[str, tuple[str, ...]]]:
 
 def superposed_state(state: Structure, reference: Structure) -> np.ndarray:
     """``state``'s coordinates (M, 3) Å moved onto ``reference`` by the optimal superposition of the backbone
-    atoms that sequence alignment pairs (metrics.aligned_atoms): the state as it would sit in the reference's
+    atoms that sequence alignment pairs (correspondence.aligned_atoms): the state as it would sit in the reference's
     map, for rendering its map in the reference's frame."""
     idx_state, idx_reference = aligned_atoms(state, reference)
     mobile, target = state.coords[idx_state], reference.coords[idx_reference]

@@ -18,7 +18,8 @@ from tqdm.auto import tqdm
 
 from cryosampler.io.grid import MapGrid
 from cryosampler.io.mrc import read_mrc, write_mrc
-from cryosampler.io.structure import Structure, read_ensemble, read_structure, write_pdb
+from cryosampler.io.structure import Structure
+from cryosampler.io.atomic_files import read_ensemble, read_structure, write_pdb
 from cryosampler.model.featurize import featurize
 from cryosampler.physics.frame import Template, placement, principal_axes_template
 from cryosampler.physics.nma import MotionConfig, simulate_motion

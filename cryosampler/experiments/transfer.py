@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from cryosampler.io.structure import Structure, match_atoms, shared_ca
+from cryosampler.io.structure import Structure
+from cryosampler.io.correspondence import match_atoms, shared_ca
 from cryosampler.physics.superpose import optimal_rotation, rmsd
 
 __all__ = ["ca_rmsd", "nearest_donor", "transfer_states"]

@@ -19,7 +19,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
-from cryosampler.io.structure import Structure, shared_ca
+from cryosampler.io.structure import Structure
+from cryosampler.io.correspondence import shared_ca
 from cryosampler.physics.superpose import optimal_rotation, rmsd
 
 __all__ = ["RigidTransform", "Template", "principal_axes_template", "own_frame_template", "placement",

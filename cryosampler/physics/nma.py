@@ -20,7 +20,8 @@ from dataclasses import dataclass
 import numpy as np
 import prody
 
-from cryosampler.io.structure import Structure, shared_ca
+from cryosampler.io.structure import Structure
+from cryosampler.io.correspondence import shared_ca
 from cryosampler.physics.superpose import optimal_rotation
 
 __all__ = ["MotionConfig", "Motion", "anm_mode", "orient_like", "orient_anchor", "traverse_endpoints",
