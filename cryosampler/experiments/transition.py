@@ -19,12 +19,12 @@ import tarfile
 from dataclasses import dataclass
 from pathlib import Path
 
-import gemmi
 import numpy as np
 
 from cryosampler.experiments.downloads import data_dir, pip_download
 from cryosampler.io.files import atomic_path
 from cryosampler.io.structure import Structure
+from cryosampler.io.trajectory import read_trajectory
 from cryosampler.physics.superpose import optimal_rotation
 
 __all__ = ["REQUIREMENT", "SDIST_NAME", "FILES", "CORE_RESIDUES", "TransitionPath", "adk_files", "read_adk_path"]
@@ -81,32 +81,19 @@ class TransitionPath:
 def read_adk_path(files: dict[str, Path]) -> TransitionPath:
     """The DIMS path of :func:`adk_files` as a :class:`TransitionPath`: 98 frames of 1,656 heavy atoms, every
     frame and both crystal structures superposed on frame 0 by the CORE domain's CA atoms."""
-    import mdtraj
-
-    topology_file = str(files["adk_closed.pdb"])
-    trajectory = mdtraj.load(str(files["adk_dims.dcd"]), top=topology_file)
-    crystals = [mdtraj.load(str(files[name])) for name in ("adk_closed.pdb", "adk_open.pdb")]
-    top = trajectory.topology
-    # mdtraj guesses elements from names when the element column is empty (CHARMM files), e.g. "HE1" → He;
-    # in a protein the standardised name's first letter is the element.
-    heavy = [a.index for a in top.atoms if a.name[0] != "H"]
-    atoms = [top.atom(i) for i in heavy]
-    elements = [a.name[0] for a in atoms]
-    first = trajectory.xyz[0, heavy].astype(np.float64) * 10.0
-    topology = Structure(coords=first, elements=elements,
-                         atomic_numbers=[gemmi.Element(e).atomic_number for e in elements],
-                         atom_names=[a.name for a in atoms], res_names=[a.residue.name for a in atoms],
-                         res_nums=[a.residue.resSeq for a in atoms], chain_id="A", name="adk")
-    opened_atoms = [a.name for a in crystals[1].topology.atoms]
-    if opened_atoms != [a.name for a in top.atoms]:  # adk_closed.pdb is the topology itself
-        raise ValueError(f"{files['adk_open.pdb']}: atoms differ from {topology_file}; delete the cache and "
-                         "download again")
-    core_ca = np.array([k for k, a in enumerate(atoms) if a.name == "CA" and a.residue.resSeq in CORE_RESIDUES])
+    path = read_trajectory(files["adk_dims.dcd"], topology=files["adk_closed.pdb"], name="adk")
+    crystals = [read_trajectory(files[name]) for name in ("adk_closed.pdb", "adk_open.pdb")]
+    topology, first = path.topology, path.frames[0]
+    if crystals[1].atom_names != path.atom_names:  # adk_closed.pdb is the topology itself
+        raise ValueError(f"{files['adk_open.pdb']}: atoms differ from {files['adk_closed.pdb']}; delete the cache "
+                         "and download again")
+    core_ca = np.array([k for k, (atom, number) in enumerate(zip(topology.atom_names, topology.res_nums))
+                        if atom == "CA" and number in CORE_RESIDUES])
 
     def onto_first(coords: np.ndarray) -> np.ndarray:
         rotation = optimal_rotation(coords[core_ca], first[core_ca])
         return (coords - coords[core_ca].mean(0)) @ rotation.T + first[core_ca].mean(0)
 
-    frames = np.stack([onto_first(x[heavy].astype(np.float64) * 10.0) for x in trajectory.xyz])
-    closed, opened = (onto_first(c.xyz[0, heavy].astype(np.float64) * 10.0) for c in crystals)
+    frames = np.stack([onto_first(x) for x in path.frames])
+    closed, opened = (onto_first(c.frames[0]) for c in crystals)
     return TransitionPath(frames, topology, closed, opened)
