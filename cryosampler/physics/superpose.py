@@ -1,9 +1,14 @@
-"""Optimal superposition and RMSD (wrapping ProDy's Kabsch implementation)."""
+"""Optimal superposition and RMSD (Kabsch).
+
+The rotation is computed as ProDy's ``calcTransformation`` computes it, operation for operation (SVD of the
+covariance matrix by scipy, reflection removed by the determinant's sign), so results are bit-identical to the
+ProDy call this module used to make; ProDy itself is wrapped only in :mod:`cryosampler.physics.nma`.
+"""
 
 from __future__ import annotations
 
 import numpy as np
-import prody
+from scipy import linalg
 
 __all__ = ["optimal_rotation", "superpose", "rmsd", "rmsd_matrix"]
 
@@ -15,7 +20,11 @@ def optimal_rotation(mobile: np.ndarray, target: np.ndarray) -> np.ndarray:
     """
     if mobile.shape != target.shape or mobile.ndim != 2 or mobile.shape[1] != 3:
         raise ValueError(f"need two (N, 3) arrays of equal shape, got {mobile.shape} and {target.shape}")
-    return prody.calcTransformation(np.asarray(mobile, float), np.asarray(target, float)).getRotation()
+    mobile, target = np.asarray(mobile, float), np.asarray(target, float)
+    covariance = np.dot((mobile - mobile.mean(0)).T, target - target.mean(0))  # (3, 3)
+    u, _, vh = linalg.svd(covariance)
+    flip = np.diag([1, 1, np.sign(linalg.det(np.dot(u, vh)))])  # a rotation, never a reflection
+    return np.dot(vh.T, np.dot(flip, u.T))
 
 
 def superpose(mobile: np.ndarray, target: np.ndarray) -> np.ndarray:
