@@ -151,17 +151,25 @@ def simulate_motion(structure: Structure, config: MotionConfig = MotionConfig(),
 def sample_anm_conformations(structure: Structure, n_samples: int, rmsd: float, n_modes: int = 3,
                              config: MotionConfig = MotionConfig(),
                              seed: int = 0) -> np.ndarray:
-    """Random conformations along the ``n_modes`` lowest ANM modes (ProDy ``sampleModes``).
+    """Random conformations along the ``n_modes`` lowest ANM modes, as ProDy's ``sampleModes`` draws them.
 
     Returns (n_samples, N, 3) float64, Å; the average RMSD from the reference is ``rmsd``.
-    ProDy draws from numpy's global generator, so it is seeded here, inside the ProDy wrapper, and the
-    previous global state is restored afterwards.
+    ``sampleModes`` draws its coefficients from numpy's global generator; this is its formula with the
+    coefficients drawn from a generator of its own, ``np.random.RandomState(seed)`` (the legacy stream that
+    seeding the global one would give, so the samples are those of the seeded ProDy call), and nothing global
+    is touched. Conformation k is X_ref + s Σ_i r_ik λ_i^(-1/2) u_i / |u_i|, with s chosen so that the mean RMSD
+    over the drawn r is ``rmsd``.
     """
     _, extended, ag = _extended_anm(structure, n_modes, config)
-    state = np.random.get_state()
-    try:
-        np.random.seed(seed)
-        ensemble = prody.sampleModes(extended, ag, n_confs=n_samples, rmsd=rmsd)
-    finally:
-        np.random.set_state(state)
+    variances = extended.getVariances()  # (M,) 1 / λ_i
+    magnitudes = np.array([abs(mode) for mode in extended])  # (M,)
+    randn = np.random.RandomState(seed).standard_normal((n_samples, len(extended)))  # (S, M)
+    coef = ((randn ** 2 * variances).sum(1) ** 0.5).mean()
+    scale = extended.numAtoms() ** 0.5 * float(rmsd) / coef
+    scale = scale / magnitudes * variances ** 0.5  # (M,)
+    array = extended._getArray()  # (3N, M)
+    confs = np.array([(array * scale * r).sum(1).reshape((extended.numAtoms(), 3)) for r in randn])
+    ensemble = prody.Ensemble()
+    ensemble.setCoords(ag.getCoords())
+    ensemble.addCoordset(confs + ag.getCoords())  # stored as ProDy stores sampleModes' output
     return ensemble.getCoordsets().astype(np.float64)
