@@ -37,7 +37,7 @@ import pandas as pd
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 # Slow-down of a run while three share the GPU, and the cost of a DDIM step (forward, batch 16) as a fraction
-# of a training step at batch 8. The first H100 run (2026-11-25) measured 1.2 and 0.25; planned with margin.
+# of a training step at batch 8, as the first H100 run (benchmarks/measured/) measured them, with margin.
 SHARING = 1.3
 SAMPLE_STEP_PER_TRAIN_STEP = 0.3
 DDIM_STEPS = 100

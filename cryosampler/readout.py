@@ -52,10 +52,8 @@ def read_out(model: CryoSampler, protein: ProteinFeatures, volume: np.ndarray | 
     at the t whose noise matches the map's own (:func:`matched_time`).
 
     The map is taken as a noisy V_t, so α_t V / σ_data = α_t V_0 / σ_data + σ_t ε as in training; a clean
-    map gives t ≈ 0, eq. 12's read-out. Reading noisy maps at t = 0 instead was about 2.5× worse on 6 Å,
-    SNR 0.3 maps: 1.86 and 2.03 Å from the true state (training proteins; 4CLN, which was looked at when
-    this design was chosen) against 0.73 and 0.83 Å at the matched t (benchmarks/fit_accuracy.py,
-    2026-11-25).
+    map gives t ≈ 0, eq. 12's read-out. Reading noisy maps at t = 0 instead was clearly worse on noisy
+    maps (benchmarks/fit_accuracy.py; numbers in docs/own-maps.md).
 
     volume: (D, D, D) on the model's grid and frame, in the renderer's density units (a user's map scaled by
     ``ingest.model_scale``); protein: the reference placed in the model's frame. Returns (N, 3) float32 Å,

@@ -1,36 +1,83 @@
-"""Repository hygiene: measured numbers live in one place (the README's performance table)."""
+"""Repository hygiene: measured numbers and their dates live in one place (the README), and the files that code
+comments cite exist."""
 
 import json
 import re
 
 from cryosampler.experiments.profiles import repo_root
 
-# A duration with a unit, e.g. "21 min", "0.42 s/step", "3.5 h", "25 minutes".
-DURATION = re.compile(r"\d+(?:\.\d+)?\s*(?:min(?:utes?)?|s/step|h|hours?)\b")
+# A measured time: a number with a time unit, e.g. "21 min", "0.42 s/step", "4 s", "0.15 s per map", "12 ms",
+# "3.5 h", "25 minutes". A bare unit ("timeout in seconds", "σ_t") is no measurement.
+DURATION = re.compile(r"(?<![\w.])\d+(?:\.\d+)?\s*(?:ms|µs|us|s|secs?|seconds?|min|mins|minutes?|h|hrs?|hours?|days?)"
+                      r"(?![\w])")
+# A calendar date, e.g. "2026-11-25", "25 November 2026" or "November 2026" (not one inside a file name such as
+# benchmarks/measured/2026-11-25_h100/).
+_MONTHS = "January|February|March|April|May|June|July|August|September|October|November|December"
+DATE = re.compile(rf"(?<![\w/])(?:19|20)\d\d-[01]\d-[0-3]\d(?!\w)"
+                  rf"|\b(?:{_MONTHS})\s+(?:[0-3]?\d,?\s+)?(?:19|20)\d\d\b")
+# A repository file or folder cited in prose: a path under a top-level folder that ends in a suffix or "/", e.g.
+# "benchmarks/bench_train.py", "notebooks/06_*.ipynb", "figures/fig_x.{png,pdf}", "tables/"; or a bare Markdown
+# file name such as "notes f.md".
+CITED_PATH = re.compile(r"(?<![\w./{}-])((?:benchmarks|notebooks|tests|tables|figures|docs|cryosampler)/"
+                        r"(?:[\w.*/-]*\.(?:[\w*]+|\{[\w,]+\})|[\w.*/-]*/)|[\w-]+\.md\b)")
+
+
+def _python_files():
+    root = repo_root()
+    return sorted({*root.glob("cryosampler/**/*.py"), *root.glob("benchmarks/**/*.py")})
 
 
 def _comments_and_prose():
-    """(where, text) of every Python comment and docstring line and every notebook Markdown or comment line."""
+    """(where, text) of every Python comment and docstring line under cryosampler/ and benchmarks/ and every
+    notebook Markdown or comment line."""
     root = repo_root()
-    for path in sorted([*root.glob("cryosampler/*.py"), *root.glob("benchmarks/*.py")]):
+    for path in _python_files():
         in_docstring = False
         for number, line in enumerate(path.read_text().splitlines(), 1):
             quotes = line.count('"""')
             if in_docstring or quotes:
-                yield f"{path.name}:{number}", line
+                yield f"{path.relative_to(root)}:{number}", line
             elif "#" in line:
-                yield f"{path.name}:{number}", line[line.index("#"):]
+                yield f"{path.relative_to(root)}:{number}", line[line.index("#"):]
             in_docstring ^= quotes % 2 == 1
     for path in sorted(root.glob("notebooks/*.ipynb")):
         for index, cell in enumerate(json.loads(path.read_text())["cells"]):
             for line in "".join(cell["source"]).splitlines():
                 if cell["cell_type"] == "markdown" or line.lstrip().startswith("#"):
-                    yield f"{path.name} cell {index}", line
+                    yield f"{path.relative_to(root)} cell {index}", line
 
 
 def test_no_measured_durations_in_code_comments_or_notebook_text():
     found = [f"{where}: {text.strip()}" for where, text in _comments_and_prose() if DURATION.search(text)]
-    assert not found, "measured times belong in the README's performance table:\n" + "\n".join(found)
+    assert not found, "measured times belong in the README:\n" + "\n".join(found)
+
+
+def test_no_dates_in_code_comments_or_notebook_text():
+    found = [f"{where}: {text.strip()}" for where, text in _comments_and_prose() if DATE.search(text)]
+    assert not found, "dates of measurements belong in the README:\n" + "\n".join(found)
+
+
+def _cited_paths():
+    """(where, path) of every repository path that a comment, docstring or notebook text cites."""
+    for where, text in _comments_and_prose():
+        for path in CITED_PATH.findall(text):
+            yield where, path.rstrip(".")
+
+
+def _exists(path: str) -> bool:
+    """Whether ``path`` (relative to the repository root; may hold ``*`` or a final ``{a,b}``) names files there;
+    a bare file name may sit at the top level or in a top-level folder (tables/ensemble_metrics.md)."""
+    root = repo_root()
+    if "/" not in path:
+        return (root / path).exists() or any(root.glob(f"*/{path}"))
+    stem, brace, suffixes = path.partition("{")
+    paths = [stem + s for s in suffixes.rstrip("}").split(",")] if brace else [path]
+    return all(any(root.glob(p.rstrip("/"))) if "*" in p else (root / p).exists() for p in paths)
+
+
+def test_files_cited_in_comments_exist():
+    found = [f"{where}: {path}" for where, path in _cited_paths() if not _exists(path)]
+    assert not found, "comments cite files that are not in the repository:\n" + "\n".join(found)
 
 
 def _notebook_and_benchmark_code():

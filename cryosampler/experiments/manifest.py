@@ -1,6 +1,6 @@
 """Which PDB entries the experiments use, and where their coordinate files are.
 
-A manifest (``cryosampler/manifests/<name>.csv``) lists one *slot* per paper entry with its split and
+A manifest (``cryosampler/experiments/manifests/<name>.csv``) lists one *slot* per paper entry with its split and
 an optional *substitute*: a similar entry used when the paper's one cannot be had (e.g. offline).
 :func:`resolve_manifest` maps each slot to a file on disk, searching a PDB directory (the
 ``CRYOSAMPLER_PDB_DIR`` environment variable by default), then a download cache, then optionally RCSB.
@@ -126,7 +126,7 @@ def find_entry(
 
 
 def load_manifest(name: str = "paper") -> pd.DataFrame:
-    """The packaged manifest ``cryosampler/manifests/{name}.csv``.
+    """The packaged manifest ``cryosampler/experiments/manifests/{name}.csv``.
 
     Returns
     -------

@@ -96,7 +96,7 @@ def load_checkpoint(path: Path) -> dict:
 
 
 # Version of what a checkpoint's weights mean. 2: the encoder reads each feature level at its own voxel
-# centres (encoder.sample_at_atoms, 2026-11-25). A "sampled"-features model written before (no "format" entry)
+# centres (encoder.sample_at_atoms). A "sampled"-features model written before (no "format" entry)
 # learned its features at other positions: loading it would run, and sample wrongly.
 CHECKPOINT_FORMAT = 2
 

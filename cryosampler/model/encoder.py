@@ -49,9 +49,9 @@ class EncoderConfig:
     atom_embed: int = 16
     # Residue-type embeddings in the DiT tokens and atom-name embeddings in the per-atom head, beyond the
     # paper, which feeds only volume latents and reference coordinates (sequence features are its future
-    # work). Off by default since 2026-11-25: the full-profile ablation (README) gave the same closest-sample
-    # RMSDs on the training proteins with and without (0.11 / 0.12 and 0.12 / 0.11 Å) and a better balance of
-    # the two states without them (occupancy of A 0.35 vs 0.15, ideal 0.5); chosen on the training proteins.
+    # work). Off by default: the full-profile ablation (README, "Design choices beyond the paper") gave the same
+    # closest-sample RMSDs on the training proteins with and without, and a better balance of the two states
+    # without them; chosen on the training proteins.
     sequence_features: bool = False
     head_hidden: int = 128
 
@@ -81,7 +81,7 @@ class FiLMResBlock(nn.Module):
     def __init__(self, c_in: int, c_out: int, cond_dim: int):
         super().__init__()
         # No conv biases: each conv feeds a GroupNorm, and oneDNN's conv3d bias gradient is pathologically
-        # slow on CPU for some shapes (4 s instead of 0.1 s for 8→8 channels on 8×32³, torch 2.13).
+        # slow on CPU for some shapes (e.g. 8→8 channels on 8×32³).
         self.conv1 = nn.Conv3d(c_in, c_out, 3, stride=2, padding=1, bias=False)
         self.norm1 = nn.GroupNorm(min(4, c_out), c_out)
         self.conv2 = nn.Conv3d(c_out, c_out, 3, padding=1, bias=False)
@@ -235,7 +235,7 @@ def sample_at_atoms(feature_maps: list[torch.Tensor], coords: torch.Tensor, grid
     Every stage halves the grid with stride 2, a 3³ kernel and padding 1 (its 1³ skip, stride 2, reads the
     same voxel), so output voxel j is centred on input voxel 2j: voxel j of stage s lies at input index
     2^s j. Each level's sampling coordinates come from its own voxel centres. Reading every level with the
-    input grid's coordinates (before 2026-11-25) put an atom at input index i off by i (S - 1) / (D - 1)
+    input grid's coordinates (as before the fix) put an atom at input index i off by i (S - 1) / (D - 1)
     input voxels on a level of stride S: on the 64³ × 2 Å grid up to 2, 6 and 14 Å at 32³, 16³ and 8³ (at
     the box edge; half that at its centre).
     """

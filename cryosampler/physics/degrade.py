@@ -14,7 +14,7 @@ import numpy as np
 
 __all__ = ["b_factor_blur", "low_pass", "signal_mask", "add_noise", "DegradeConfig", "degrade", "MASK_FRACTION"]
 
-# The mask of "signal" voxels: above this fraction of the map's maximum (as in the fit-check data, notes f.md).
+# The mask of "signal" voxels: above this fraction of the map's maximum (as in the fit-check data).
 MASK_FRACTION = 0.05
 
 
@@ -77,7 +77,7 @@ def low_pass(volume: np.ndarray, apix: float, resolution: float) -> np.ndarray:
     beyond, so nothing finer than ``resolution`` survives. The edge is narrow, so it rings nearly as a hard
     cut-off does: a point-like atom (Gaussian, σ 0.5 Å, 1 Å voxels) limited to 4, 6, 8 Å undershoots to -7.6,
     -8.0, -8.1 % of its peak (hard cut-off -7.7, -8.5, -8.8 %); blurred first by B = 100 Å², -3.4, -6.1,
-    -7.0 % (notes g.md). Map ingestion uses it with resolution = 2 × the target voxel size (the target
+    -7.0 %. Map ingestion uses it with resolution = 2 × the target voxel size (the target
     Nyquist) before downsampling.
 
     volume (X, Y, Z) float, axes (x, y, z); apix Å. Returns (X, Y, Z), float64 for float64 input, else float32.
