@@ -1,4 +1,4 @@
-"""Short equal-budget training runs that compare encoder designs (the README's ablation table).
+"""Short equal-budget training runs that compare encoder designs (docs/design.md's ablation).
 
     python benchmarks/ablation.py OUT_DIR --steps 1500 [--preset default] [--seed 0] [--lambda-r 0.01 --lambda-b 0.01]
                                   [--no-sequence-features] [--precision fp32|bf16] [--device auto]

@@ -7,7 +7,7 @@ For each training protein, state j (superposed onto state i, the reference) is r
 the reference's placement (its V_0), noised to V_t at each time t (eq. 1, seeded generator) and read out by the
 encoder from the reference (X̂_0 = f_θ(V_t, SNR_t, X_ref)); the read-out's backbone RMSD to state j and to the
 reference is printed (the benchmark's aligned RMSD). Training proteins only: nothing about the held-out proteins
-is read here. The README's comparison of rotation augmentation on and off uses t = 0.05.
+is read here. docs/results.md's comparison of rotation augmentation on and off uses t = 0.05.
 """
 
 from __future__ import annotations

@@ -39,7 +39,7 @@ LOG_COLUMNS = ["step", *LOSS_TERMS, "grad_norm", "lr", "seconds"]
 class TrainConfig:
     """Optimisation settings. Named presets in ``TRAIN_PRESETS``."""
 
-    steps: int = 3000  # measured time per step and in all: the README's performance table
+    steps: int = 3000  # measured time per step and in all: docs/performance.md
     batch_size: int = 8
     lr: float = 3e-4
     weight_decay: float = 0.01
@@ -64,7 +64,7 @@ class TrainConfig:
     # Turn each training map and its reference by one of the cube's 24 rotations, drawn per example
     # (augment.py says why these). Off for the calmodulin models, whose proteins share one template frame,
     # and for notebook 06's model of seven proteins, which learned its own maps far worse with it in the
-    # steps the hour allows (README, "Domain motions").
+    # steps the hour allows (docs/results.md, "Domain motions of real proteins").
     rotate: bool = False
 
     def __post_init__(self):

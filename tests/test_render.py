@@ -75,7 +75,7 @@ def test_profile_is_cut_at_eman2_threshold():
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 def test_maps_and_gradients_hold_no_subnormal_floats(dtype):
-    # Subnormal floats make CPU arithmetic on them many times slower (README, "Performance"); products of
+    # Subnormal floats make CPU arithmetic on them many times slower (docs/performance.md, "Subnormal floats"); products of
     # three uncut profiles far from an atom are subnormal.
     grid = MapGrid(size=64, apix=2.0, resolution=8.0)
     rng = np.random.default_rng(8)

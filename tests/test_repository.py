@@ -1,4 +1,4 @@
-"""Repository hygiene: measured numbers and their dates live in one place (the README), and the files that code
+"""Repository hygiene: measured numbers and their dates live in one place (README.md and docs/), and the files that code
 comments cite exist."""
 
 import json
@@ -49,12 +49,12 @@ def _comments_and_prose():
 
 def test_no_measured_durations_in_code_comments_or_notebook_text():
     found = [f"{where}: {text.strip()}" for where, text in _comments_and_prose() if DURATION.search(text)]
-    assert not found, "measured times belong in the README:\n" + "\n".join(found)
+    assert not found, "measured times belong in docs/:\n" + "\n".join(found)
 
 
 def test_no_dates_in_code_comments_or_notebook_text():
     found = [f"{where}: {text.strip()}" for where, text in _comments_and_prose() if DATE.search(text)]
-    assert not found, "dates of measurements belong in the README:\n" + "\n".join(found)
+    assert not found, "dates of measurements belong in docs/:\n" + "\n".join(found)
 
 
 def _cited_paths():

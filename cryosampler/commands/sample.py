@@ -15,8 +15,8 @@ from cryosampler.io.files import staged_directory
 __all__ = ["add_args", "main", "DEFAULT_DDIM_STEPS", "HELP", "DESCRIPTION"]
 
 # DDIM steps K when --steps is not given: the fewest that lose nothing against the paper's 100 in notebook 03's step
-# sweep (tables/ddim_steps.md; README, "DDIM steps, chosen by data"). The answer depends on the model: the README
-# section gives it for the default model and for the one with sequence features.
+# sweep (tables/ddim_steps.md). The answer depends on the model: docs/design.md, "DDIM steps, chosen by data", gives
+# it for the default model and for the one with sequence features.
 DEFAULT_DDIM_STEPS = 25
 
 MAPS = "sample_*.mrc"

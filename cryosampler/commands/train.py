@@ -63,7 +63,7 @@ def add_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--rotate", action="store_true",
                         help="turn each training map and its reference together by one of the 24 rotations of "
                              "the cube, drawn per example (augmentation, meant to help a model of several "
-                             "proteins read new ones; see the README's measurement)")
+                             "proteins read new ones; see docs/results.md for its measurement)")
     add_fit_probes_arg(parser)
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 

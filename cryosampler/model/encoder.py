@@ -49,7 +49,7 @@ class EncoderConfig:
     atom_embed: int = 16
     # Residue-type embeddings in the DiT tokens and atom-name embeddings in the per-atom head, beyond the
     # paper, which feeds only volume latents and reference coordinates (sequence features are its future
-    # work). Off by default: the full-profile ablation (README, "Design choices beyond the paper") gave the same
+    # work). Off by default: the full-profile ablation (docs/design.md) gave the same
     # closest-sample RMSDs on the training proteins with and without, and a better balance of the two states
     # without them; chosen on the training proteins.
     sequence_features: bool = False

@@ -7,7 +7,7 @@ exp(-r²/w²) = 1e-7; here each of the three 1-D factors below is cut where it f
 (``PROFILE_CUTOFF``), a cube of half-width 4.01 w ≈ 10.2 Å at 8 Å around each atom instead of EMAN2's sphere
 (outside the sphere every value is below the cut-off anyway). The cut matters for speed, not accuracy: a
 product of three small profiles would otherwise be a subnormal float, and on x86 CPUs every operation on
-subnormals takes a slow microcode path (README, "Performance"); with each
+subnormals takes a slow microcode path (docs/performance.md, "Subnormal floats"); with each
 factor ≥ 1e-7, every product is ≥ 1e-21 and stays a normal float.
 
 Voxel (i, j, k) is centred at ((i - D//2) apix, (j - D//2) apix, (k - D//2) apix) Å, and volumes are indexed
