@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
-import os
 import platform
 import resource
 import subprocess
@@ -33,13 +32,11 @@ import pandas as pd
 import torch
 
 from bench_model import simulated_data
-from cryosampler.device import resolve_device
-from cryosampler.model.denoiser import PRECISIONS
+from cryosampler.device import resolve_device, torchrun_rank, torchrun_world_size
+from cryosampler.experiments.simulate import load_dataset, training_examples
+from cryosampler.model.denoiser import PRECISIONS, ModelConfig
 from cryosampler.model.encoder import ENCODER_PRESETS
-from cryosampler.model.denoiser import ModelConfig
-from cryosampler.experiments.simulate import load_dataset
 from cryosampler.training import TrainConfig, train
-from cryosampler.experiments.simulate import training_examples
 
 ROW = "bench_train row: "  # prefix of the JSON line a --here process prints for its parent
 
@@ -58,7 +55,7 @@ def measure(data_dir: Path, preset: str, precision: str, batch_size: int, warmup
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     model = train(examples, model_config, config, template, out, progress=False, device=device)
-    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    world_size = torchrun_world_size()
     row = {"preset": preset, "precision": precision, "batch_size": batch_size, "processes": world_size,
            "parameters": sum(p.numel() for p in model.parameters()), "device": _device_name(device)}
     if (out / "train_log.csv").is_file():  # rank 0 alone writes the log
@@ -115,8 +112,8 @@ def main() -> None:
         device = resolve_device(args.device)
     except ValueError as error:
         parser.error(str(error))
-    rank = int(os.environ.get("RANK", "0"))
-    here = args.here or device.type == "cuda" or int(os.environ.get("WORLD_SIZE", "1")) > 1
+    rank = torchrun_rank()
+    here = args.here or device.type == "cuda" or torchrun_world_size() > 1
 
     stamp = {"date": datetime.date.today().isoformat(), "torch": torch.__version__}
     if rank == 0 and not args.here:

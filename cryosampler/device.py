@@ -11,11 +11,12 @@ import atexit
 import os
 import re
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import torch
-import torch.distributed as dist
+if TYPE_CHECKING:
+    import torch
 
-__all__ = ["resolve_device", "Distributed", "distributed"]
+__all__ = ["resolve_device", "Distributed", "distributed", "torchrun_rank", "torchrun_world_size"]
 
 def resolve_device(spec: str | torch.device) -> torch.device:
     """``auto`` | ``cpu`` | ``cuda`` | ``cuda:N`` → torch.device; ValueError for a bad spec or a missing GPU.
@@ -23,6 +24,10 @@ def resolve_device(spec: str | torch.device) -> torch.device:
     ``auto`` is ``cuda`` (the current GPU) when CUDA is available, else ``cpu``. Nothing falls back to the
     CPU silently: asking for a GPU that is not there is an error.
     """
+    # torch is imported where it is used: the command line reads torchrun's environment (torchrun_rank,
+    # torchrun_world_size) to check its arguments before it loads torch, which takes seconds.
+    import torch
+
     text = str(spec).strip().lower()
     if text == "auto":
         text = "cuda" if torch.cuda.is_available() else "cpu"
@@ -63,6 +68,16 @@ def _env_int(name: str, default: int) -> int:
         raise ValueError(f"environment variable {name}={value!r} is not an integer (set by torchrun)") from None
 
 
+def torchrun_world_size() -> int:
+    """The number of processes torchrun started (``WORLD_SIZE``), 1 without torchrun."""
+    return _env_int("WORLD_SIZE", 1)
+
+
+def torchrun_rank() -> int:
+    """This process's rank among them (``RANK``), 0 without torchrun."""
+    return _env_int("RANK", 0)
+
+
 def distributed(device: torch.device) -> Distributed:
     """Join torchrun's process group when ``WORLD_SIZE`` > 1, unless this process has joined already.
 
@@ -71,8 +86,10 @@ def distributed(device: torch.device) -> Distributed:
     not before: torchrun's store keeps a left group's addresses, and a rank that joins again before the
     others have left can connect to a stale one and wait forever.
     """
-    world_size = _env_int("WORLD_SIZE", 1)
-    if world_size <= 1:
+    import torch
+    import torch.distributed as dist
+
+    if torchrun_world_size() <= 1:
         return Distributed(0, 1, device)
     if not dist.is_available():
         raise ValueError("WORLD_SIZE > 1 (torchrun) but this torch has no torch.distributed")
