@@ -14,14 +14,15 @@ import numpy as np
 import torch
 from scipy import ndimage
 
-from cryosampler.physics.degrade import low_pass
-from cryosampler.physics.correlation import map_correlation
-from cryosampler.io.mrc import read_mrc
-from cryosampler.physics.render import check_in_box, render_density
 from cryosampler.io.grid import MapGrid
+from cryosampler.io.mrc import read_mrc
+from cryosampler.physics.correlation import map_correlation
+from cryosampler.physics.degrade import low_pass
+from cryosampler.physics.frame import RigidTransform, map_to_model_frame
+from cryosampler.physics.render import check_in_box, render_density
 
 __all__ = ["resample_to_grid", "check_contains", "map_model_correlation", "check_fitted", "ingest_map", "model_scale",
-           "FIT_THRESHOLD", "FIT_GAIN_THRESHOLD"]
+           "to_model_units", "FIT_THRESHOLD", "FIT_GAIN_THRESHOLD"]
 
 # Fit check (check_fitted). Pearson r alone cannot tell a misplaced model from noise: calmodulin 1CLL rendered
 # at 8 Å on a 1 Å, 160³ map and ingested onto 64³ × 2 Å gives r = 1.000 fitted but 0.735 fitted at SNR 1 per
@@ -197,3 +198,16 @@ def model_scale(volume: np.ndarray, model_coords: np.ndarray, atomic_numbers: np
     """
     rendered = _render(model_coords, atomic_numbers, grid).astype(np.float64)
     return float((rendered * rendered).sum() / (np.asarray(volume, np.float64) * rendered).sum())
+
+
+def to_model_units(volume: np.ndarray, place: RigidTransform, coords: np.ndarray, atomic_numbers: np.ndarray,
+                   grid: MapGrid) -> tuple[np.ndarray, float]:
+    """A map ingested around a reference (:func:`ingest_map`, axis-aligned in the reference's frame) turned into the
+    model's frame by ``place`` and scaled to the renderer's density units (:func:`model_scale`), as training and
+    the read-out take it: (volume (D, D, D) float32, the scale applied).
+
+    coords: (N, 3) Å, the reference in its own (the map's) frame; atomic_numbers (N,).
+    """
+    in_model = map_to_model_frame(volume, place)  # unchanged for a placement without rotation
+    scale = model_scale(in_model, place.apply(coords), atomic_numbers, grid)
+    return np.float32(scale) * in_model, scale

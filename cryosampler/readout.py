@@ -10,12 +10,11 @@ import numpy as np
 import torch
 
 from cryosampler.device import resolve_device
-from cryosampler.ingest import map_model_correlation, model_scale
+from cryosampler.ingest import map_model_correlation, to_model_units
 from cryosampler.io.structure import Structure
 from cryosampler.model.denoiser import CryoSampler
 from cryosampler.model.diffusion import DiffusionConfig, add_noise, alpha_sigma, time_at_noise
 from cryosampler.model.featurize import ProteinFeatures, collate
-from cryosampler.physics.frame import map_to_model_frame
 from cryosampler.reference import PlacedReference
 
 __all__ = ["matched_time", "read_out", "read_out_noised", "MapFit", "fit_map", "EMPTY_FRACTION", "MIN_EMPTY_VOXELS"]
@@ -104,8 +103,7 @@ def fit_map(model: CryoSampler, reference: Structure, placed: PlacedReference, v
     grid, numbers = model.config.grid, reference.atomic_numbers
     back = placed.place.inverse()
     centre = back.apply(np.zeros(3))
-    in_model = map_to_model_frame(volume, placed.place)
-    scale = model_scale(in_model, placed.place.apply(reference.coords), numbers, grid)
-    fitted = back.apply(read_out(model, placed.protein, scale * in_model, device, precision).astype(np.float64))
+    in_model, _ = to_model_units(volume, placed.place, reference.coords, numbers, grid)
+    fitted = back.apply(read_out(model, placed.protein, in_model, device, precision).astype(np.float64))
     return MapFit(fitted, map_model_correlation(volume, reference.coords, numbers, grid, centre),
                   map_model_correlation(volume, fitted, numbers, grid, centre))

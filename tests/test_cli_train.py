@@ -13,7 +13,7 @@ import pytest
 
 import cryosampler.cli as cli
 from cryosampler.io.mrc import read_mrc
-from cryosampler.commands.train import resolve_maps
+from cryosampler.commands.listing import resolve_maps
 from cryosampler.io.atomic_files import read_ensemble, read_structure, write_pdb
 
 from conftest import make_helix

@@ -12,7 +12,7 @@ import torch
 from scipy.spatial.transform import Rotation
 
 import cryosampler.cli as cli
-from cryosampler.commands.train import resolve_proteins
+from cryosampler.commands.listing import resolve_proteins
 from cryosampler.physics.frame import own_frame_template, own_placement, placement
 from cryosampler.reference import prepare_reference
 from cryosampler.io.atomic_files import read_ensemble, read_structure, write_pdb

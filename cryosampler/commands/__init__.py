@@ -10,8 +10,8 @@ import argparse
 import os
 from pathlib import Path
 
-__all__ = ["int_at_least", "same_path", "check_writable", "add_fit_probes_arg", "nearest_training_protein",
-           "KNOWN_IDENTITY"]
+__all__ = ["int_at_least", "same_path", "check_writable", "refuse_inputs", "add_fit_probes_arg",
+           "nearest_training_protein", "KNOWN_IDENTITY"]
 
 # Below this sequence identity to every protein a model was trained on, its output is a guess, not a prediction.
 KNOWN_IDENTITY = 0.9
@@ -50,6 +50,15 @@ def check_writable(directory: Path, what: str) -> None:
     if not os.access(existing, os.W_OK | os.X_OK):
         raise ValueError(f"{what}: cannot write in directory {existing} (no permission or read-only); "
                          "choose another location")
+
+
+def refuse_inputs(outputs: dict[Path, str], inputs: list[Path]) -> None:
+    """ValueError if an output path is one of the ``inputs``: inputs are never overwritten. ``outputs`` maps each
+    output path to how the message names it (``"--output run.pdb"``)."""
+    for path, named in outputs.items():
+        for given in inputs:
+            if same_path(path, given):
+                raise ValueError(f"{named} is the input {given}; inputs are never overwritten, choose another name")
 
 
 def add_fit_probes_arg(parser: argparse.ArgumentParser) -> None:

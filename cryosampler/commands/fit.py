@@ -8,11 +8,11 @@ import sys
 import time
 from pathlib import Path
 
-from cryosampler.commands import add_fit_probes_arg, check_writable, nearest_training_protein, same_path
-from cryosampler.commands.train import MAP_SUFFIXES, resolve_maps
+from cryosampler.commands import add_fit_probes_arg, check_writable, nearest_training_protein, refuse_inputs
+from cryosampler.commands.listing import MAP_SUFFIXES, resolve_maps
 from cryosampler.io.files import staged_directory
 
-__all__ = ["add_args", "main", "model_name", "HELP", "DESCRIPTION", "TABLE"]
+__all__ = ["add_args", "main", "check_outputs", "writes_one_file", "model_name", "HELP", "DESCRIPTION", "TABLE"]
 
 TABLE = "fit.csv"
 HELP = "read out the atomic model of each map with a trained model"
@@ -49,19 +49,21 @@ def model_name(map_path: Path) -> str:
     return name + ".pdb"
 
 
-def check_outputs(args: argparse.Namespace, maps: list[Path]) -> bool:
-    """Refuse outputs that would overwrite an input, mix with other files or cannot be written; True if the
-    output is one file (one map and a .pdb/.cif name), False if a folder."""
-    out = args.output
-    single = len(maps) == 1 and out.suffix.lower() in (".pdb", ".cif")
-    for given in [args.reference, args.checkpoint, *maps]:
-        if same_path(out, given):
-            raise ValueError(f"-o {out} is the input {given}; inputs are never overwritten, choose another name")
-    if single:
+def writes_one_file(args: argparse.Namespace, maps: list[Path]) -> bool:
+    """True if the output is one model file (one map and a .pdb/.cif name), False if a folder of them."""
+    return len(maps) == 1 and args.output.suffix.lower() in (".pdb", ".cif")
+
+
+def check_outputs(args: argparse.Namespace, inputs: list[Path]) -> None:
+    """Refuse outputs that would overwrite an input (``inputs``: the reference, the checkpoint, the maps), mix with
+    other files or cannot be written."""
+    out, maps = args.output, inputs[2:]
+    refuse_inputs({out: f"-o {out}"}, inputs)
+    if writes_one_file(args, maps):
         if out.is_dir():
             raise ValueError(f"-o {out} is a folder; give a file name ending in .pdb or .cif")
         check_writable(out.parent, f"-o {out}")
-        return True
+        return
     if out.suffix.lower() in (".pdb", ".cif"):
         raise ValueError(f"-o {out}: {len(maps)} maps give one model each; give a folder for them")
     seen = {}
@@ -74,12 +76,12 @@ def check_outputs(args: argparse.Namespace, maps: list[Path]) -> bool:
         raise ValueError(f"-o {out} {'is a file' if not out.is_dir() else 'is not empty'}; give a new or empty "
                          "folder for the models")
     check_writable(out if out.is_dir() else out.parent, f"-o {out}")
-    return False
 
 
 def main(args: argparse.Namespace) -> None:
     maps = resolve_maps(args.maps, args.reference)
-    single = check_outputs(args, maps)
+    check_outputs(args, [args.reference, args.checkpoint, *maps])
+    single = writes_one_file(args, maps)
     # Imported only now (torch and ProDy take seconds), so usage and output errors come at once.
     import numpy as np
     import pandas as pd

@@ -9,10 +9,10 @@ import time
 from contextlib import ExitStack
 from pathlib import Path
 
-from cryosampler.commands import check_writable, int_at_least, nearest_training_protein, same_path
+from cryosampler.commands import check_writable, int_at_least, nearest_training_protein, refuse_inputs, same_path
 from cryosampler.io.files import staged_directory
 
-__all__ = ["add_args", "main", "DEFAULT_DDIM_STEPS", "HELP", "DESCRIPTION"]
+__all__ = ["add_args", "main", "check_outputs", "DEFAULT_DDIM_STEPS", "HELP", "DESCRIPTION"]
 
 # DDIM steps K when --steps is not given: the fewest that lose nothing against the paper's 100 in notebook 03's step
 # sweep (tables/ddim_steps.md). The answer depends on the model: docs/design.md, "DDIM steps, chosen by data", gives
@@ -57,17 +57,15 @@ def add_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
-def check_outputs(args: argparse.Namespace) -> None:
-    """Refuse outputs that would overwrite an input, mix with old maps or cannot be written, before any work."""
+def check_outputs(args: argparse.Namespace, inputs: list[Path]) -> None:
+    """Refuse outputs that would overwrite an input (``inputs``: the reference and the checkpoint), mix with old
+    maps or cannot be written, before any work."""
     out = args.output
     if out.suffix.lower() not in (".pdb", ".cif"):
         raise ValueError(f"--output must end in .pdb or .cif, got {out}")
     if out.is_dir():
         raise ValueError(f"--output {out} is a directory; give a file name ending in .pdb or .cif")
-    for option, given in (("--reference", args.reference), ("--checkpoint", args.checkpoint)):
-        if same_path(out, given):
-            raise ValueError(f"--output {out} is the {option} file {given}; inputs are never overwritten, "
-                             "choose another output name")
+    refuse_inputs({out: f"--output {out}"}, inputs)
     check_writable(out.parent, f"--output {out}")
     maps = args.maps_dir
     if maps is None:
@@ -84,7 +82,7 @@ def check_outputs(args: argparse.Namespace) -> None:
 
 
 def main(args: argparse.Namespace) -> None:
-    check_outputs(args)
+    check_outputs(args, [args.reference, args.checkpoint])
     # Imported only now (torch and ProDy take seconds), so usage and output errors come at once.
     from cryosampler.physics.frame import MAX_FIT_RMSD, map_to_input_frame
     from cryosampler.io.mrc import write_mrc
