@@ -176,3 +176,123 @@ def test_anm_amplitude_is_chosen_on_training_proteins_only():
     assert dm.choose_anm_amplitude(trials) == 2.0  # held-out rows would favour 1.0
     with pytest.raises(ValueError, match="no training-protein trials"):
         dm.choose_anm_amplitude(trials[trials["split"] == "held out"])
+
+
+def _two_state_case(tmp_path):
+    """Case "P00001": state i a helix, state j the same helix bent and moved rigidly, named by their state ids."""
+    from scipy.spatial.transform import Rotation
+
+    helix = make_helix(12)
+    bent = helix.coords + (helix.coords[:, 2:3] / 8.0) ** 2 * [1.5, 0.0, 0.0]
+    rotation = Rotation.from_euler("xyz", [20, -40, 75], degrees=True).as_matrix()
+    states = {"1ABC_A": with_coords(helix, helix.coords, "1ABC_A"),
+              "2XYZ_B": with_coords(helix, bent @ rotation.T + [12.0, -3.0, 5.0], "2XYZ_B")}
+    return dm.Case("P00001", "1ABC_A", "2XYZ_B", states["1ABC_A"].sequence), states, bent
+
+
+def test_dataset_table_by_hand(tmp_path):
+    case, states, _ = _two_state_case(tmp_path)
+    i, j = states["1ABC_A"], states["2XYZ_B"]
+    table = dm.dataset_table({"P00001": case}, {"P00001": "held out"}, states)
+    assert list(table.columns) == ["protein", "split", "state_i", "state_j", "residues_i", "residues_j", "ca_rmsd",
+                                   "backbone_rmsd", "box_margin"]
+    row = table.iloc[0]
+    assert (row["protein"], row["split"], row["state_i"], row["state_j"]) == ("P00001", "held out", "1ABC_A", "2XYZ_B")
+    ca, backbone = i.backbone_index[:, 1], i.backbone_index.ravel()  # the helices pair whole
+    assert row["ca_rmsd"] == pytest.approx(rmsd(i.coords[ca], j.coords[ca]), abs=1e-6) and row["ca_rmsd"] > 0.3
+    assert row["backbone_rmsd"] == pytest.approx(rmsd(i.coords[backbone], j.coords[backbone]), abs=1e-6)
+    assert row["box_margin"] == pytest.approx(min(dm.box_margin(i), dm.box_margin(j)))
+    with pytest.raises(ValueError, match="1ABC_A: reaches"):  # too small a box is refused, not tabled
+        dm.dataset_table({"P00001": case}, {"P00001": "train"}, states, MapGrid(size=16, apix=2.0, resolution=8.0))
+
+
+def test_fit_table_scores_each_map_against_the_state_it_shows(tmp_path):
+    case, states, _ = _two_state_case(tmp_path)
+    i, j = states["1ABC_A"], states["2XYZ_B"]
+    # A fit of the state-i map that returns state i, and of the state-j map that returns state j superposed.
+    write_pdb(tmp_path / "fit_i.pdb", i)
+    write_pdb(tmp_path / "fit_j.pdb", i, dm.superposed_state(j, i))
+    pd.DataFrame({"map": [str(tmp_path / "maps" / "1ABC_A.mrc"), str(tmp_path / "maps" / "2XYZ_B.mrc")],
+                  "model": [str(tmp_path / "fit_i.pdb"), str(tmp_path / "fit_j.pdb")],
+                  "correlation_reference": [0.9, 0.7], "correlation_fitted": [0.95, 0.93]}).to_csv(
+        tmp_path / "fit.csv", index=False)
+    table = dm.fit_table({"P00001": tmp_path}, {"P00001": case}, states)
+    assert list(table["protein"]) == ["P00001"] * 2 and list(table["map"]) == ["1ABC_A", "2XYZ_B"]
+    assert table["rmsd_reference"].iloc[0] == pytest.approx(0.0, abs=1e-3)
+    expected = dm.dataset_table({"P00001": case}, {"P00001": "train"}, states)["backbone_rmsd"].iloc[0]
+    assert table["rmsd_reference"].iloc[1] == pytest.approx(expected, abs=1e-6) and expected > 0.3
+    np.testing.assert_allclose(table["rmsd_fitted"], 0.0, atol=2e-3)  # PDB's 3 decimals
+    assert list(table["correlation_fitted"]) == [0.95, 0.93]
+
+
+def test_anm_trials_skip_held_out_directions_and_repeat_with_the_seed(tmp_path):
+    case, states, _ = _two_state_case(tmp_path)
+    directions = [("P00001", "train", "1ABC_A", ("1ABC_A", "2XYZ_B")), ("P00002", "held out", "1ABC_A", ("2XYZ_B",))]
+    trials = dm.anm_trials(directions, states, n_samples=3, seed=4, amplitudes=(0.5, 2.0))
+    assert list(trials.columns) == ["protein", "split", "amplitude", "best_rmsd_other"]
+    assert list(trials["protein"]) == ["P00001"] * 2 and list(trials["amplitude"]) == [0.5, 2.0]
+    assert np.all(trials["best_rmsd_other"] > 0)
+    pd.testing.assert_frame_equal(trials, dm.anm_trials(directions, states, n_samples=3, seed=4, amplitudes=(0.5, 2.0)))
+    view = dm.anm_trials_table(trials)
+    assert list(view.columns) == ["P00001", "mean"] and list(view.index) == [0.5, 2.0]
+
+
+def test_score_table_rows_methods_and_coverage(tmp_path):
+    case, states, bent = _two_state_case(tmp_path)
+    i = states["1ABC_A"]
+    samples = np.stack([i.coords, dm.superposed_state(states["2XYZ_B"], i)])  # one sample on each state
+    directions = [("P00001", "train", "1ABC_A", ("1ABC_A", "2XYZ_B")), ("P00002", "held out", "1ABC_A", ("2XYZ_B",))]
+    table = dm.score_table(directions, states, {"1ABC_A": samples}, {"1ABC_A": 2.5}, anm_amplitude=1.0,
+                           n_samples=3, seed=0)
+    assert len(table) == 2 * 3 + 3  # (2 targets + 1 target) × 3 methods
+    assert list(table["method"].unique()) == ["CryoSampler", "ANM", "static reference"]
+    ours = table[(table["method"] == "CryoSampler") & (table["split"] == "train")]
+    np.testing.assert_allclose(ours["best_rmsd"], 0.0, atol=2e-3)
+    assert list(ours["occupancy"]) == pytest.approx([0.5, 0.5]) and list(ours["sample_seconds"]) == [2.5, 2.5]
+    static = table[table["method"] == "static reference"]
+    assert list(static["n_samples"]) == [1, 1, 1] and static["sample_seconds"].isna().all()
+    assert list(table[table["method"] == "ANM"]["n_samples"]) == [3, 3, 3]
+    assert table[table["split"] == "held out"]["occupancy"].isna().all()
+    assert np.array_equal(table["coverage_3A"], (table["best_rmsd"] < 3.0).astype(float))
+    assert np.array_equal(table["coverage_1A"], (table["best_rmsd"] < 1.0).astype(float))
+    assert "rotation augmentation off" in dm.score_footnote(10, "smoke", False, 0, 1.5)
+    assert "1.5 Å amplitude" in dm.score_footnote(10, "smoke", True, 0, 1.5)
+
+
+def _scores():
+    """Scores of one training protein (targets A = reference, B) and two held-out directions, one method."""
+    return pd.DataFrame({"split": ["train", "train", "held out", "held out"], "method": ["M"] * 4,
+                         "reference": ["A", "A", "C", "D"], "target": ["A", "B", "D", "C"],
+                         "best_rmsd": [0.5, 4.0, 2.0, 6.0], "occupancy": [0.75, 0.25, np.nan, np.nan]})
+
+
+def test_summary_table_by_hand():
+    summary = dm.summary_table(_scores())
+    train, held_out = summary.iloc[0], summary.iloc[1]
+    assert list(summary["split"]) == ["train", "held out"] and list(summary["target states"]) == [2, 2]
+    assert train["mean best RMSD"] == 2.25 and train["mean best RMSD, other state"] == 4.0
+    assert (train["coverage at 1 Å"], train["coverage at 3 Å"]) == (0.5, 0.5)
+    assert (held_out["coverage at 1 Å"], held_out["coverage at 3 Å"]) == (0.0, 0.5)
+    assert held_out["mean best RMSD, other state"] == 4.0
+    assert train["AUC 0–10 Å"] == pytest.approx(1 - (0.5 + 4.0) / 2 / 10, abs=0.02)  # mean of 1 − r / 10
+    assert train["occupancy of state i"] == 0.75 and np.isnan(held_out["occupancy of state i"])
+
+
+def test_coverage_curves_by_hand():
+    curves = dm.coverage_curves(_scores(), np.array([1.0, 5.0, 10.0]))
+    assert list(curves.columns) == ["split", "method", "threshold", "coverage"]
+    assert list(curves["coverage"]) == [0.5, 1.0, 1.0, 0.0, 0.5, 1.0]
+    assert len(dm.coverage_curves(_scores())) == 2 * 100  # metrics.COVERAGE_THRESHOLDS by default
+
+
+def test_closest_sample_traces_find_the_sample_on_the_target(tmp_path):
+    case, states, bent = _two_state_case(tmp_path)
+    i, j = states["1ABC_A"], states["2XYZ_B"]
+    samples = np.stack([i.coords + 0.8, bent, i.coords])  # the second is the target in the reference's frame
+    traces, displacement = dm.closest_sample_traces(samples, i, j)
+    assert list(traces) == ["reference 1ABC_A", "target 2XYZ_B", "closest sample to 2XYZ_B (0.0 Å)"]
+    ca = i.backbone_index[:, 1]
+    np.testing.assert_allclose(traces["reference 1ABC_A"], i.coords[ca])
+    np.testing.assert_allclose(traces["closest sample to 2XYZ_B (0.0 Å)"], traces["target 2XYZ_B"], atol=2e-3)
+    assert np.all(displacement["reference 1ABC_A"] == 0) and displacement["target 2XYZ_B"].max() > 0.5
+    assert displacement["target 2XYZ_B"].shape == (12,)

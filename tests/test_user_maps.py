@@ -1,6 +1,9 @@
 """Maps as users have them: random gridding, degradation, unequal populations, written and ingested back."""
 
+import dataclasses
+
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
@@ -11,8 +14,12 @@ from cryosampler.physics.correlation import map_correlation
 from cryosampler.io.mrc import read_mrc
 from cryosampler.physics.render import render_density
 from cryosampler.io.grid import MapGrid
-from cryosampler.experiments.user_maps import (APIX_RANGE, BOX_RANGE, draw_frames, gridding_around, random_gridding,
-                                   random_griddings, render_gridded, write_map_folder)
+from cryosampler.experiments.user_maps import (APIX_RANGE, BOX_RANGE, draw_frames, fit_map_name, fit_table,
+                                               gridding_around, ingest_table, own_maps_footnote, own_maps_table,
+                                               random_gridding, random_griddings, render_gridded, sampling_scores,
+                                               write_map_folder)
+from cryosampler.io.atomic_files import read_structure, write_pdb
+from cryosampler.physics.superpose import rmsd
 
 MODEL_GRID = MapGrid(size=64, apix=2.0, resolution=8.0)
 
@@ -116,3 +123,74 @@ def test_draw_frames_follows_the_populations():
     assert len(np.unique(one)) == 20 and np.all(np.diff(one) > 0)
     with pytest.raises(ValueError, match="n_maps must be between 1 and the 98 frames"):
         draw_frames(98, 99, rng)
+
+
+def test_ingest_table_matches_each_map_to_its_direct_render(tmp_path):
+    helix, frames = helix_path(3)
+    griddings = random_griddings(frames, np.random.default_rng(2))
+    layout = write_map_folder(tmp_path / "maps", frames[[2, 0]], helix.atomic_numbers, griddings[:2], DegradeConfig(),
+                              np.random.default_rng(2), resolution=8.0)
+    layout.insert(1, "frame", [2, 0])
+    reference = dataclasses.replace(helix, coords=frames[0])
+    table = ingest_table(tmp_path / "maps", layout, frames, reference, MODEL_GRID, frames[0].mean(0))
+    assert list(table.columns) == ["map", "frame", "apix", "box", "axes", "seconds", "r_direct_render",
+                                   "r_reference"]
+    assert list(table["map"]) == ["vol_000.mrc", "vol_001.mrc"] and list(table["frame"]) == [2, 0]
+    assert np.all(table["r_direct_render"] >= 0.99) and np.all(table["seconds"] > 0)
+    assert table["r_reference"].iloc[1] > 0.9  # the map of the reference's own frame
+    # Mismatched frames show: the map of frame 2 against the render of frame 0 correlates less.
+    swapped = ingest_table(tmp_path / "maps", layout.assign(frame=[0, 2]), frames, reference, MODEL_GRID,
+                           frames[0].mean(0))
+    assert np.all(swapped["r_direct_render"] < table["r_direct_render"])
+
+
+def test_sampling_scores_by_hand():
+    _, frames = helix_path(6)
+    states = {"closed": frames[0], "open": frames[-1]}
+    table = sampling_scores({"clean": np.stack([frames[0], frames[1], frames[-1]]), "noisy": frames[[1, 2]]}, states,
+                            {"clean": 10.0, "noisy": 11.0}, {"clean": 1.0, "noisy": 2.0})
+    assert list(table.columns) == ["training", "closest_closed", "closest_open", "occupancy_closed", "train_seconds",
+                                   "sample_seconds"]
+    clean, noisy = table.iloc[0], table.iloc[1]
+    assert clean["closest_closed"] == pytest.approx(0.0, abs=1e-6)
+    assert clean["closest_open"] == pytest.approx(0.0, abs=1e-6)
+    assert clean["occupancy_closed"] == pytest.approx(2 / 3) and noisy["occupancy_closed"] == pytest.approx(1.0)
+    assert noisy["closest_closed"] == pytest.approx(rmsd(frames[1], frames[0])) and noisy["closest_closed"] > 0
+    assert (noisy["train_seconds"], noisy["sample_seconds"]) == (11.0, 2.0)
+
+
+def test_fit_table_scores_each_map_against_its_frame(tmp_path):
+    helix, frames = helix_path(6)
+    write_pdb(tmp_path / "reference.pdb", helix, frames[0])
+    reference = read_structure(tmp_path / "reference.pdb")
+    write_pdb(tmp_path / "fit_a.pdb", reference, frames[4])
+    write_pdb(tmp_path / "fit_b.pdb", reference, frames[0])
+    assert fit_map_name(4) == "frame_004"
+    pd.DataFrame({"map": [f"maps/{fit_map_name(4)}.mrc.gz", f"maps/{fit_map_name(5)}.mrc"],
+                  "model": [str(tmp_path / "fit_a.pdb"), str(tmp_path / "fit_b.pdb")],
+                  "correlation_reference": [0.5, 0.6], "correlation_fitted": [0.9, 0.8]}).to_csv(
+        tmp_path / "fit.csv", index=False)
+    table = fit_table({("clean", "4 Å"): tmp_path, ("noisy", "4 Å"): tmp_path}, reference, frames)
+    assert list(table["training"]) == ["clean", "clean", "noisy", "noisy"] and list(table["frame"]) == [4, 5] * 2
+    assert table["rmsd_fitted"].iloc[0] == pytest.approx(0.0, abs=2e-3)  # the fitted model is its frame
+    assert table["rmsd_fitted"].iloc[1] == pytest.approx(rmsd(frames[0], frames[5]), abs=2e-3)
+    assert table["rmsd_fitted"].iloc[1] > 0.1
+    assert table["rmsd_reference"].iloc[1] == pytest.approx(rmsd(reference.coords, frames[5]))
+    assert list(table["correlation_fitted"]) == [0.9, 0.8] * 2
+
+
+def test_own_maps_table_by_hand():
+    sampling = pd.DataFrame({"training": ["clean", "noisy"], "closest_closed": [1.0, 2.0],
+                             "closest_open": [3.0, 4.0], "occupancy_closed": [0.6, 0.7]})
+    fits = pd.DataFrame({"training": ["clean"] * 3 + ["noisy"] * 3, "fit_maps": ["4 Å", "4 Å", "8 Å"] * 2,
+                         "rmsd_fitted": [1.0, 3.0, 5.0, 2.0, 4.0, 6.0], "rmsd_reference": [2.0, 4.0, 6.0] * 2})
+    table = own_maps_table(sampling, fits, {"closed": 0.5, "open": 7.0}, training_occupancy=0.67)
+    assert list(table.columns) == ["training maps", "measure", "CryoSampler", "reference or truth"]
+    assert len(table) == 2 * (3 + 2 * 2) and list(table["training maps"]) == ["clean"] * 7 + ["noisy"] * 7
+    clean = table[table["training maps"] == "clean"].set_index("measure")[["CryoSampler", "reference or truth"]]
+    assert clean.loc["closest sample to the open end (Å)"].tolist() == [3.0, 7.0]
+    assert clean.loc["occupancy of the closed half"].tolist() == [0.6, 0.67]
+    assert clean.loc["fit RMSD on 4 Å maps, mean (Å)"].tolist() == [2.0, 3.0]
+    assert clean.loc["fit RMSD on 4 Å maps, largest (Å)"].tolist() == [3.0, 4.0]
+    assert clean.loc["fit RMSD on 8 Å maps, mean (Å)"].tolist() == [5.0, 6.0]
+    assert "20 training maps per folder" in own_maps_footnote(20, 100, "smoke", 16, 0, 5)

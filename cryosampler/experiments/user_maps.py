@@ -9,6 +9,7 @@ A map's frame is the frame of the structures it is rendered from (the user's ref
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,14 +18,21 @@ import pandas as pd
 import torch
 
 from cryosampler.physics.degrade import DegradeConfig, degrade
+from cryosampler.evaluation.metrics import score_ensemble
+from cryosampler.physics.correlation import map_correlation
+from cryosampler.ingest import ingest_map
 from cryosampler.io.files import staged_directory
 from cryosampler.io.mrc import write_map_file
+from cryosampler.io.structure import Structure
+from cryosampler.io.atomic_files import read_ensemble
 from cryosampler.physics.render import render_density
 from cryosampler.io.grid import MapGrid
+from cryosampler.physics.superpose import rmsd
 
 __all__ = ["Gridding", "gridding_around", "random_gridding", "render_gridded", "write_gridded", "draw_frames",
            "random_griddings", "write_map_folder", "APIX_RANGE", "BOX_RANGE", "CLEAN_RESOLUTION", "BASINS",
-           "TRAINING_RECIPES", "FIT_RECIPES"]
+           "TRAINING_RECIPES", "FIT_RECIPES", "MAP_FRAME", "SLUGS", "fit_map_name", "ingest_table", "INGEST_FOOTNOTE",
+           "sampling_scores", "fit_table", "own_maps_table", "own_maps_footnote"]
 
 APIX_RANGE = (1.0, 2.7)  # Å, voxel sizes users' maps come at (issue 10: 0.8–3 Å)
 BOX_RANGE = (96, 200)  # voxels per side
@@ -46,6 +54,11 @@ FIT_RECIPES = {
     "4 Å": DegradeConfig(b_factor=50.0, resolution=4.0, snr=1.0),
     "8 Å": DegradeConfig(b_factor=50.0, resolution=8.0, snr=1.0),
 }
+
+# Å. Where notebook 07 puts its path in the maps' frame: an arbitrary offset, as real maps rarely sit at the origin.
+MAP_FRAME = (118.3, 96.2, 131.7)
+# File and folder names of the recipes above.
+SLUGS = {"clean": "clean", "6 Å": "6A", "6 Å, SNR 0.3": "6A_snr0.3", "4 Å": "4A", "8 Å": "8A"}
 
 
 @dataclass(frozen=True)
@@ -166,3 +179,119 @@ def write_map_folder(folder: str | Path, frames: np.ndarray, atomic_numbers: np.
             rows.append({"map": file, "apix": gridding.apix, "box": gridding.box[0], "corner": gridding.corner,
                          "axes": gridding.axes, "use_start": gridding.use_start})
     return pd.DataFrame(rows)
+
+
+# Tables of notebook 07, and the names they rely on.
+
+def fit_map_name(frame: int) -> str:
+    """File stem of the read-out map of path frame ``frame`` ("frame_007"); :func:`fit_table` reads it back."""
+    return f"frame_{frame:03d}"
+
+
+def ingest_table(folder: str | Path, layout: pd.DataFrame, frames: np.ndarray, reference: Structure,
+                 grid: MapGrid, centre: np.ndarray) -> pd.DataFrame:
+    """Each map of ``folder`` read onto ``grid`` around ``centre`` (ingest.ingest_map, fit check included) and
+    compared with its structure rendered straight onto ``grid``: one row per row of ``layout``.
+
+    layout: :func:`write_map_folder`'s rows with a column frame (index into ``frames``) inserted; frames:
+    (F, N, 3) Å in the maps' frame, in ``reference``'s atom order; centre: (3,) Å, the point ``grid`` is centred
+    on. Columns: map, frame, apix (Å), box, axes, seconds (wall time of ingest_map), r_direct_render (Pearson r
+    of the ingested map with the direct render), r_reference (the fit check's map–model correlation of the
+    reference).
+    """
+    rows = []
+    for row in layout.itertuples():
+        tic = time.perf_counter()
+        volume, correlation = ingest_map(Path(folder) / row.map, grid, reference.coords, reference.atomic_numbers,
+                                         centre)
+        seconds = time.perf_counter() - tic
+        direct = render_density(torch.tensor(frames[row.frame] - centre)[None],
+                                torch.tensor(reference.atomic_numbers), grid)[0].numpy()
+        rows.append({"map": row.map, "frame": row.frame, "apix": row.apix, "box": row.box, "axes": row.axes,
+                     "seconds": seconds, "r_direct_render": map_correlation(volume[None], direct[None])[0, 0],
+                     "r_reference": correlation})
+    return pd.DataFrame(rows)
+
+
+INGEST_FOOTNOTE = ("The training structures rendered at 8 Å on each training map's grid, read and resampled onto "
+                   "the model's 64³ × 2 Å grid (ingest.ingest_map, fit check included): seconds per map; "
+                   "r_direct_render = Pearson r with the same structure rendered directly on that grid; "
+                   "r_reference = the fit check's map–model correlation of the reference (1AKE).")
+
+
+def sampling_scores(ensembles: dict[str, np.ndarray], states: dict[str, np.ndarray], train_seconds: dict[str, float],
+                    sample_seconds: dict[str, float]) -> pd.DataFrame:
+    """Each model's ensemble scored against the two ends of the path: one row per entry of ``ensembles``.
+
+    ensembles: training recipe → samples (S, N, 3) Å; states: {"closed": (N, 3), "open": (N, 3)} Å, the path's
+    ends (heavy atoms, metrics.score_ensemble); *_seconds: recipe → wall time (s) of training and sampling.
+    Columns: training, closest_closed and closest_open (Å, closest sample to each end), occupancy_closed
+    (share of samples nearer the closed end), train_seconds, sample_seconds.
+    """
+    rows = []
+    for name, ensemble in ensembles.items():
+        summary = score_ensemble(ensemble, np.stack([states["closed"], states["open"]])).summary()
+        rows.append({"training": name, "closest_closed": summary["closest_A"], "closest_open": summary["closest_B"],
+                     "occupancy_closed": summary["occupancy_A"], "train_seconds": train_seconds[name],
+                     "sample_seconds": sample_seconds[name]})
+    return pd.DataFrame(rows)
+
+
+def fit_table(fit_dirs: dict[tuple[str, str], Path], reference: Structure, frames: np.ndarray) -> pd.DataFrame:
+    """Single-map read-out scored against the truth: one row per map that ``cryosampler fit`` read, in the
+    order of ``fit_dirs`` and of each fit.csv.
+
+    fit_dirs: (training recipe, fit-map recipe) → the fit command's output folder (fit.csv and fitted models),
+    run on maps named :func:`fit_map_name` of their path frame; frames: (F, N, 3) Å, the true structures, in
+    ``reference``'s atom order. Columns: training, fit_maps, frame, rmsd_reference and rmsd_fitted (heavy-atom
+    RMSD, Å, after superposition, of the reference and of the fitted model to the map's true structure),
+    correlation_reference and correlation_fitted (fit.csv's map–model correlations).
+    """
+    rows = []
+    for (name, maps_name), fit_dir in fit_dirs.items():
+        for row in pd.read_csv(Path(fit_dir) / "fit.csv").itertuples():
+            frame = int(Path(row.map).name.removeprefix("frame_").split(".")[0])  # fit_map_name's frame
+            fitted = read_ensemble(row.model, reference)[0]
+            rows.append({"training": name, "fit_maps": maps_name, "frame": frame,
+                         "rmsd_reference": rmsd(reference.coords, frames[frame]),
+                         "rmsd_fitted": rmsd(fitted, frames[frame]),
+                         "correlation_reference": row.correlation_reference,
+                         "correlation_fitted": row.correlation_fitted})
+    return pd.DataFrame(rows)
+
+
+def own_maps_table(sampling: pd.DataFrame, fits: pd.DataFrame, static: dict[str, float],
+                   training_occupancy: float) -> pd.DataFrame:
+    """The results of notebook 07, per training recipe: sampling and read-out against the reference or truth.
+
+    sampling: :func:`sampling_scores`; fits: :func:`fit_table`; static: {"closed": Å, "open": Å}, the rigid
+    reference's RMSD to each end of the path; training_occupancy: the training maps' share nearer the closed end.
+    Columns: training maps, measure, CryoSampler, reference or truth. Five rows per recipe: closest sample to
+    each end (Å), occupancy of the closed half, and per fit-map recipe the mean and largest fit RMSD (Å; the
+    rigid reference's RMSD to the truth beside it).
+    """
+    rows = []
+    for r in sampling.itertuples():
+        rows += [{"training maps": r.training, "measure": "closest sample to the closed end (Å)",
+                  "CryoSampler": r.closest_closed, "reference or truth": static["closed"]},
+                 {"training maps": r.training, "measure": "closest sample to the open end (Å)",
+                  "CryoSampler": r.closest_open, "reference or truth": static["open"]},
+                 {"training maps": r.training, "measure": "occupancy of the closed half",
+                  "CryoSampler": r.occupancy_closed, "reference or truth": training_occupancy}]
+        for maps_name, group in fits[fits["training"] == r.training].groupby("fit_maps", sort=False):
+            rows += [{"training maps": r.training, "measure": f"fit RMSD on {maps_name} maps, mean (Å)",
+                      "CryoSampler": group["rmsd_fitted"].mean(), "reference or truth": group["rmsd_reference"].mean()},
+                     {"training maps": r.training, "measure": f"fit RMSD on {maps_name} maps, largest (Å)",
+                      "CryoSampler": group["rmsd_fitted"].max(), "reference or truth": group["rmsd_reference"].max()}]
+    return pd.DataFrame(rows)
+
+
+def own_maps_footnote(n_maps: int, steps: int, encoder_preset: str, n_samples: int, seed: int,
+                      n_fit_frames: int) -> str:
+    """The footnote of :func:`own_maps_table`: ``n_maps`` training maps per folder, ``steps`` training steps
+    with ``encoder_preset``, ``n_samples`` samples with ``seed``, read-out on ``n_fit_frames`` frames."""
+    return (f"Adenylate kinase DIMS path (MDAnalysisTests 2.11.0), {n_maps} training maps per "
+            f"folder on random grids, {steps} training steps ({encoder_preset} encoder), "
+            f"{n_samples} samples (DDIM, the sample command's default steps), seed {seed}; fit on "
+            f"{n_fit_frames} frames evenly along the path per resolution. 'reference or truth': the "
+            "rigid reference (1AKE) for RMSDs, the training maps' share for occupancy. Heavy atoms.")
