@@ -168,12 +168,6 @@ class AtomicEncoder(nn.Module):
         nn.init.zeros_(self.head[-1].weight)
         nn.init.zeros_(self.head[-1].bias)
 
-    def _normalised_grid(self, coords: torch.Tensor) -> torch.Tensor:
-        """coords (B, N, 3) Å → grid_sample coordinates (B, N, 1, 1, 3) in [-1, 1], order (z, y, x)."""
-        index = coords / self.apix + self.grid_size / 2  # voxel index along (x, y, z)
-        norm = index / (self.grid_size - 1) * 2 - 1  # align_corners=True convention
-        return norm.flip(-1)[:, :, None, None, :]
-
     def forward(self, volume: torch.Tensor, log_snr: torch.Tensor, batch: ProteinBatch) -> torch.Tensor:
         """volume: (B, D, D, D) normalised noisy map, axes (x, y, z); log_snr: (B,).
 
