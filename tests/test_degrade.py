@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from cryosampler.physics.degrade import DegradeConfig, add_noise, b_factor_blur, degrade, low_pass, signal_mask
+from cryosampler.physics.degrade import DegradeConfig, add_noise_at_snr, b_factor_blur, degrade, low_pass, signal_mask
 
 D, APIX = 64, 1.0  # 64 Å box
 
@@ -62,7 +62,7 @@ def _blob_map() -> np.ndarray:
 def test_measured_snr_inside_the_mask_matches_the_target(snr):
     clean = _blob_map()
     mask = signal_mask(clean)
-    noise = add_noise(clean, snr, np.random.default_rng(0)) - clean
+    noise = add_noise_at_snr(clean, snr, np.random.default_rng(0)) - clean
     measured = clean[mask].var() / noise.var()
     assert abs(measured / snr - 1) < 0.03
     assert abs(clean[mask].var() / noise[mask].var() / snr - 1) < 0.03  # inside the mask alone too
@@ -70,31 +70,31 @@ def test_measured_snr_inside_the_mask_matches_the_target(snr):
 
 def test_noise_is_set_by_the_generator():
     clean = _blob_map()
-    first = add_noise(clean, 1.0, np.random.default_rng(7))
-    np.testing.assert_array_equal(add_noise(clean, 1.0, np.random.default_rng(7)), first)
-    assert not np.allclose(add_noise(clean, 1.0, np.random.default_rng(8)), first)
+    first = add_noise_at_snr(clean, 1.0, np.random.default_rng(7))
+    np.testing.assert_array_equal(add_noise_at_snr(clean, 1.0, np.random.default_rng(7)), first)
+    assert not np.allclose(add_noise_at_snr(clean, 1.0, np.random.default_rng(8)), first)
 
 
 def test_infinite_snr_returns_the_map_unchanged():
     clean = _blob_map()
-    np.testing.assert_array_equal(add_noise(clean, math.inf, np.random.default_rng(0)), clean)
+    np.testing.assert_array_equal(add_noise_at_snr(clean, math.inf, np.random.default_rng(0)), clean)
     np.testing.assert_array_equal(degrade(clean, APIX, DegradeConfig(), np.random.default_rng(0)), clean)
 
 
 def test_degrade_applies_blur_then_limit_then_noise():
     clean = _blob_map()
     config = DegradeConfig(b_factor=100.0, resolution=6.0, snr=0.3)
-    expected = add_noise(low_pass(b_factor_blur(clean, APIX, 100.0), APIX, 6.0), 0.3, np.random.default_rng(3))
+    expected = add_noise_at_snr(low_pass(b_factor_blur(clean, APIX, 100.0), APIX, 6.0), 0.3, np.random.default_rng(3))
     np.testing.assert_array_equal(degrade(clean, APIX, config, np.random.default_rng(3)), expected)
 
 
 @pytest.mark.parametrize("call, message", [
     (lambda v: b_factor_blur(v, APIX, -50.0), "B-factor -50.0"),
     (lambda v: low_pass(v, APIX, 0.0), "resolution 0.0"),
-    (lambda v: add_noise(v, 0.0, np.random.default_rng(0)), "SNR 0.0"),
-    (lambda v: add_noise(v, -1.0, np.random.default_rng(0)), "SNR -1.0"),
-    (lambda v: add_noise(v, 1.0, np.random.default_rng(0), mask=np.zeros(v.shape, bool)), "mask is empty"),
-    (lambda v: add_noise(np.zeros_like(v), 1.0, np.random.default_rng(0)), "mask is empty"),
+    (lambda v: add_noise_at_snr(v, 0.0, np.random.default_rng(0)), "SNR 0.0"),
+    (lambda v: add_noise_at_snr(v, -1.0, np.random.default_rng(0)), "SNR -1.0"),
+    (lambda v: add_noise_at_snr(v, 1.0, np.random.default_rng(0), mask=np.zeros(v.shape, bool)), "mask is empty"),
+    (lambda v: add_noise_at_snr(np.zeros_like(v), 1.0, np.random.default_rng(0)), "mask is empty"),
     (lambda v: low_pass(v, 0.0, 6.0), "apix=0.0"),
     (lambda v: DegradeConfig(b_factor=-1.0), "B-factor -1.0"),
     (lambda v: DegradeConfig(resolution=0.0), "resolution 0.0"),

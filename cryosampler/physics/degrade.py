@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["b_factor_blur", "low_pass", "signal_mask", "add_noise", "DegradeConfig", "degrade", "MASK_FRACTION"]
+__all__ = ["b_factor_blur", "low_pass", "signal_mask", "add_noise_at_snr", "DegradeConfig", "degrade", "MASK_FRACTION"]
 
 # The mask of "signal" voxels: above this fraction of the map's maximum (as in the fit-check data).
 MASK_FRACTION = 0.05
@@ -98,7 +98,8 @@ def signal_mask(volume: np.ndarray, fraction: float = MASK_FRACTION) -> np.ndarr
     return volume > fraction * volume.max()
 
 
-def add_noise(volume: np.ndarray, snr: float, rng: np.random.Generator, mask: np.ndarray | None = None) -> np.ndarray:
+def add_noise_at_snr(volume: np.ndarray, snr: float, rng: np.random.Generator,
+                     mask: np.ndarray | None = None) -> np.ndarray:
     """Add white Gaussian noise at a per-voxel SNR inside a mask: SNR = var(volume[mask]) / var(noise).
 
     volume (X, Y, Z) float, axes (x, y, z), the noise-free map; snr > 0, ``inf`` returns a float32 copy with no
@@ -146,4 +147,4 @@ def degrade(volume: np.ndarray, apix: float, config: DegradeConfig, rng: np.rand
     out = b_factor_blur(volume, apix, config.b_factor)
     if config.resolution is not None:
         out = low_pass(out, apix, config.resolution)
-    return add_noise(out, config.snr, rng, mask)
+    return add_noise_at_snr(out, config.snr, rng, mask)
