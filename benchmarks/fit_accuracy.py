@@ -53,7 +53,7 @@ def main() -> None:
         reference, coords = load_states(profile.data_dir, entry.slot)
         # Notebook 01 placed every protein in the model's frame already (1PRW too, whose CA atoms fit the
         # template poorly): placing it again is the identity, so no fit limit applies.
-        placed = prepare_reference(model, reference, max_fit_rmsd=math.inf)
+        placed = prepare_reference(model, reference, max_template_rmsd=math.inf)
         maps = load_maps(profile.data_dir, entry.slot)  # the maps' frame is the model's: placement ≈ identity
         for state in ("A", "B"):
             for recipe, config in RECIPES.items():

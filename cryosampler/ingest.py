@@ -21,10 +21,10 @@ from cryosampler.physics.degrade import low_pass
 from cryosampler.physics.frame import RigidTransform, map_to_model_frame
 from cryosampler.physics.render import check_in_box, render_density
 
-__all__ = ["resample_to_grid", "check_contains", "map_model_correlation", "check_fitted", "ingest_map", "model_scale",
+__all__ = ["resample_to_grid", "check_contains", "map_model_correlation", "check_placed", "ingest_map", "model_scale",
            "to_model_units", "FIT_THRESHOLD", "FIT_GAIN_THRESHOLD"]
 
-# Fit check (check_fitted). Pearson r alone cannot tell a misplaced model from noise: calmodulin 1CLL rendered
+# Fit check (check_placed). Pearson r alone cannot tell a misplaced model from noise: calmodulin 1CLL rendered
 # at 8 Å on a 1 Å, 160³ map and ingested onto 64³ × 2 Å gives r = 1.000 fitted but 0.735 fitted at SNR 1 per
 # voxel (inside the mask), 0.325 at SNR 0.1, while a clean map and the model shifted by 5 Å give 0.714. The
 # relative gain of the best probe (the model moved ±2 Å along x, y, z or turned ±10° about x, y, z through its
@@ -140,7 +140,7 @@ def _probes(coords: np.ndarray) -> list[np.ndarray]:
     return moved
 
 
-def check_fitted(volume: np.ndarray, coords: np.ndarray, atomic_numbers: np.ndarray, grid: MapGrid, centre,
+def check_placed(volume: np.ndarray, coords: np.ndarray, atomic_numbers: np.ndarray, grid: MapGrid, centre,
                  source: str, probes: bool = True) -> float:
     """Raise ValueError naming ``source`` unless the reference is fitted into the ingested map; return its r.
 
@@ -173,7 +173,7 @@ def ingest_map(path: str | os.PathLike, grid: MapGrid, coords: np.ndarray, atomi
 
     coords : (N, 3) Å, the reference fitted into the map, in the map's frame; atomic_numbers : (N,) its Z.
     centre : (3,) Å in the map's frame where the model's box is centred; default the reference's centroid.
-    probes : False to skip the moved-model part of the fit check (:func:`check_fitted`).
+    probes : False to skip the moved-model part of the fit check (:func:`check_placed`).
 
     Returns (volume (D, D, D) float32 axes (x, y, z), map–model correlation at grid.resolution).
     """
@@ -184,7 +184,7 @@ def ingest_map(path: str | os.PathLike, grid: MapGrid, coords: np.ndarray, atomi
     on_grid = resample_to_grid(volume, apix, origin, grid, centre)
     if not np.any(on_grid):
         raise ValueError(f"{path}: the map is zero around the reference; use the map the reference was fitted into")
-    return on_grid, check_fitted(on_grid, coords, atomic_numbers, grid, centre, str(path), probes)
+    return on_grid, check_placed(on_grid, coords, atomic_numbers, grid, centre, str(path), probes)
 
 
 def model_scale(volume: np.ndarray, model_coords: np.ndarray, atomic_numbers: np.ndarray, grid: MapGrid) -> float:

@@ -9,7 +9,8 @@ from dataclasses import dataclass
 from cryosampler.io.structure import Structure
 from cryosampler.model.denoiser import CryoSampler, ModelConfig
 from cryosampler.model.featurize import ProteinFeatures, featurize
-from cryosampler.physics.frame import MAX_FIT_RMSD, RigidTransform, check_template_fit, placement, principal_placement
+from cryosampler.physics.frame import (MAX_TEMPLATE_RMSD, RigidTransform, check_template_match, placement,
+                                       principal_placement)
 from cryosampler.physics.render import check_in_box
 
 __all__ = ["PlacedReference", "prepare_reference", "check_takes"]
@@ -21,24 +22,24 @@ class PlacedReference:
 
     protein: ProteinFeatures  # features at the placed coordinates
     place: RigidTransform  # input frame → model frame
-    fit_rmsd: float  # Å, CA RMSD to the model's template after superposition (frame.template_fit_rmsd); NaN
+    template_rmsd: float  # Å, CA RMSD to the model's template after superposition (frame.template_rmsd); NaN
 
 
-def prepare_reference(model: CryoSampler, structure: Structure, max_fit_rmsd: float = MAX_FIT_RMSD,
+def prepare_reference(model: CryoSampler, structure: Structure, max_template_rmsd: float = MAX_TEMPLATE_RMSD,
                       source: str | None = None) -> PlacedReference:
     """Place a user's reference in the model's frame and check the model can take it.
 
     source: name for error messages (the file; default the structure's name).
 
     Raises ValueError naming the problem: too few residue numbers shared with the model's template, a CA
-    fit to the template worse than ``max_fit_rmsd`` Å (pass ``math.inf`` to accept any), atoms outside the
+    fit to the template worse than ``max_template_rmsd`` Å (pass ``math.inf`` to accept any), atoms outside the
     map box, or more tokens than the model has slots for.
     """
     source = structure.name if source is None else source
     if model.template is None:  # several proteins, each on its own principal axes: nothing to fit against
         fit, place = math.nan, principal_placement(structure)
     else:
-        fit = check_template_fit(structure, model.template, max_fit_rmsd, source)
+        fit = check_template_match(structure, model.template, max_template_rmsd, source)
         place = placement(structure, model.template)
     protein = featurize(structure, place.apply(structure.coords), tokens=model.config.encoder.tokens)
     check_takes(model.config, protein, source)

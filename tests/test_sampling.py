@@ -9,7 +9,7 @@ import torch
 from scipy.spatial.transform import Rotation
 
 from cryosampler.model.featurize import featurize
-from cryosampler.physics.frame import MAX_FIT_RMSD
+from cryosampler.physics.frame import MAX_TEMPLATE_RMSD
 from cryosampler.model.diffusion import DiffusionConfig, alpha_sigma
 from cryosampler.physics.render import render_density
 from cryosampler.io.grid import MapGrid
@@ -95,11 +95,11 @@ CALMODULIN_GRID = dict(size=24, apix=4.0, resolution=8.0)
 def test_template_fit_of_calmodulins_and_a_helix(shared_pdb):
     model = tiny_model(read_structure(shared_pdb("1exr.pdb")), grid=CALMODULIN_GRID)
     for name in ("3cln.pdb", "1cll.pdb", "4cln.pdb"):
-        assert prepare_reference(model, read_structure(shared_pdb(name))).fit_rmsd < 1.0
+        assert prepare_reference(model, read_structure(shared_pdb(name))).template_rmsd < 1.0
     with pytest.raises(ValueError, match=r"^helix.pdb: CA atoms fit the model's template at 19\.6 Å RMSD .*limit 8 Å"):
         prepare_reference(model, make_helix(60, "helix"), source="helix.pdb")
-    accepted = prepare_reference(model, make_helix(60, "helix"), max_fit_rmsd=math.inf)
-    assert accepted.fit_rmsd > MAX_FIT_RMSD
+    accepted = prepare_reference(model, make_helix(60, "helix"), max_template_rmsd=math.inf)
+    assert accepted.template_rmsd > MAX_TEMPLATE_RMSD
 
 
 def test_bf16_sampling_is_finite_and_close_to_fp32(tiny_structure):

@@ -84,7 +84,7 @@ def check_outputs(args: argparse.Namespace, inputs: list[Path]) -> None:
 def main(args: argparse.Namespace) -> None:
     check_outputs(args, [args.reference, args.checkpoint])
     # Imported only now (torch and ProDy take seconds), so usage and output errors come at once.
-    from cryosampler.physics.frame import MAX_FIT_RMSD, map_to_input_frame
+    from cryosampler.physics.frame import MAX_TEMPLATE_RMSD, map_to_input_frame
     from cryosampler.io.mrc import write_mrc
     from cryosampler.sampling import iter_reference_samples
     from cryosampler.reference import prepare_reference
@@ -96,11 +96,11 @@ def main(args: argparse.Namespace) -> None:
     state = load_checkpoint(args.checkpoint)
     model = model_from_checkpoint(state)
     reference = read_structure(args.reference, chain=args.chain)
-    max_fit = math.inf if args.allow_poor_fit else MAX_FIT_RMSD
-    placed = prepare_reference(model, reference, max_fit_rmsd=max_fit, source=str(args.reference))
-    if placed.fit_rmsd > MAX_FIT_RMSD:
-        print(f"cryosampler: WARNING: {args.reference} fits the model's template at {placed.fit_rmsd:.1f} Å CA "
-              f"RMSD (limit {MAX_FIT_RMSD:g} Å): it is not a protein or conformation this model knows, and "
+    max_fit = math.inf if args.allow_poor_fit else MAX_TEMPLATE_RMSD
+    placed = prepare_reference(model, reference, max_template_rmsd=max_fit, source=str(args.reference))
+    if placed.template_rmsd > MAX_TEMPLATE_RMSD:
+        print(f"cryosampler: WARNING: {args.reference} fits the model's template at {placed.template_rmsd:.1f} Å CA "
+              f"RMSD (limit {MAX_TEMPLATE_RMSD:g} Å): it is not a protein or conformation this model knows, and "
               "its samples are unlikely to mean anything (--allow-poor-fit)", file=sys.stderr)
     nearest = nearest_training_protein(state, reference.sequence, args.reference)  # `train` lists them
 
@@ -122,7 +122,8 @@ def main(args: argparse.Namespace) -> None:
                     volume, origin = map_to_input_frame(volume, grid.size, grid.apix, placed.place)
                     write_mrc(maps_dir / f"sample_{k:03d}.mrc", volume, grid, origin=origin)
     maps = "" if args.maps_dir is None else f" and their maps to {args.maps_dir}"
-    known = [] if math.isnan(placed.fit_rmsd) else [f"CA fit to the model's template {placed.fit_rmsd:.2f} Å RMSD"]
+    known = ([] if math.isnan(placed.template_rmsd)
+             else [f"CA fit to the model's template {placed.template_rmsd:.2f} Å RMSD"])
     if nearest is not None:
         known.append(f"nearest training protein {nearest[0]}, {nearest[1]:.0%} sequence identity")
     print(f"wrote {args.num_samples} samples of {reference.name} ({'; '.join([f'{reference.n_atoms} atoms', *known])}"

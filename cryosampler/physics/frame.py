@@ -24,8 +24,8 @@ from cryosampler.io.correspondence import shared_ca
 from cryosampler.physics.superpose import optimal_rotation, rmsd
 
 __all__ = ["RigidTransform", "Template", "principal_axes_template", "own_frame_template", "placement",
-           "own_placement", "principal_placement", "template_fit_rmsd", "check_template_fit", "rotate_about_centre",
-           "map_to_input_frame", "map_to_model_frame", "MAX_FIT_RMSD"]
+           "own_placement", "principal_placement", "template_rmsd", "check_template_match", "rotate_about_centre",
+           "map_to_input_frame", "map_to_model_frame", "MAX_TEMPLATE_RMSD"]
 
 MIN_COMMON_RESIDUES = 10
 
@@ -33,7 +33,7 @@ MIN_COMMON_RESIDUES = 10
 # 1EXR template the other extended calmodulins fit at 0.5–0.9 Å (3CLN, 1CLM, 1CLL, 4CLN) and their 4 Å
 # ANM training states at 3.9–4.2 Å; the compact calmodulin 1PRW fits at 16.1 Å and a 60-residue poly-Ala
 # helix numbered 1–60 at 19.6 Å. Twice the training motion keeps every trained conformation in.
-MAX_FIT_RMSD = 8.0
+MAX_TEMPLATE_RMSD = 8.0
 
 
 @dataclass(frozen=True)
@@ -156,18 +156,18 @@ def map_to_model_frame(volume: np.ndarray, place: RigidTransform) -> np.ndarray:
     return rotate_about_centre(volume, place.rotation.T)
 
 
-def template_fit_rmsd(structure: Structure, template: Template) -> float:
+def template_rmsd(structure: Structure, template: Template) -> float:
     """CA RMSD (Å) between ``structure`` and ``template`` after the superposition :func:`placement` uses,
     over their shared residue numbers: how well the structure is the protein the template describes."""
     ca, rows = _matched_ca(structure, template)
     return rmsd(structure.coords[ca], template.ca_coords[rows])
 
 
-def check_template_fit(structure: Structure, template: Template, max_rmsd: float = MAX_FIT_RMSD,
+def check_template_match(structure: Structure, template: Template, max_rmsd: float = MAX_TEMPLATE_RMSD,
                        source: str | None = None) -> float:
-    """:func:`template_fit_rmsd`, or ValueError naming ``source`` (default the structure's name) above
+    """:func:`template_rmsd`, or ValueError naming ``source`` (default the structure's name) above
     ``max_rmsd`` Å: such a structure is another protein or conformation, and would be mis-placed."""
-    fit = template_fit_rmsd(structure, template)
+    fit = template_rmsd(structure, template)
     if fit > max_rmsd:
         raise ValueError(
             f"{source or structure.name}: CA atoms fit the model's template at {fit:.1f} Å RMSD after "
