@@ -74,8 +74,8 @@ class TrainConfig:
 
 
 TRAIN_PRESETS = {
-    "full": TrainConfig(),
-    "fast": TrainConfig(steps=30, batch_size=4, warmup=5, checkpoint_every=10, log_every=10),
+    "default": TrainConfig(),
+    "smoke": TrainConfig(steps=30, batch_size=4, warmup=5, checkpoint_every=10, log_every=10),
 }
 
 # TrainConfig fields that do not change the weights, so a resumed run may set them otherwise.

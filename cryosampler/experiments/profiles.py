@@ -69,11 +69,11 @@ class Profile:
 
 
 PROFILES = {
-    "full": Profile(name="full", publish=True, encoder_preset="default", train_preset="full", n_samples=16,
+    "full": Profile(name="full", publish=True, encoder_preset="default", train_preset="default", n_samples=16,
                     ddim_steps=100, seeds=(0, 1, 2), step_sweep=(10, 25, 50, 100), own_maps_steps=600,
                     own_maps_count=20, own_maps_fit_frames=9, domain_motion_steps=1200),
     # Same code at toy sizes: a few training steps, few samples, few DDIM steps.
-    "fast": Profile(name="fast", publish=False, encoder_preset="smoke", train_preset="fast", n_samples=4,
+    "fast": Profile(name="fast", publish=False, encoder_preset="smoke", train_preset="smoke", n_samples=4,
                     ddim_steps=10, seeds=(0,), step_sweep=(5, 10), own_maps_steps=4,
                     own_maps_count=3, own_maps_fit_frames=2, domain_motion_steps=4),
 }
