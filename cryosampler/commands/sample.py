@@ -14,9 +14,11 @@ from cryosampler.io.files import staged_directory
 
 __all__ = ["add_args", "main", "check_outputs", "DEFAULT_DDIM_STEPS", "HELP", "DESCRIPTION"]
 
-# DDIM steps K when --steps is not given: the fewest that lose nothing against the paper's 100 in notebook 03's step
-# sweep (tables/ddim_steps.md). The answer depends on the model: docs/design.md, "DDIM steps, chosen by data", gives
-# it for the default model and for the one with sequence features.
+# DDIM steps K when --steps is not given, instead of the model's own K (DiffusionConfig.n_steps, the paper's 100,
+# which the notebooks keep so that Table 1 follows the paper): the fewest that lose nothing against 100 in
+# notebook 03's step sweep (tables/ddim_steps.md), for 4× less sampling time. The answer depends on the model:
+# docs/design.md, "DDIM steps, chosen by data", gives it for the default model and for the one with sequence
+# features.
 DEFAULT_DDIM_STEPS = 25
 
 MAPS = "sample_*.mrc"

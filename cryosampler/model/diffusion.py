@@ -52,7 +52,10 @@ class DiffusionConfig:
 
     s: float = 0.008  # cosine-schedule offset (eq. 2, Nichol & Dhariwal 2021); keeps σ_0 > 0
     gamma: float = 10.0  # min-SNR cap γ (eq. 5, Hang et al. 2023)
-    n_steps: int = 100  # K timesteps t_1 = 1 > … > t_K = 0 (A.2), i.e. K − 1 denoiser calls
+    # K timesteps t_1 = 1 > … > t_K = 0 (A.2), i.e. K − 1 denoiser calls: the paper's 100, stored with every model
+    # and used by the notebooks. `cryosampler sample` takes fewer by default (commands/sample.py,
+    # DEFAULT_DDIM_STEPS, says why).
+    n_steps: int = 100
 
     def __post_init__(self):
         if not 0.0 < self.s < 1.0:
