@@ -19,7 +19,7 @@ from torch.nn.parallel import DistributedDataParallel
 from tqdm.auto import tqdm
 
 from cryosampler.augment import rotate_examples
-from cryosampler.device import distributed, resolve_device
+from cryosampler.device import Distributed, distributed, resolve_device
 from cryosampler.io.files import atomic_path
 from cryosampler.model.checkpoint import CHECKPOINT_FORMAT, load_checkpoint, save_checkpoint
 from cryosampler.model.denoiser import CryoSampler, ModelConfig, check_precision
@@ -111,8 +111,8 @@ def training_losses(model: CryoSampler | DistributedDataParallel, examples: list
     model: a CryoSampler, or one wrapped in DistributedDataParallel (whose forward synchronises gradients).
     generator: on the model's device; the batch goes there.
     shard: this process's slice of the global batch ``index`` under torchrun. The rotations (config.rotate),
-    the times and the noise are drawn for the whole global batch and then sliced, so every sample's draws, and the mean gradient over
-    the processes, are those of one process taking the whole batch.
+    the times and the noise are drawn for the whole global batch and then sliced, so every sample's draws, and
+    the mean gradient over the processes, are those of one process taking the whole batch.
     """
     net = model.module if isinstance(model, DistributedDataParallel) else model
     device = generator.device
@@ -184,22 +184,7 @@ def _train(examples, model_config, config, template, out_dir, progress, run, pro
 
     if ckpt_path.is_file():
         state = load_checkpoint(ckpt_path)
-        missing = [key for key in _RESUME_KEYS if key not in state]
-        if missing:
-            raise ValueError(f"{ckpt_path} cannot be resumed: it has no {', '.join(missing)} (a checkpoint for "
-                             f"sampling only?); move it away to train from the start")
-        if _weight_settings(state["train_config"]) != _weight_settings(dataclasses.asdict(config)):
-            raise ValueError(f"{ckpt_path} was written with other training settings; delete it to start over")
-        if "proteins" in state and [p["name"] for p in state["proteins"]] != [p["name"] for p in proteins]:
-            raise ValueError(f"{ckpt_path} was trained on proteins {', '.join(p['name'] for p in state['proteins'])}"
-                             f", not {', '.join(p['name'] for p in proteins) or 'none named'}; resume with the "
-                             "same maps, or move it away to start over")
-        # CPU and CUDA generators keep different states; checkpoints older than the device option are CPU.
-        written_on = state.get("generator_device", "cpu")
-        if written_on != device.type:
-            raise ValueError(f"{ckpt_path} was trained on {written_on} and its random stream resumes only "
-                             f"there; resume with device {written_on}, or move it away to start over on "
-                             f"{device.type}")
+        _check_resumable(state, ckpt_path, config, proteins, device)
         model = CryoSampler(model_config, state["sigma_data"], template)
         model.load_state_dict(state["model"])
         generator.set_state(state["generator"])
@@ -240,26 +225,8 @@ def _train(examples, model_config, config, template, out_dir, progress, run, pro
         writer = csv.DictWriter(log_file, fieldnames=LOG_COLUMNS) if main else None
         for step in bar:
             tic = time.perf_counter()
-            for group in optimizer.param_groups:
-                group["lr"] = config.lr * _lr_factor(step, config)
-            index = torch.randint(len(examples), (config.batch_size,), generator=generator, device=device)
-            losses = training_losses(wrapped, examples, index, config, generator, shard)
-            values = torch.stack([losses[k].detach() for k in LOSS_TERMS])
-            if run.active:  # the global batch's mean, for the log and so every rank stops on a bad loss
-                dist.all_reduce(values)
-                values /= run.world_size
-            if not torch.isfinite(values[0]):
-                raise FloatingPointError(
-                    f"non-finite loss at step {step} ({ {k: float(v.detach()) for k, v in losses.items()} }); "
-                    f"the last good checkpoint is {ckpt_path}")
-            optimizer.zero_grad(set_to_none=True)
-            losses["loss"].backward()
-            grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
-            optimizer.step()
-            decay = min(config.ema_decay, (1 + step) / (10 + step))
-            with torch.no_grad():
-                for e, p in zip(ema.parameters(), model.parameters()):
-                    e.lerp_(p, 1 - decay)
+            values, grad_norm = _optimisation_step(step, model, wrapped, ema, optimizer, examples, config,
+                                                   generator, shard, run, ckpt_path)
             if not main:
                 continue
             row = dict(zip(LOSS_TERMS, values.tolist()))
@@ -276,6 +243,56 @@ def _train(examples, model_config, config, template, out_dir, progress, run, pro
                 log_file.flush()
                 checkpoint(step + 1)
     return ema.eval()
+
+
+def _optimisation_step(step: int, model: CryoSampler, wrapped: CryoSampler | DistributedDataParallel,
+                       ema: CryoSampler, optimizer: torch.optim.Optimizer, examples: list[TrainingExample],
+                       config: TrainConfig, generator: torch.Generator, shard: slice, run: Distributed,
+                       ckpt_path: Path) -> tuple[torch.Tensor, torch.Tensor]:
+    """One optimisation step (eq. 4) and the EMA update. Returns the batch's mean loss terms over all processes
+    ((len(LOSS_TERMS),) tensor) and the gradient norm before clipping."""
+    for group in optimizer.param_groups:
+        group["lr"] = config.lr * _lr_factor(step, config)
+    index = torch.randint(len(examples), (config.batch_size,), generator=generator, device=generator.device)
+    losses = training_losses(wrapped, examples, index, config, generator, shard)
+    values = torch.stack([losses[k].detach() for k in LOSS_TERMS])
+    if run.active:  # the global batch's mean, for the log and so every rank stops on a bad loss
+        dist.all_reduce(values)
+        values /= run.world_size
+    if not torch.isfinite(values[0]):
+        raise FloatingPointError(
+            f"non-finite loss at step {step} ({ {k: float(v.detach()) for k, v in losses.items()} }); "
+            f"the last good checkpoint is {ckpt_path}")
+    optimizer.zero_grad(set_to_none=True)
+    losses["loss"].backward()
+    grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+    optimizer.step()
+    decay = min(config.ema_decay, (1 + step) / (10 + step))
+    with torch.no_grad():
+        for e, p in zip(ema.parameters(), model.parameters()):
+            e.lerp_(p, 1 - decay)
+    return values, grad_norm
+
+
+def _check_resumable(state: dict, ckpt_path: Path, config: TrainConfig, proteins: tuple[dict, ...],
+                     device: torch.device) -> None:
+    """ValueError unless the checkpoint ``state`` can be resumed with ``config``, ``proteins`` and ``device``."""
+    missing = [key for key in _RESUME_KEYS if key not in state]
+    if missing:
+        raise ValueError(f"{ckpt_path} cannot be resumed: it has no {', '.join(missing)} (a checkpoint for "
+                         f"sampling only?); move it away to train from the start")
+    if _weight_settings(state["train_config"]) != _weight_settings(dataclasses.asdict(config)):
+        raise ValueError(f"{ckpt_path} was written with other training settings; delete it to start over")
+    if "proteins" in state and [p["name"] for p in state["proteins"]] != [p["name"] for p in proteins]:
+        raise ValueError(f"{ckpt_path} was trained on proteins {', '.join(p['name'] for p in state['proteins'])}"
+                         f", not {', '.join(p['name'] for p in proteins) or 'none named'}; resume with the "
+                         "same maps, or move it away to start over")
+    # CPU and CUDA generators keep different states; checkpoints older than the device option are CPU.
+    written_on = state.get("generator_device", "cpu")
+    if written_on != device.type:
+        raise ValueError(f"{ckpt_path} was trained on {written_on} and its random stream resumes only "
+                         f"there; resume with device {written_on}, or move it away to start over on "
+                         f"{device.type}")
 
 
 def _weight_settings(train_config: dict) -> dict:
