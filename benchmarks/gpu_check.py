@@ -37,7 +37,8 @@ import pandas as pd
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 # Slow-down of a run while three share the GPU, and the cost of a DDIM step (forward, batch 16) as a fraction
-# of a training step at batch 8, as the first H100 run (benchmarks/measured/) measured them, with margin.
+# of a training step at batch 8, as the first H100 run measured them, with margin (docs/design.md,
+# "Measurements behind constants").
 SHARING = 1.3
 SAMPLE_STEP_PER_TRAIN_STEP = 0.3
 DDIM_STEPS = 100

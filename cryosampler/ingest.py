@@ -24,16 +24,12 @@ from cryosampler.physics.render import check_in_box, render_density
 __all__ = ["resample_to_grid", "check_contains", "map_model_correlation", "check_placed", "ingest_map", "model_scale",
            "to_model_units", "FIT_THRESHOLD", "FIT_GAIN_THRESHOLD"]
 
-# Fit check (check_placed). Pearson r alone cannot tell a misplaced model from noise: calmodulin 1CLL rendered
-# at 8 Å on a 1 Å, 160³ map and ingested onto 64³ × 2 Å gives r = 1.000 fitted but 0.735 fitted at SNR 1 per
-# voxel (inside the mask), 0.325 at SNR 0.1, while a clean map and the model shifted by 5 Å give 0.714. The
-# relative gain of the best probe (the model moved ±2 Å along x, y, z or turned ±10° about x, y, z through its
-# centroid) over r at the given placement is nearly independent of the noise (SNR ∞, 1,
-# 0.3, 0.1): fitted -0.054 to -0.060; shifted 1 Å -0.014 to -0.019, 2 Å +0.024, 3 Å +0.061 to +0.063, 5 Å +0.108
-# to +0.117; turned 5° -0.004 to +0.004, 10° +0.127 to +0.132, 30° +0.221 to +0.239, 90° +0.243 to +0.430.
-# A gain above FIT_GAIN_THRESHOLD refuses models ≥ 2 Å or ≥ 10° off and accepts those within 1 Å or 5°.
+# Fit check (check_placed). Pearson r alone cannot tell a misplaced model from noise, so the reference is also
+# moved ±2 Å along x, y, z and turned ±10° about them (the probes): if the best probe fits the map better by more
+# than FIT_GAIN_THRESHOLD (relative), the reference is not placed in the map. The gain barely depends on the
+# noise; the measurements that set both thresholds are in docs/design.md, "Measurements behind constants".
 FIT_GAIN_THRESHOLD = 0.01
-# Pearson r below which the map is taken as not of the reference at all (fitted at SNR 0.1 still gave 0.325).
+# Pearson r below which the map is taken as not of the reference at all (a fitted model at SNR 0.1 stays above).
 FIT_THRESHOLD = 0.1
 PROBE_SHIFT = 2.0  # Å
 PROBE_TURN = 10.0  # degrees
@@ -56,8 +52,8 @@ def resample_to_grid(volume: np.ndarray, apix: float, origin, grid: MapGrid, cen
 
     Downsampling (grid.apix > apix) first removes frequencies above the grid's Nyquist, 1 / (2 grid.apix),
     so that nothing aliases. Values are then interpolated by cubic B-splines (order 3): on a map sampled
-    near its own Nyquist trilinear interpolation blurs measurably (calmodulin at 8 Å, 2.7 Å voxels onto 2 Å:
-    r with the direct render 0.9948 trilinear, 0.9991 cubic; 1.0 Å voxels: 0.9996 and 0.9998).
+    near its own Nyquist trilinear interpolation blurs measurably (docs/design.md, "Measurements behind
+    constants").
     """
     volume = np.asarray(volume, dtype=np.float64)
     origin, centre = np.asarray(origin, np.float64), np.asarray(centre, np.float64)

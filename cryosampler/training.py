@@ -45,12 +45,11 @@ class TrainConfig:
     weight_decay: float = 0.01
     warmup: int = 100  # linear learning-rate warm-up steps, then cosine decay to 10 %
     # EMA decay, ramped as min(ema_decay, (1 + k) / (10 + k)) at step k: a fixed 0.999 from step 0 still
-    # carried the untrained weights after 1,500 steps and sampled 2.5–3 Å from the states (raw: 0.1–0.4 Å).
+    # carried the untrained weights after a full run (docs/design.md, "EMA warm-up").
     ema_decay: float = 0.999
     grad_clip: float = 1.0  # max global gradient norm
-    # λ_R, λ_B (eq. 6). ANM end states do not keep the reference's backbone distances (eq. 8 is 0.31 Å² at
-    # the true state of 1EXR), and eq. 5 is a per-voxel mean here: with λ = 1 the denoising loss of the
-    # training maps was 12× higher after 1,500 steps (0.017 vs 0.0014 with λ = 0.01).
+    # λ_R, λ_B (eq. 6). ANM end states do not keep the reference's backbone distances, and eq. 5 is a
+    # per-voxel mean here: with λ = 1 the structural terms fought the maps (docs/design.md, "Loss weights").
     lambda_r: float = 0.01
     lambda_b: float = 0.01
     checkpoint_every: int = 250

@@ -81,7 +81,8 @@ class FiLMResBlock(nn.Module):
     def __init__(self, c_in: int, c_out: int, cond_dim: int):
         super().__init__()
         # No conv biases: each conv feeds a GroupNorm, and oneDNN's conv3d bias gradient is pathologically
-        # slow on CPU for some shapes (e.g. 8→8 channels on 8×32³).
+        # slow on CPU for some shapes (e.g. 8→8 channels on 8×32³; docs/design.md, "Measurements behind
+        # constants").
         self.conv1 = nn.Conv3d(c_in, c_out, 3, stride=2, padding=1, bias=False)
         self.norm1 = nn.GroupNorm(min(4, c_out), c_out)
         self.conv2 = nn.Conv3d(c_out, c_out, 3, padding=1, bias=False)

@@ -75,9 +75,7 @@ def low_pass(volume: np.ndarray, apix: float, resolution: float) -> np.ndarray:
 
     The transfer is 1 for s ≤ 0.8 / resolution, falls as a half cosine to 0 at s = 1 / resolution and is 0
     beyond, so nothing finer than ``resolution`` survives. The edge is narrow, so it rings nearly as a hard
-    cut-off does: a point-like atom (Gaussian, σ 0.5 Å, 1 Å voxels) limited to 4, 6, 8 Å undershoots to -7.6,
-    -8.0, -8.1 % of its peak (hard cut-off -7.7, -8.5, -8.8 %); blurred first by B = 100 Å², -3.4, -6.1,
-    -7.0 %. Map ingestion uses it with resolution = 2 × the target voxel size (the target
+    cut-off does (undershoots measured in docs/design.md, "Measurements behind constants"). Map ingestion uses it with resolution = 2 × the target voxel size (the target
     Nyquist) before downsampling.
 
     volume (X, Y, Z) float, axes (x, y, z); apix Å. Returns (X, Y, Z), float64 for float64 input, else float32.

@@ -29,10 +29,9 @@ __all__ = ["RigidTransform", "Template", "principal_axes_template", "own_frame_t
 
 MIN_COMMON_RESIDUES = 10
 
-# Largest CA RMSD (Å) to the template, after superposition, at which a placement is trusted. Against the
-# 1EXR template the other extended calmodulins fit at 0.5–0.9 Å (3CLN, 1CLM, 1CLL, 4CLN) and their 4 Å
-# ANM training states at 3.9–4.2 Å; the compact calmodulin 1PRW fits at 16.1 Å and a 60-residue poly-Ala
-# helix numbered 1–60 at 19.6 Å. Twice the training motion keeps every trained conformation in.
+# Largest CA RMSD (Å) to the template, after superposition, at which a placement is trusted: twice the training
+# motion keeps every trained conformation in and other proteins out (the calmodulins' and a helix's fits are in
+# docs/errors-and-safety.md).
 MAX_TEMPLATE_RMSD = 8.0
 
 
