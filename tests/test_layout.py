@@ -67,3 +67,14 @@ def test_the_check_sees_every_stage():
     assert _stage("cryosampler.cli") == "commands"
     assert _stage("cryosampler.commands.fit") == "commands"
     assert sum(len(_imports(p)) for p in PACKAGE.rglob("*.py")) > 50
+
+
+def test_docs_list_every_module_and_the_readme_every_package():
+    listed = (repo_root() / "docs" / "package.md").read_text()
+    missing = [str(p.relative_to(PACKAGE)) for p in sorted(PACKAGE.rglob("*.py"))
+               if p.name != "__init__.py" and p.name not in listed]
+    assert not missing, f"docs/package.md does not list {missing}"
+    readme = (repo_root() / "README.md").read_text()
+    tree = readme[readme.index("## Package map"):readme.index("## Documentation")]
+    packages = sorted(p.name for p in PACKAGE.iterdir() if (p / "__init__.py").is_file())
+    assert [p for p in packages if f"  {p}/ " not in tree] == []
