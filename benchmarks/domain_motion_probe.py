@@ -19,7 +19,7 @@ import pandas as pd
 import torch
 
 from cryosampler.experiments import domain_motion as dm
-from cryosampler.evaluation.metrics import aligned_rmsd_matrix
+from cryosampler.evaluation.coverage import aligned_rmsd_matrix
 from cryosampler.physics.render import render_density
 from cryosampler.reference import prepare_reference
 from cryosampler.readout import read_out_noised

@@ -282,7 +282,7 @@ def test_coverage_curves_by_hand():
     curves = dm.coverage_curves(_scores(), np.array([1.0, 5.0, 10.0]))
     assert list(curves.columns) == ["split", "method", "threshold", "coverage"]
     assert list(curves["coverage"]) == [0.5, 1.0, 1.0, 0.0, 0.5, 1.0]
-    assert len(dm.coverage_curves(_scores())) == 2 * 100  # metrics.COVERAGE_THRESHOLDS by default
+    assert len(dm.coverage_curves(_scores())) == 2 * 100  # coverage.COVERAGE_THRESHOLDS by default
 
 
 def test_closest_sample_traces_find_the_sample_on_the_target(tmp_path):

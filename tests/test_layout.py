@@ -78,3 +78,21 @@ def test_docs_list_every_module_and_the_readme_every_package():
     tree = readme[readme.index("## Package map"):readme.index("## Documentation")]
     packages = sorted(p.name for p in PACKAGE.iterdir() if (p / "__init__.py").is_file())
     assert [p for p in packages if f"  {p}/ " not in tree] == []
+
+
+# Each third-party library of formats or methods is wrapped in one module; the rest sees numpy and our types.
+WRAPPERS = {"gemmi": "io/atomic_files.py", "mrcfile": "io/mrc.py", "mdtraj": "io/trajectory.py",
+            "prody": "physics/nma.py"}
+
+
+def test_each_wrapped_library_is_imported_by_one_module():
+    importers = {name: [] for name in WRAPPERS}
+    for path in sorted(PACKAGE.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = ([alias.name for alias in node.names] if isinstance(node, ast.Import)
+                     else [node.module] if isinstance(node, ast.ImportFrom) and node.module else [])
+            for name in names:
+                if name.split(".")[0] in importers:
+                    importers[name.split(".")[0]].append(str(path.relative_to(PACKAGE)))
+    assert {name: sorted(set(found)) for name, found in importers.items()} == {
+        name: [module] for name, module in WRAPPERS.items()}

@@ -8,10 +8,11 @@ import pytest
 from scipy.spatial.distance import cdist
 from scipy.spatial.transform import Rotation
 
-from cryosampler.evaluation.metrics import (COVERAGE_THRESHOLDS, SUCCESS_THRESHOLD, aligned_rmsd_matrix,
-                                            closest_sample_rmsd, coverage_auc, coverage_curve, coverage_metrics,
-                                            ensemble_summary, matched_rmsd_matrix, mode_projection, score_ensemble,
+from cryosampler.evaluation.metrics import (closest_sample_rmsd, coverage_metrics, ensemble_summary,
+                                            matched_rmsd_matrix, mode_projection, score_ensemble,
                                             smallest_lossless_steps, state_occupancy, validity)
+from cryosampler.evaluation.coverage import (COVERAGE_THRESHOLDS, SUCCESS_THRESHOLD, aligned_rmsd_matrix, coverage_auc,
+                                             coverage_curve)
 from cryosampler.io.correspondence import aligned_atoms, aligned_residues
 from cryosampler.io.structure import Structure
 from cryosampler.io.atomic_files import read_structure

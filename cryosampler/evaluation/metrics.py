@@ -1,7 +1,7 @@
 """Ensemble metrics: the paper's scoring of an ensemble (:func:`score_ensemble`: closest-sample RMSD per true
 state and occupancy), coverage/precision beyond it, progress along the normal mode, stereochemical validity,
-and RMSDs across differing atom sets; the domain-motion benchmark's metrics (RMSD over residues paired by
-sequence, coverage over RMSD thresholds, area under the coverage curve)."""
+and RMSDs across differing atom sets. The domain-motion benchmark's metrics are in
+:mod:`cryosampler.evaluation.coverage`."""
 
 from __future__ import annotations
 
@@ -11,14 +11,13 @@ import numpy as np
 import pandas as pd
 from scipy.spatial import cKDTree
 
-from cryosampler.io.correspondence import AtomMatchReport, aligned_atoms, match_atoms
-from cryosampler.io.structure import BACKBONE_ATOMS, Structure
+from cryosampler.io.correspondence import AtomMatchReport, match_atoms
+from cryosampler.io.structure import Structure
 from cryosampler.physics.superpose import rmsd_matrix, superpose
 
 __all__ = ["score_ensemble", "EnsembleScore", "closest_sample_rmsd", "state_occupancy", "coverage_metrics",
            "ensemble_summary", "mode_projection", "validity", "matched_rmsd_matrix",
-           "smallest_lossless_steps", "BOND_CUTOFF", "CLASH_CUTOFF", "aligned_rmsd_matrix", "coverage_curve",
-           "coverage_auc", "COVERAGE_THRESHOLDS", "SUCCESS_THRESHOLD"]
+           "smallest_lossless_steps", "checked_coords", "BOND_CUTOFF", "CLASH_CUTOFF"]
 
 # Å. Covalent heavy-atom bonds are 1.2-1.6 Å (S-C 1.8 Å); 1-3 distances within a residue start near 2.2 Å.
 BOND_CUTOFF = 1.9
@@ -100,18 +99,18 @@ def score_ensemble(samples: np.ndarray, states: np.ndarray, *, atoms: Structure 
     -------
     EnsembleScore, with the (S, 2) RMSD matrix and, with ``atoms``, the atom match report.
     """
-    states = _coords(states, "states", "KN", dtype=None)
+    states = checked_coords(states, "states", "KN", dtype=None)
     if len(states) != 2:
         raise ValueError(f"states must be the two true states A and B, shape (2, N, 3); got {states.shape}")
     if atoms is None:
-        samples = _coords(samples, "samples", "SN", states.shape[1], dtype=None)
+        samples = checked_coords(samples, "samples", "SN", states.shape[1], dtype=None)
         return EnsembleScore(rmsd_matrix(samples, states))
     if reference is None:
         raise ValueError(f"scoring samples of {atoms.name} needs the states' reference structure to match atoms")
     return EnsembleScore(*matched_rmsd_matrix(samples, atoms, states, reference))
 
 
-def _coords(array, name: str, axes: str, n_atoms: int | None = None, dtype=np.float64) -> np.ndarray:
+def checked_coords(array, name: str, axes: str, n_atoms: int | None = None, dtype=np.float64) -> np.ndarray:
     """``array`` as ``dtype`` (None: as given) of shape (*axes, 3), e.g. axes "SN" → (S, N, 3) with N =
     ``n_atoms`` if given."""
     array = np.asarray(array, dtype=dtype)
@@ -138,9 +137,9 @@ def mode_projection(samples: np.ndarray, reference: np.ndarray, mode: np.ndarray
     -------
     (S,) float64, Å
     """
-    reference = _coords(reference, "reference", "N")
-    samples = _coords(samples, "samples", "SN", len(reference))
-    mode = _coords(mode, "mode", "N", len(reference))
+    reference = checked_coords(reference, "reference", "N")
+    samples = checked_coords(samples, "samples", "SN", len(reference))
+    mode = checked_coords(mode, "mode", "N", len(reference))
     norm = np.linalg.norm(mode)
     if norm == 0:
         raise ValueError("mode is all zeros; pass the (N, 3) normal-mode direction")
@@ -193,7 +192,7 @@ def validity(samples: np.ndarray, reference: Structure, clash_cutoff: float = CL
         ``clashes_per_sample``: clashing pairs, averaged over samples; ``clashes_reference``: the same count
         for the reference itself; ``n_bonds``: bonds inferred.
     """
-    samples = _coords(samples, "samples", "SN", reference.n_atoms)
+    samples = checked_coords(samples, "samples", "SN", reference.n_atoms)
     bonds = _covalent_bonds(reference)  # (n_bonds, 2)
     bond_dev = np.abs(_distances(samples, bonds) - _distances(reference.coords, bonds))  # (S, n_bonds)
 
@@ -234,8 +233,8 @@ def matched_rmsd_matrix(samples: np.ndarray, other: Structure, states: np.ndarra
     rmsd : (S, K) float64, Å, after optimal superposition on the matched atoms
     report : AtomMatchReport (side a = ``reference``, side b = ``other``)
     """
-    samples = _coords(samples, f"samples of {other.name}", "SM", other.n_atoms)
-    states = _coords(states, f"states of {reference.name}", "KN", reference.n_atoms)
+    samples = checked_coords(samples, f"samples of {other.name}", "SM", other.n_atoms)
+    states = checked_coords(states, f"states of {reference.name}", "KN", reference.n_atoms)
     idx_ref, idx_other, report = match_atoms(reference, other)
     if report.n_matched < 3:
         raise ValueError(f"{other.name} and {reference.name} share only {report.n_matched} atoms by (residue "
@@ -269,59 +268,3 @@ def smallest_lossless_steps(sweep: pd.DataFrame, reference_steps: int, rmsd_tole
             break
         chosen = steps
     return chosen
-
-
-# The domain-motion benchmark (bioemu-benchmarks' multiconf evaluation, reimplemented: its evaluator downloads
-# a binary and pins numpy<2). Thresholds as there: 100 points over 0-10 Å, a state covered strictly below r.
-COVERAGE_THRESHOLDS = np.linspace(0.0, 10.0, 100)  # Å
-SUCCESS_THRESHOLD = 3.0  # Å
-
-
-def aligned_rmsd_matrix(samples: np.ndarray, atoms: Structure, targets: list[Structure],
-                        backbone: tuple[str, ...] = BACKBONE_ATOMS) -> np.ndarray:
-    """The benchmark's RMSD (Å) of every sample to every target state, after optimal superposition on the
-    ``backbone`` atoms (default N, CA, C, O) of the residues paired by global sequence alignment
-    (:func:`aligned_atoms`), pairing each target separately.
-
-    Parameters
-    ----------
-    samples : (S, N, 3) Å, atom order of ``atoms``
-    atoms : Structure with N atoms (e.g. the reference the samples were drawn from)
-    targets : K Structures, any residue numbering and length
-
-    Returns
-    -------
-    (S, K) float64, Å; its column minimum is the best-sample RMSD per state (:func:`closest_sample_rmsd`).
-    """
-    samples = _coords(samples, f"samples of {atoms.name}", "SN", atoms.n_atoms)
-    columns = []
-    for target in targets:
-        idx_sample, idx_target = aligned_atoms(atoms, target, backbone)
-        columns.append(rmsd_matrix(samples[:, idx_sample], target.coords[idx_target][None])[:, 0])
-    return np.stack(columns, axis=1).reshape(len(samples), len(targets))
-
-
-def coverage_curve(best_rmsd: np.ndarray, thresholds: np.ndarray = COVERAGE_THRESHOLDS) -> np.ndarray:
-    """Coverage at each threshold r: the fraction of target states whose best-sample RMSD is strictly below r.
-
-    best_rmsd: (K,) Å, one per target state (:func:`closest_sample_rmsd`), pooled over proteins; thresholds (T,)
-    Å → (T,) in [0, 1]. The benchmark averages per protein first; pooling equals that when every protein has
-    the same number of target states. Success is coverage at ``SUCCESS_THRESHOLD`` (3 Å).
-    """
-    best = np.asarray(best_rmsd, dtype=np.float64).ravel()
-    if best.size == 0:
-        raise ValueError("coverage needs at least one target state's best-sample RMSD")
-    return (best[None, :] < np.asarray(thresholds, dtype=np.float64)[:, None]).mean(axis=1)
-
-
-def coverage_auc(best_rmsd: np.ndarray, max_threshold: float = 10.0) -> float:
-    """Area under the coverage curve over 0 ≤ r ≤ ``max_threshold`` Å, divided by ``max_threshold``: 1 when every
-    state is matched exactly, 0 when none is within ``max_threshold``.
-
-    Exact for the step-shaped curve, no threshold grid: state k is covered over (b_k, max_threshold], so the
-    area is the mean over states of max(0, 1 − b_k / max_threshold).
-    """
-    best = np.asarray(best_rmsd, dtype=np.float64).ravel()
-    if best.size == 0 or not max_threshold > 0:
-        raise ValueError(f"need best-sample RMSDs and a positive max_threshold, got {best.size} and {max_threshold}")
-    return float(np.clip(1.0 - best / max_threshold, 0.0, 1.0).mean())

@@ -27,8 +27,9 @@ import numpy as np
 import pandas as pd
 
 from cryosampler.experiments.downloads import data_dir, pip_download
-from cryosampler.evaluation.metrics import (COVERAGE_THRESHOLDS, SUCCESS_THRESHOLD, aligned_rmsd_matrix,
-                                            closest_sample_rmsd, coverage_auc, coverage_curve, state_occupancy)
+from cryosampler.evaluation.metrics import closest_sample_rmsd, state_occupancy
+from cryosampler.evaluation.coverage import (COVERAGE_THRESHOLDS, SUCCESS_THRESHOLD, aligned_rmsd_matrix, coverage_auc,
+                                             coverage_curve)
 from cryosampler.io.correspondence import aligned_atoms, aligned_residues
 from cryosampler.physics.nma import sample_anm_conformations
 from cryosampler.io.grid import MapGrid
@@ -190,7 +191,7 @@ def superposed_state(state: Structure, reference: Structure) -> np.ndarray:
 
 def score_samples(samples: np.ndarray, reference: Structure, targets: list[Structure],
                   threshold: float = SUCCESS_THRESHOLD) -> pd.DataFrame:
-    """One row per target state: best-sample backbone RMSD (Å, metrics.aligned_rmsd_matrix), whether it is
+    """One row per target state: best-sample backbone RMSD (Å, coverage.aligned_rmsd_matrix), whether it is
     covered at ``threshold`` Å (strictly below), and the share of samples nearer this target than the others
     (NaN for a single target, where it would be 1 whatever the samples).
 
@@ -351,7 +352,7 @@ def summary_table(scores: pd.DataFrame) -> pd.DataFrame:
 
     Columns: split, method, target states (rows), mean best RMSD and mean best RMSD, other state (Å; the
     latter over targets that are not the reference), coverage at 1 Å and at 3 Å (share of targets below),
-    AUC 0–10 Å (metrics.coverage_auc), occupancy of state i (mean over training proteins; NaN held out).
+    AUC 0–10 Å (coverage.coverage_auc), occupancy of state i (mean over training proteins; NaN held out).
     """
     rows = []
     for (split, method), group in scores.groupby(["split", "method"], sort=False):
