@@ -370,3 +370,36 @@ def plot_ca_traces(traces: dict[str, np.ndarray], displacement: dict[str, np.nda
     fig.colorbar(lines, ax=axs, shrink=0.8, label="displacement from the reference (Å)")
     fig.suptitle(title, fontsize=10)
     return fig
+
+
+def plot_denoiser_diagnostic(summary: pd.DataFrame, trajectory: pd.DataFrame, target: float) -> plt.Figure:
+    """Issue 19's diagnostic (benchmarks/ideal_denoiser.py): which denoiser's DDIM reaches state j, and where along
+    the learned sampler's path its output leaves the ideal denoiser's.
+
+    summary: columns protein, variant, best_rmsd_j (Å), one row per (protein, variant), variants in plotting
+    order; trajectory: columns protein, t, coordinate_learned, coordinate_ideal (0 = state i, 1 = state j; means
+    over samples of the learned run); target: the aim (Å), drawn as a line.
+    """
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 3.8), constrained_layout=True,
+                                      gridspec_kw={"width_ratios": [1.4, 1]})
+    variants = list(dict.fromkeys(summary["variant"]))
+    proteins = list(dict.fromkeys(summary["protein"]))
+    for k, protein in enumerate(proteins):
+        rows = summary[summary["protein"] == protein].set_index("variant").loc[variants]
+        x = np.arange(len(variants)) + (k - (len(proteins) - 1) / 2) * 0.08
+        left.plot(x, rows["best_rmsd_j"], "o-", ms=4, lw=0.8, label=protein)
+    left.axhline(target, color="grey", ls=":", lw=1)
+    left.set_xticks(np.arange(len(variants)), variants, rotation=30, ha="right", fontsize=8)
+    left.set_ylabel("closest sample to state j (Å, backbone)")
+    left.set_title("DDIM from noise with each denoiser (16 samples, same seeds)", fontsize=10)
+    left.legend(fontsize=7, ncol=2)
+    for k, (protein, rows) in enumerate(trajectory.groupby("protein", sort=False)):
+        color = f"C{k}"
+        right.plot(rows["t"], rows["coordinate_learned"], color=color, lw=1.2, label=protein)
+        right.plot(rows["t"], rows["coordinate_ideal"], color=color, lw=1, ls="--")
+    right.axhline(0.5, color="grey", ls=":", lw=1)
+    right.invert_xaxis()
+    right.set_xlabel("diffusion time t (sampling runs right to left → 0)")
+    right.set_ylabel("denoised map between states (0 = i, 1 = j)")
+    right.set_title("learned v̂₀ (solid) and D*(v_t) (dashed) on the learned run", fontsize=10)
+    return fig
