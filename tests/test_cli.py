@@ -3,6 +3,7 @@
 
 import errno
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -307,3 +308,16 @@ def test_ctrl_c_exits_130_and_leaves_no_output(inputs, tmp_path):
         process.kill()
     assert process.returncode == 130 and stderr.strip().splitlines() == ["cryosampler: interrupted"], stderr
     assert files_in(tmp_path) == {"checkpoint.pt", "ref.pdb"}
+
+
+def test_sample_summarises_the_ensemble_and_warns_when_it_stays_at_the_reference(inputs, tmp_path, capsys):
+    # The tiny model is barely trained: every sample is the reference to within a tenth of an Å.
+    checkpoint, reference = inputs
+    code = cli.main(["sample", "--checkpoint", str(checkpoint), "--reference", str(reference), "-n", "3",
+                     "--steps", "2", "-o", str(tmp_path / "ensemble.pdb"), "--quiet"])
+    err = capsys.readouterr().err
+    assert code == 0
+    assert re.search(r"^ensemble: RMSD to the reference 0\.0\d–0\.0\d Å \(median 0\.0\d Å\); 1 cluster at 2 Å CA "
+                     r"RMSD, of 3 samples$", err, re.M), err
+    warning = [line for line in err.splitlines() if "WARNING" in line]
+    assert len(warning) == 1 and "the samples did not leave the reference: all 3 lie within 0.5 Å" in warning[0]

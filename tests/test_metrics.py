@@ -430,3 +430,21 @@ def test_sequence_identity_by_hand():
     a = "".join(rng.choice(letters, 150))
     mutant = "".join(letters[(np.flatnonzero(letters == c)[0] + 1) % 20] if k % 3 == 0 else c for k, c in enumerate(a))
     assert sequence_identity(mutant, a) == pytest.approx(100 / 150)
+
+
+def test_clusters_and_spread_of_an_ensemble():
+    from cryosampler.evaluation.metrics import STAYS_AT_REFERENCE, cluster_sizes, ensemble_spread
+
+    helix = make_helix(20, "helix")
+    rng = np.random.default_rng(12)
+    open_ = helix.coords.copy()
+    open_[helix.res_nums > 10] += np.array([0.0, 12.0, 0.0])  # a domain moved far beyond 2 Å
+    near = [helix.coords + rng.normal(scale=0.1, size=helix.coords.shape) for _ in range(5)]
+    far = [open_ + rng.normal(scale=0.1, size=helix.coords.shape) for _ in range(3)]
+    assert cluster_sizes(np.stack(far + near)) == (5, 3)
+    assert cluster_sizes(np.stack(near)) == (5,) and cluster_sizes(np.stack(near[:1])) == (1,)
+    spread = ensemble_spread(np.stack(near), helix)
+    assert spread.stays_at_reference and spread.rmsd_to_reference.max() < STAYS_AT_REFERENCE
+    assert "1 cluster at 2 Å CA RMSD, of 5 samples" in spread.summary()
+    moved = ensemble_spread(np.stack(near + far), helix)
+    assert not moved.stays_at_reference and moved.cluster_sizes == (5, 3)

@@ -40,3 +40,17 @@ def test_rmsd_matrix_shape_and_symmetry():
     assert m.shape == (3, 2)
     assert m[0, 1] < 1e-6 and m[1, 0] < 1e-6
     assert abs(m[0, 0] - rmsd(states[0], states[1])) < 1e-9
+
+
+def test_pairwise_rmsd_equals_the_pair_by_pair_superposition():
+    from cryosampler.physics.superpose import pairwise_rmsd, rmsd_matrix
+
+    rng = np.random.default_rng(11)
+    coords = rng.normal(size=(9, 40, 3)) * 5.0
+    turn = np.linalg.qr(rng.normal(size=(3, 3)))[0]
+    coords[1] = coords[0] @ (turn * np.sign(np.linalg.det(turn))).T + 4.0  # a rigid copy: RMSD 0
+    coords[2] = coords[0] * np.array([1.0, 1.0, -1.0])  # a mirror image: not superposable by a rotation
+    got = pairwise_rmsd(coords)
+    np.testing.assert_allclose(got, rmsd_matrix(coords, coords), atol=1e-5)
+    assert got[0, 1] < 1e-5 and got[0, 2] > 1.0
+    np.testing.assert_allclose(got, got.T, atol=1e-6)

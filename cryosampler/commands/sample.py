@@ -91,7 +91,10 @@ def main(args: argparse.Namespace) -> None:
     from cryosampler.sampling import iter_reference_samples
     from cryosampler.reference import prepare_reference
     from cryosampler.io.atomic_files import EnsembleWriter, read_structure
+    import numpy as np
+
     from cryosampler.device import resolve_device
+    from cryosampler.evaluation.metrics import STAYS_AT_REFERENCE, ensemble_spread
     from cryosampler.model.checkpoint import load_checkpoint, model_from_checkpoint
 
     device = resolve_device(args.device)
@@ -109,6 +112,7 @@ def main(args: argparse.Namespace) -> None:
     tic = time.perf_counter()
     grid = model.config.grid
     args.output.parent.mkdir(parents=True, exist_ok=True)
+    samples = []  # (B, N, 3) Å batches in the reference's frame, for the summary
     with ExitStack() as stack:
         ensemble = stack.enter_context(EnsembleWriter(args.output, reference))
         maps_dir = None
@@ -119,6 +123,7 @@ def main(args: argparse.Namespace) -> None:
                                                     n_steps=args.steps, progress=not args.quiet, device=device):
             first = ensemble.n_models
             ensemble.write(coords)
+            samples.append(coords)
             if maps_dir is not None:
                 for k, volume in enumerate(batch.maps, start=first):
                     volume, origin = map_to_input_frame(volume, grid.size, grid.apix, placed.place)
@@ -130,3 +135,10 @@ def main(args: argparse.Namespace) -> None:
         known.append(f"nearest training protein {nearest[0]}, {nearest[1]:.0%} sequence identity")
     print(f"wrote {args.num_samples} samples of {reference.name} ({'; '.join([f'{reference.n_atoms} atoms', *known])}"
           f") to {args.output}{maps} in {time.perf_counter() - tic:.1f} s", file=sys.stderr)
+    spread = ensemble_spread(np.concatenate(samples), reference)
+    print(f"ensemble: {spread.summary()}", file=sys.stderr)
+    if spread.stays_at_reference:
+        print(f"cryosampler: WARNING: the samples did not leave the reference: all {args.num_samples} lie within "
+              f"{STAYS_AT_REFERENCE:g} Å of it (largest {spread.rmsd_to_reference.max():.2f} Å), so this is the "
+              "reference, not an ensemble; read out single maps with cryosampler fit instead (docs/results.md)",
+              file=sys.stderr)

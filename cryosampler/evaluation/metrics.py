@@ -9,15 +9,18 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+from scipy.cluster.hierarchy import fcluster, linkage
 from scipy.spatial import cKDTree
+from scipy.spatial.distance import squareform
 
 from cryosampler.io.correspondence import AtomMatchReport, match_atoms
 from cryosampler.io.structure import Structure
-from cryosampler.physics.superpose import rmsd_matrix, superpose
+from cryosampler.physics.superpose import pairwise_rmsd, rmsd_matrix, superpose
 
 __all__ = ["score_ensemble", "EnsembleScore", "closest_sample_rmsd", "state_occupancy", "coverage_metrics",
            "ensemble_summary", "mode_projection", "validity", "matched_rmsd_matrix",
-           "smallest_lossless_steps", "checked_coords", "BOND_CUTOFF", "CLASH_CUTOFF"]
+           "smallest_lossless_steps", "checked_coords", "BOND_CUTOFF", "CLASH_CUTOFF", "EnsembleSpread",
+           "ensemble_spread", "cluster_sizes", "CLUSTER_CUTOFF", "STAYS_AT_REFERENCE"]
 
 # Å. Covalent heavy-atom bonds are 1.2-1.6 Å (S-C 1.8 Å); 1-3 distances within a residue start near 2.2 Å.
 BOND_CUTOFF = 1.9
@@ -268,3 +271,52 @@ def smallest_lossless_steps(sweep: pd.DataFrame, reference_steps: int, rmsd_tole
             break
         chosen = steps
     return chosen
+
+
+# Å. Samples closer than this to each other (CA RMSD) are one conformation in `cryosampler sample`'s summary.
+CLUSTER_CUTOFF = 2.0
+# Å. An ensemble whose every sample is closer than this to its reference (all heavy atoms) has not left it.
+STAYS_AT_REFERENCE = 0.5
+
+
+def cluster_sizes(coords: np.ndarray, cutoff: float = CLUSTER_CUTOFF) -> tuple[int, ...]:
+    """Sizes of the clusters of conformations ``coords`` (S, N, 3) Å, largest first: complete linkage on the
+    pairwise RMSD after superposition, cut at ``cutoff`` Å, so that every two members of a cluster are within
+    ``cutoff`` of each other."""
+    coords = checked_coords(coords, "coords", "SN")
+    if len(coords) == 1:
+        return (1,)
+    distances = squareform(pairwise_rmsd(coords), checks=False)
+    labels = fcluster(linkage(distances, method="complete"), t=cutoff, criterion="distance")
+    return tuple(sorted(np.bincount(labels)[1:].tolist(), reverse=True))
+
+
+@dataclass(frozen=True)
+class EnsembleSpread:
+    """How far an ensemble's samples lie from their reference and from each other (:func:`ensemble_spread`)."""
+
+    rmsd_to_reference: np.ndarray  # (S,) float64, Å, all atoms after superposition
+    cluster_sizes: tuple[int, ...]  # samples per cluster at ``cutoff``, largest first
+    cutoff: float  # Å
+
+    @property
+    def stays_at_reference(self) -> bool:
+        """Whether every sample is within :data:`STAYS_AT_REFERENCE` of the reference."""
+        return bool(np.all(self.rmsd_to_reference < STAYS_AT_REFERENCE))
+
+    def summary(self) -> str:
+        """One line: the RMSD range to the reference and the clusters with their populations."""
+        r = self.rmsd_to_reference
+        n = len(self.cluster_sizes)
+        sizes = ", ".join(str(k) for k in self.cluster_sizes)
+        return (f"RMSD to the reference {r.min():.2f}–{r.max():.2f} Å (median {np.median(r):.2f} Å); "
+                f"{n} cluster{'s' if n != 1 else ''} at {self.cutoff:g} Å CA RMSD, of {sizes} "
+                f"sample{'s' if len(r) != 1 else ''}")
+
+
+def ensemble_spread(samples: np.ndarray, reference: Structure, cutoff: float = CLUSTER_CUTOFF) -> EnsembleSpread:
+    """The spread of samples (S, N, 3) Å in ``reference``'s atom order: each one's RMSD to the reference (all
+    atoms, after superposition) and the clusters of their CA atoms at ``cutoff`` Å (:func:`cluster_sizes`)."""
+    samples = checked_coords(samples, "samples", "SN", reference.n_atoms)
+    to_reference = rmsd_matrix(samples, reference.coords[None])[:, 0]
+    return EnsembleSpread(to_reference, cluster_sizes(samples[:, reference.backbone_index[:, 1]], cutoff), cutoff)
