@@ -1,7 +1,7 @@
 """Training cost per encoder preset, precision and batch size: s/step and peak memory on the available device.
 
     python benchmarks/bench_train.py [--presets default paper] [--precisions fp32 bf16] [--batch-sizes 8 32]
-                                     [--steps 5] [--warmup 2] [--device auto] [--csv PATH]
+                                     [--components 1 2] [--steps 5] [--warmup 2] [--device auto] [--csv PATH]
     torchrun --nproc-per-node N benchmarks/bench_train.py ...   # DDP, the same global batch over N processes
 
 Data: notebook 01's simulated maps, found (or simulated) by ``bench_model.simulated_data``. Training:
@@ -19,6 +19,7 @@ launched processes, and memory is rank 0's.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime
 import json
 import platform
@@ -42,21 +43,22 @@ ROW = "bench_train row: "  # prefix of the JSON line a --here process prints for
 
 
 def measure(data_dir: Path, preset: str, precision: str, batch_size: int, warmup: int, steps: int,
-            device: torch.device, scratch: Path) -> dict:
+            device: torch.device, scratch: Path, components: int = 1) -> dict:
     """Train one configuration with ``train()``; its median s/step and peak memory (MiB)."""
     dataset, template = load_dataset(data_dir)
-    model_config = ModelConfig(encoder=ENCODER_PRESETS[preset])
+    model_config = ModelConfig(encoder=dataclasses.replace(ENCODER_PRESETS[preset], components=components))
     slots = list(dataset.loc[dataset["split"] == "train", "slot"])
     examples = training_examples(data_dir, slots, tokens=model_config.encoder.tokens)
     total = warmup + steps
     config = TrainConfig(steps=total, batch_size=batch_size, checkpoint_every=total, precision=precision,
                          log_every=total)
-    out = scratch / f"train_{preset}_{precision}_b{batch_size}"
+    out = scratch / f"train_{preset}_{precision}_b{batch_size}_k{components}"
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     model = train(examples, model_config, config, template, out, progress=False, device=device)
     world_size = torchrun_world_size()
-    row = {"preset": preset, "precision": precision, "batch_size": batch_size, "processes": world_size,
+    row = {"preset": preset, "components": components, "precision": precision, "batch_size": batch_size,
+           "processes": world_size,
            "parameters": sum(p.numel() for p in model.parameters()), "device": _device_name(device)}
     if (out / "train_log.csv").is_file():  # rank 0 alone writes the log
         row["s_per_step"] = float(pd.read_csv(out / "train_log.csv")["seconds"].iloc[warmup:].median())
@@ -75,11 +77,12 @@ def _device_name(device: torch.device) -> str:
     return f"cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
 
 
-def in_fresh_process(args: argparse.Namespace, data_dir: Path, preset: str, precision: str, batch_size: int) -> dict:
+def in_fresh_process(args: argparse.Namespace, data_dir: Path, preset: str, precision: str, batch_size: int,
+                     components: int) -> dict:
     """:func:`measure` in a new Python process running this script with ``--here``, so its RSS peak is its own."""
     command = [sys.executable, __file__, "--here", "--data-dir", str(data_dir), "--presets", preset,
                "--precisions", precision, "--batch-sizes", str(batch_size), "--steps", str(args.steps),
-               "--warmup", str(args.warmup), "--device", args.device]
+               "--warmup", str(args.warmup), "--device", args.device, "--components", str(components)]
     result = subprocess.run(command, capture_output=True, text=True)
     rows = [line[len(ROW):] for line in result.stdout.splitlines() if line.startswith(ROW)]
     if result.returncode != 0 or len(rows) != 1:
@@ -99,6 +102,8 @@ def main() -> None:
     parser.add_argument("--presets", nargs="+", default=["default", "paper"], choices=list(ENCODER_PRESETS))
     parser.add_argument("--precisions", nargs="+", default=list(PRECISIONS), choices=list(PRECISIONS))
     parser.add_argument("--batch-sizes", nargs="+", type=_positive, default=[8, 32])
+    parser.add_argument("--components", nargs="+", type=_positive, default=[1],
+                        help="K coordinate sets per map (EncoderConfig.components; default 1)")
     parser.add_argument("--steps", type=_positive, default=5, help="timed training steps (default 5)")
     parser.add_argument("--warmup", type=int, default=2, help="untimed first steps (one-off set-up; default 2)")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
@@ -125,18 +130,19 @@ def main() -> None:
         for preset in args.presets:
             for precision in args.precisions:
                 for batch_size in args.batch_sizes:
-                    if here:
-                        row = measure(data_dir, preset, precision, batch_size, args.warmup, args.steps, device,
-                                      scratch)
-                    else:
-                        row = in_fresh_process(args, data_dir, preset, precision, batch_size)
-                    rows.append({**row, **stamp})
-                    if args.here and rank == 0:
-                        print(ROW + json.dumps(row), flush=True)
-                    if rank == 0:
-                        print(f"{preset:8s} {precision} batch {batch_size:3d} × {row['processes']} process(es): "
-                              f"{row.get('s_per_step', float('nan')):.3f} s/step, peak {row['peak_memory_mib']:,.0f} "
-                              f"MiB ({row['memory']})", flush=True)
+                    for components in args.components:
+                        if here:
+                            row = measure(data_dir, preset, precision, batch_size, args.warmup, args.steps, device,
+                                          scratch, components)
+                        else:
+                            row = in_fresh_process(args, data_dir, preset, precision, batch_size, components)
+                        rows.append({**row, **stamp})
+                        if args.here and rank == 0:
+                            print(ROW + json.dumps(row), flush=True)
+                        if rank == 0:
+                            print(f"{preset:8s} K={components} {precision} batch {batch_size:3d} × "
+                                  f"{row['processes']} process(es): {row.get('s_per_step', float('nan')):.3f} s/step, "
+                                  f"peak {row['peak_memory_mib']:,.0f} MiB ({row['memory']})", flush=True)
     if args.csv and rank == 0:
         pd.DataFrame(rows).to_csv(args.csv, index=False)
 

@@ -124,11 +124,14 @@ def training_losses(model: CryoSampler | DistributedDataParallel, examples: list
     v_t, _ = add_noise(v0, t, sigma_data, generator)  # eq. 1
     v0, v_t, t = v0[shard], v_t[shard], t[shard]
     batch = collate(proteins[shard]).to(device)
-    coords, v0_hat = model(v_t, t, batch, config.precision)  # denoise()
+    coords, v0_hat = model(v_t, t, batch, config.precision)  # denoise(): X (B, K, N, 3), V̂_0
     denoise = denoise_loss(v0_hat, v0, t, sigma_data, net.config.diffusion)  # eq. 5
-    structural = structural_loss(coords, batch.ref_coords, batch.residue_pairs, batch.backbone_pairs,
-                                 lambda_r=config.lambda_r, lambda_b=config.lambda_b,
-                                 mask_r=batch.residue_pair_mask, mask_b=batch.backbone_pair_mask)  # eq. 6–8
+    # Every component is a structure of the protein: eq. 6–8 on each, averaged over the batch and the K components.
+    repeat = lambda x: x.repeat_interleave(coords.shape[1], dim=0)  # noqa: E731 - (B, …) → (B·K, …)
+    structural = structural_loss(coords.flatten(0, 1), repeat(batch.ref_coords), repeat(batch.residue_pairs),
+                                 repeat(batch.backbone_pairs), lambda_r=config.lambda_r, lambda_b=config.lambda_b,
+                                 mask_r=repeat(batch.residue_pair_mask),
+                                 mask_b=repeat(batch.backbone_pair_mask))  # eq. 6–8
     return {"loss": denoise + structural.total, "denoise": denoise,  # eq. 4
             "residue": structural.residue, "backbone": structural.backbone}
 

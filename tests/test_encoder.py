@@ -31,7 +31,7 @@ def test_untrained_encoder_returns_the_reference(tiny_structure):
     encoder = AtomicEncoder(config, GRID, APIX)
     batch = collate([featurize(tiny_structure, tiny_structure.coords, tokens=config.tokens)])
     out = encoder(torch.randn(1, GRID, GRID, GRID), torch.zeros(1), batch)
-    torch.testing.assert_close(out, batch.ref_coords)
+    torch.testing.assert_close(out, batch.ref_coords[:, None])  # (B, K = 1, N, 3)
 
 
 @pytest.mark.parametrize("tokens,features", [("residue", "sampled"), ("atom", "global"), ("atom", "sampled")])
@@ -41,8 +41,8 @@ def test_padding_never_affects_real_atoms(tokens, features):
     encoder = _encoder(tokens, features).eval()
     volume = torch.randn(2, GRID, GRID, GRID, generator=torch.Generator().manual_seed(1))
     log_snr = torch.tensor([0.5, -1.0])
-    together = encoder(volume, log_snr, collate(proteins))  # (2, N_large, 3), small one padded
-    alone = encoder(volume[:1], log_snr[:1], collate(proteins[:1]))
+    together = encoder(volume, log_snr, collate(proteins))[:, 0]  # (2, N_large, 3), small one padded
+    alone = encoder(volume[:1], log_snr[:1], collate(proteins[:1]))[:, 0]
     assert together.shape == (2, large.n_atoms, 3)
     torch.testing.assert_close(together[0, : small.n_atoms], alone[0], atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(together[0, small.n_atoms:], torch.zeros(large.n_atoms - small.n_atoms, 3))
@@ -81,8 +81,8 @@ def test_presets_run_forward_and_backward_on_64_cubed_maps(preset, tiny_structur
     encoder = AtomicEncoder(config, 64, 2.0)
     batch = collate([featurize(tiny_structure, tiny_structure.coords, tokens=config.tokens)])
     out = encoder(torch.randn(1, 64, 64, 64), torch.zeros(1), batch)
-    assert out.shape == (1, tiny_structure.n_atoms, 3)
-    (out - batch.ref_coords + 1.0).square().sum().backward()
+    assert out.shape == (1, 1, tiny_structure.n_atoms, 3)
+    (out[:, 0] - batch.ref_coords + 1.0).square().sum().backward()
     assert all(p.grad is not None for p in encoder.head.parameters())
 
 
@@ -134,3 +134,27 @@ def test_atoms_read_features_where_they_are():
     read = sample_at_atoms(feature_maps, coords, grid_size, apix)  # (1, 200, 2 * levels)
     expected = coords @ slope + offset  # (1, 200)
     torch.testing.assert_close(read, expected[..., None].expand_as(read), atol=1e-4, rtol=1e-5)
+
+
+def test_components_are_k_coordinate_sets_that_start_apart(tiny_structure):
+    config = dataclasses.replace(ENCODER_PRESETS["smoke"], components=3)
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        encoder = AtomicEncoder(config, GRID, APIX)
+    batch = collate([featurize(tiny_structure, tiny_structure.coords, tokens=config.tokens)] * 2)
+    out = encoder(torch.randn(2, GRID, GRID, GRID), torch.zeros(2), batch)
+    assert out.shape == (2, 3, tiny_structure.n_atoms, 3)
+    # Near the reference (small initial offsets) but not equal to each other: symmetric components would stay so.
+    assert float((out - batch.ref_coords[:, None]).abs().max()) < 0.5
+    assert not torch.allclose(out[:, 0], out[:, 1])
+    with pytest.raises(ValueError, match="components"):
+        dataclasses.replace(config, components=0)
+
+
+def test_configs_without_components_load_as_one_structure():
+    # Checkpoints written before the mixture existed have one coordinate set per map.
+    from cryosampler.model.denoiser import ModelConfig
+
+    d = ModelConfig().to_dict()
+    del d["encoder"]["components"]
+    assert ModelConfig.from_dict(d).encoder.components == 1

@@ -59,6 +59,9 @@ def add_args(parser: argparse.ArgumentParser) -> None:
                         help="auto (a GPU when CUDA is available, else the CPU), cpu, cuda or cuda:N (default auto)")
     parser.add_argument("--log-every", type=int_at_least(1), default=100,
                         help="a progress line every this many steps (default 100)")
+    parser.add_argument("--components", type=int_at_least(1), default=1,
+                        help="K coordinate sets per map, mixed by how well each explains the noisy map (issue 19's "
+                             "mixture of renders; default 1, the paper's single structure)")
     parser.add_argument("--rotate", action="store_true",
                         help="turn each training map and its reference together by one of the 24 rotations of "
                              "the cube, drawn per example (augmentation, meant to help a model of several "
@@ -146,7 +149,8 @@ def main(args: argparse.Namespace) -> None:
     device = resolve_device(args.device)
     main_rank = torchrun_rank() == 0
     say = print if main_rank else (lambda *a, **k: None)
-    model_config = ModelConfig(encoder=ENCODER_PRESETS[args.preset])
+    encoder = dataclasses.replace(ENCODER_PRESETS[args.preset], components=args.components)
+    model_config = ModelConfig(encoder=encoder)
     config = TrainConfig(steps=args.steps, batch_size=args.batch_size, seed=args.seed, precision=args.precision,
                          log_every=args.log_every, rotate=args.rotate)
     examples, rows, known, structures = _ingest_proteins(proteins, args, model_config, say)

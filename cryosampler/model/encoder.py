@@ -54,6 +54,14 @@ class EncoderConfig:
     # without them; chosen on the training proteins.
     sequence_features: bool = False
     head_hidden: int = 128
+    # K coordinate sets per map, rendered and mixed by the denoiser (CryoSampler.denoise; issue 19): at high noise
+    # the mixture can stand for several states at once, where one structure can only be one of them. 1 is the
+    # paper's single structure.
+    components: int = 1
+
+    def __post_init__(self):
+        if not isinstance(self.components, int) or self.components < 1:
+            raise ValueError(f"EncoderConfig.components must be a positive int, got {self.components!r}")
 
 
 ENCODER_PRESETS = {
@@ -151,7 +159,7 @@ class AtomicEncoder(nn.Module):
         self.head = nn.Sequential(
             nn.Linear(c.width + atom_feat + embed + 3, c.head_hidden), nn.SiLU(),
             nn.Linear(c.head_hidden, c.head_hidden), nn.SiLU(),
-            nn.Linear(c.head_hidden, 3),
+            nn.Linear(c.head_hidden, 3 * c.components),
         )
         self.initialize_weights()
 
@@ -168,11 +176,15 @@ class AtomicEncoder(nn.Module):
         # Zero the last layer of the head: an untrained encoder returns X_ref exactly.
         nn.init.zeros_(self.head[-1].weight)
         nn.init.zeros_(self.head[-1].bias)
+        if self.config.components > 1:
+            # Identical components would get identical gradients for ever: start them slightly apart.
+            nn.init.normal_(self.head[-1].weight, std=1e-3)
 
     def forward(self, volume: torch.Tensor, log_snr: torch.Tensor, batch: ProteinBatch) -> torch.Tensor:
         """volume: (B, D, D, D) normalised noisy map, axes (x, y, z); log_snr: (B,).
 
-        Returns coordinates (B, N, 3) float32, Å: X_ref + predicted offsets (padded atoms: X_ref).
+        Returns coordinates (B, K, N, 3) float32, Å: X_ref + predicted offsets (padded atoms: X_ref), K =
+        ``config.components``.
         """
         c = self.config
         B, N, _ = batch.ref_coords.shape
@@ -214,9 +226,9 @@ class AtomicEncoder(nn.Module):
         per_atom = torch.gather(x, 1, batch.atom_token[..., None].expand(B, N, c.width))  # (B, N, W)
         local = (batch.ref_coords - torch.gather(token_centre, 1, batch.atom_token[..., None].expand(B, N, 3))) / 10.0
         head_in = [per_atom, atom_feat] + ([self.atom_name(batch.atom_type)] if c.sequence_features else []) + [local]
-        offsets = self.head(torch.cat(head_in, -1))
-        offsets = offsets * batch.atom_mask[..., None]
-        return batch.ref_coords + offsets  # (B, N, 3)
+        offsets = self.head(torch.cat(head_in, -1)).view(B, N, c.components, 3).transpose(1, 2)  # (B, K, N, 3)
+        offsets = offsets * batch.atom_mask[:, None, :, None]
+        return batch.ref_coords[:, None] + offsets  # (B, K, N, 3)
 
 
 def sample_at_atoms(feature_maps: list[torch.Tensor], coords: torch.Tensor, grid_size: int,
