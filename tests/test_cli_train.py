@@ -255,13 +255,16 @@ def test_fit_names_models_after_their_maps_and_refuses_two_that_collide(user_dat
     assert not (tmp_path / "fits").exists()
 
 
-@pytest.mark.parametrize("case", ["batch over processes", "empty map column", "protein names with a gap"])
+@pytest.mark.parametrize("case", ["batch over processes", "empty map column", "protein names with a gap",
+                                  "negative loss-weight floor"])
 def test_more_bad_training_input_is_one_line_before_any_output(user_data, tmp_path, capsys, monkeypatch, case):
     reference, maps = user_data
     given, extra = [maps], []
     if case == "batch over processes":
         monkeypatch.setenv("WORLD_SIZE", "3")  # as torchrun --nproc-per-node 3 sets it
         expected = "does not split evenly over 3 processes"
+    elif case == "negative loss-weight floor":
+        extra, expected = ["--weight-floor", "-1"], "--weight-floor -1.0 must be a number ≥ 0"
     elif case == "empty map column":
         listing = tmp_path / "maps.csv"
         listing.write_text("protein,map\nhelix,\n")

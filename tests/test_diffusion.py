@@ -203,3 +203,14 @@ def test_time_at_noise_inverts_the_schedule():
     torch.testing.assert_close(time_at_noise(sigma / alpha), clamp_time(t), atol=1e-9, rtol=0)
     assert float(time_at_noise(0.0)) == 0.0
     assert float(time_at_noise(1e9)) == pytest.approx(float(clamp_time(torch.tensor(1.0))))
+
+
+def test_the_weight_floor_raises_only_the_weights_below_it():
+    v0 = torch.ones(3, 4, 4, 4)
+    v0_hat = torch.zeros(3, 4, 4, 4)
+    t = torch.tensor([0.1, 0.6, 0.99])
+    plain = denoise_loss(v0_hat, v0, t, 1.0, CONFIG, reduction="none")
+    floored = denoise_loss(v0_hat, v0, t, 1.0, dataclasses.replace(CONFIG, weight_floor=1.0), reduction="none")
+    torch.testing.assert_close(plain, min_snr_weight(snr(t, CONFIG), CONFIG.gamma))  # squared error 1 per voxel
+    torch.testing.assert_close(floored, plain.clamp(min=1.0))
+    assert float(plain[2]) < 1e-3 and float(floored[2]) == 1.0 and float(floored[0]) == float(plain[0])

@@ -62,6 +62,9 @@ def add_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--components", type=int_at_least(1), default=1,
                         help="K coordinate sets per map, mixed by how well each explains the noisy map (issue 19's "
                              "mixture of renders; default 1, the paper's single structure)")
+    parser.add_argument("--weight-floor", type=float, default=0.0,
+                        help="lower bound of eq. 5's min(SNR, γ) loss weight, so that the highest noise levels are "
+                             "trained too (beyond the paper; default 0: the paper's weight)")
     parser.add_argument("--rotate", action="store_true",
                         help="turn each training map and its reference together by one of the 24 rotations of "
                              "the cube, drawn per example (augmentation, meant to help a model of several "
@@ -140,6 +143,7 @@ def main(args: argparse.Namespace) -> None:
     # Imported only now (torch and ProDy take seconds), so usage and output errors come at once.
     from cryosampler.device import resolve_device, torchrun_rank, torchrun_world_size
     from cryosampler.model.denoiser import ModelConfig
+    from cryosampler.model.diffusion import DiffusionConfig
     from cryosampler.model.encoder import ENCODER_PRESETS
     from cryosampler.physics.frame import own_frame_template
     from cryosampler.training import TrainConfig, train
@@ -150,7 +154,9 @@ def main(args: argparse.Namespace) -> None:
     main_rank = torchrun_rank() == 0
     say = print if main_rank else (lambda *a, **k: None)
     encoder = dataclasses.replace(ENCODER_PRESETS[args.preset], components=args.components)
-    model_config = ModelConfig(encoder=encoder)
+    if not args.weight_floor >= 0:
+        raise ValueError(f"--weight-floor {args.weight_floor} must be a number ≥ 0")
+    model_config = ModelConfig(encoder=encoder, diffusion=DiffusionConfig(weight_floor=args.weight_floor))
     config = TrainConfig(steps=args.steps, batch_size=args.batch_size, seed=args.seed, precision=args.precision,
                          log_every=args.log_every, rotate=args.rotate)
     examples, rows, known, structures = _ingest_proteins(proteins, args, model_config, say)

@@ -52,6 +52,10 @@ class DiffusionConfig:
 
     s: float = 0.008  # cosine-schedule offset (eq. 2, Nichol & Dhariwal 2021); keeps σ_0 > 0
     gamma: float = 10.0  # min-SNR cap γ (eq. 5, Hang et al. 2023)
+    # Lower bound of eq. 5's weight, beyond the paper (0: the paper's min(SNR, γ)). Near t = 1, where issue 19's
+    # diagnostic finds sampling's choice of state made, min(SNR, γ) is about 1e-4: the denoiser is barely
+    # trained there. A floor gives those times weight.
+    weight_floor: float = 0.0
     # K timesteps t_1 = 1 > … > t_K = 0 (A.2), i.e. K − 1 denoiser calls: the paper's 100, stored with every model
     # and used by the notebooks. `cryosampler sample` takes fewer by default (commands/sample.py,
     # DEFAULT_DDIM_STEPS, says why).
@@ -164,7 +168,8 @@ def min_snr_weight(snr: torch.Tensor, gamma: float = 10.0) -> torch.Tensor:  # e
 def denoise_loss(v0_hat: torch.Tensor, v0: torch.Tensor, t: torch.Tensor, sigma_data: torch.Tensor | float,
                  config: DiffusionConfig = DiffusionConfig(),
                  reduction: Literal["mean", "none"] = "mean") -> torch.Tensor:  # eq. 5
-    """min(SNR_t, γ) / σ_data² · ‖V̂_0 − V_0‖², averaged over the batch (the expectation of eq. 5).
+    """min(SNR_t, γ) / σ_data² · ‖V̂_0 − V_0‖², averaged over the batch (the expectation of eq. 5); the weight is
+    raised to ``config.weight_floor`` where it falls below (0, the default, keeps eq. 5).
 
     Normalisation choice: ‖·‖² is the *mean* over voxels, not the sum, so the loss scale does not depend
     on the grid side D (the sum would grow as D³).
@@ -179,6 +184,8 @@ def denoise_loss(v0_hat: torch.Tensor, v0: torch.Tensor, t: torch.Tensor, sigma_
     if v0_hat.shape != v0.shape or v0.ndim < 2:
         raise ValueError(f"v0_hat {tuple(v0_hat.shape)} and v0 {tuple(v0.shape)} must be equal (B, ...) shapes")
     weight = min_snr_weight(snr(torch.as_tensor(t, dtype=v0.dtype, device=v0.device), config), config.gamma)
+    if config.weight_floor > 0:  # beyond the paper; 0 keeps eq. 5 exactly
+        weight = weight.clamp(min=config.weight_floor)
     sq_error = ((v0_hat - v0) ** 2).flatten(1).mean(1)  # (B,)
     per_sample = weight * sq_error / torch.as_tensor(sigma_data, dtype=v0.dtype, device=v0.device) ** 2
     assert per_sample.shape == (v0.shape[0],), per_sample.shape
