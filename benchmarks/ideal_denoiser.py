@@ -3,7 +3,7 @@ which noise level does it happen? On notebook 06's training proteins only.
 
     python benchmarks/ideal_denoiser.py [--run results/full/domain_motion/run] [--samples 16] [--steps 25]
                                         [--seed 0] [--switch 0.95 0.9 0.8 0.7 0.6 0.5] [--tables tables]
-                                        [--figures figures]
+                                        [--figures figures] [--replot]
 
 For each training protein the two state maps (state i, the reference, and state j superposed onto it, rendered
 on the model's grid in the reference's placement as benchmarks/domain_motion_probe.py renders them, divided by
@@ -19,7 +19,8 @@ Every final map is read out by the trained encoder (eq. 12) and scored as notebo
 benchmark's backbone RMSD to state i and to state j, occupancy of state i). Along the learned run, the state
 coordinate (0 = state i, 1 = state j) of the learned denoiser's output and of D* at the same V_t is kept at every
 step ((d)). Writes tables/denoiser_diagnostic.{csv,md}, tables/denoiser_diagnostic_trajectory.{csv,md} and
-figures/fig_denoiser_diagnostic.{png,pdf}; nothing about the held-out proteins is read.
+figures/fig_denoiser_diagnostic.{png,pdf}; nothing about the held-out proteins is read. --replot rewrites the
+Markdown tables and the figure from the CSV files already there, without sampling.
 """
 
 from __future__ import annotations
@@ -67,7 +68,13 @@ def main() -> None:
                         help="times t_c above which D* replaces the learned denoiser")
     parser.add_argument("--tables", type=Path, default=Path("tables"))
     parser.add_argument("--figures", type=Path, default=Path("figures"))
+    parser.add_argument("--replot", action="store_true", help="only rewrite the Markdown and the figure from the CSVs")
     args = parser.parse_args()
+    if args.replot:
+        summary = pd.read_csv(args.tables / "denoiser_diagnostic.csv")
+        trajectory = pd.read_csv(args.tables / "denoiser_diagnostic_trajectory.csv")
+        save_outputs(summary, trajectory, args)
+        return
 
     torch.set_grad_enabled(False)
     model = model_from_checkpoint(load_checkpoint(args.run / "checkpoint.pt"))
@@ -111,11 +118,17 @@ def main() -> None:
                 trajectory += [{"protein": name, **row} for row in recorder.rows]
     summary, trajectory = pd.DataFrame(summary), pd.DataFrame(trajectory)
     summary["reaches_both"] = (summary["best_rmsd_i"] <= AIM) & (summary["best_rmsd_j"] <= AIM)
+    save_outputs(summary, trajectory, args)
+
+
+def save_outputs(summary: pd.DataFrame, trajectory: pd.DataFrame, args: argparse.Namespace) -> None:
+    """The two tables (CSV and Markdown) and the figure."""
     save_table(summary, args.tables, "denoiser_diagnostic",
                footnote=f"benchmarks/ideal_denoiser.py: notebook 06's training proteins, {args.samples} samples, "
-                        f"{args.steps} DDIM steps, seed {args.seed}, checkpoint {args.run}; best_rmsd_*: closest "
-                        f"sample's backbone RMSD (Å) to state i (the reference) and j; occupancy_i: share of samples "
-                        f"nearer i (atoms), map_occupancy_i: share of final maps nearer i; reaches_both: both ≤ {AIM} Å.")
+                        f"{args.steps} DDIM steps, seed {args.seed}, notebook 06's model (full profile); best_rmsd_*: "
+                        f"closest sample's backbone RMSD (Å) to state i (the reference) and j; occupancy_i: share of "
+                        f"samples nearer i (atoms), map_occupancy_i: share of final maps nearer i; reaches_both: both "
+                        f"≤ {AIM} Å.")
     save_table(trajectory, args.tables, "denoiser_diagnostic_trajectory", floatfmt=".3f",
                footnote="benchmarks/ideal_denoiser.py, the learned run: mean state coordinate (0 = state i, 1 = "
                         "state j) of the learned denoiser's output and of D* at the same V_t, per DDIM step.")

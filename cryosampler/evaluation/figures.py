@@ -399,7 +399,7 @@ def plot_denoiser_diagnostic(summary: pd.DataFrame, trajectory: pd.DataFrame, ta
         right.plot(rows["t"], rows["coordinate_ideal"], color=color, lw=1, ls="--")
     right.axhline(0.5, color="grey", ls=":", lw=1)
     right.invert_xaxis()
-    right.set_xlabel("diffusion time t (sampling runs right to left → 0)")
+    right.set_xlabel("diffusion time t (sampling runs from 1 to 0, left to right)")
     right.set_ylabel("denoised map between states (0 = i, 1 = j)")
     right.set_title("learned v̂₀ (solid) and D*(v_t) (dashed) on the learned run", fontsize=10)
     return fig
