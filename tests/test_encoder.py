@@ -142,7 +142,8 @@ def test_components_are_k_coordinate_sets_that_start_apart(tiny_structure):
         torch.manual_seed(0)
         encoder = AtomicEncoder(config, GRID, APIX)
     batch = collate([featurize(tiny_structure, tiny_structure.coords, tokens=config.tokens)] * 2)
-    out = encoder(torch.randn(2, GRID, GRID, GRID), torch.zeros(2), batch)
+    with torch.no_grad():
+        out = encoder(torch.randn(2, GRID, GRID, GRID), torch.zeros(2), batch)
     assert out.shape == (2, 3, tiny_structure.n_atoms, 3)
     # Near the reference (small initial offsets) but not equal to each other: symmetric components would stay so.
     assert float((out - batch.ref_coords[:, None]).abs().max()) < 0.5
