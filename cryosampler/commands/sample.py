@@ -91,10 +91,8 @@ def main(args: argparse.Namespace) -> None:
     from cryosampler.sampling import iter_reference_samples
     from cryosampler.reference import prepare_reference
     from cryosampler.io.atomic_files import EnsembleWriter, read_structure
-    import numpy as np
-
     from cryosampler.device import resolve_device
-    from cryosampler.evaluation.metrics import STAYS_AT_REFERENCE, ensemble_spread
+    from cryosampler.evaluation.metrics import STAYS_AT_REFERENCE, EnsembleSpread, spread_parts
     from cryosampler.model.checkpoint import load_checkpoint, model_from_checkpoint
 
     device = resolve_device(args.device)
@@ -112,7 +110,7 @@ def main(args: argparse.Namespace) -> None:
     tic = time.perf_counter()
     grid = model.config.grid
     args.output.parent.mkdir(parents=True, exist_ok=True)
-    samples = []  # (B, N, 3) Å batches in the reference's frame, for the summary
+    parts = []  # per batch: RMSD to the reference (B,) and CA atoms (B, L, 3), for the summary
     with ExitStack() as stack:
         ensemble = stack.enter_context(EnsembleWriter(args.output, reference))
         maps_dir = None
@@ -123,7 +121,7 @@ def main(args: argparse.Namespace) -> None:
                                                     n_steps=args.steps, progress=not args.quiet, device=device):
             first = ensemble.n_models
             ensemble.write(coords)
-            samples.append(coords)
+            parts.append(spread_parts(coords, reference))
             if maps_dir is not None:
                 for k, volume in enumerate(batch.maps, start=first):
                     volume, origin = map_to_input_frame(volume, grid.size, grid.apix, placed.place)
@@ -135,7 +133,7 @@ def main(args: argparse.Namespace) -> None:
         known.append(f"nearest training protein {nearest[0]}, {nearest[1]:.0%} sequence identity")
     print(f"wrote {args.num_samples} samples of {reference.name} ({'; '.join([f'{reference.n_atoms} atoms', *known])}"
           f") to {args.output}{maps} in {time.perf_counter() - tic:.1f} s", file=sys.stderr)
-    spread = ensemble_spread(np.concatenate(samples), reference)
+    spread = EnsembleSpread.from_parts(parts)
     print(f"ensemble: {spread.summary()}", file=sys.stderr)
     if spread.stays_at_reference:
         print(f"cryosampler: WARNING: the samples did not leave the reference: all {args.num_samples} lie within "

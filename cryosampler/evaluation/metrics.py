@@ -20,7 +20,7 @@ from cryosampler.physics.superpose import pairwise_rmsd, rmsd_matrix, superpose
 __all__ = ["score_ensemble", "EnsembleScore", "closest_sample_rmsd", "state_occupancy", "coverage_metrics",
            "ensemble_summary", "mode_projection", "validity", "matched_rmsd_matrix",
            "smallest_lossless_steps", "checked_coords", "BOND_CUTOFF", "CLASH_CUTOFF", "EnsembleSpread",
-           "ensemble_spread", "cluster_sizes", "CLUSTER_CUTOFF", "STAYS_AT_REFERENCE"]
+           "ensemble_spread", "spread_parts", "cluster_sizes", "CLUSTER_CUTOFF", "STAYS_AT_REFERENCE"]
 
 # Å. Covalent heavy-atom bonds are 1.2-1.6 Å (S-C 1.8 Å); 1-3 distances within a residue start near 2.2 Å.
 BOND_CUTOFF = 1.9
@@ -299,6 +299,12 @@ class EnsembleSpread:
     cluster_sizes: tuple[int, ...]  # samples per cluster at ``cutoff``, largest first
     cutoff: float  # Å
 
+    @classmethod
+    def from_parts(cls, parts: list[tuple[np.ndarray, np.ndarray]], cutoff: float = CLUSTER_CUTOFF) -> EnsembleSpread:
+        """The spread of an ensemble from its batches' :func:`spread_parts`."""
+        return cls(np.concatenate([r for r, _ in parts]), cluster_sizes(np.concatenate([c for _, c in parts]), cutoff),
+                   cutoff)
+
     @property
     def stays_at_reference(self) -> bool:
         """Whether every sample is within :data:`STAYS_AT_REFERENCE` of the reference."""
@@ -314,9 +320,15 @@ class EnsembleSpread:
                 f"sample{'s' if len(r) != 1 else ''}")
 
 
+def spread_parts(samples: np.ndarray, reference: Structure) -> tuple[np.ndarray, np.ndarray]:
+    """What :class:`EnsembleSpread` needs of a batch of samples (S, N, 3) Å in ``reference``'s atom order: each
+    one's RMSD to the reference (S,) Å, all atoms after superposition, and its CA atoms (S, L, 3) Å; collected batch
+    by batch, so that the whole ensemble need not be held."""
+    samples = checked_coords(samples, "samples", "SN", reference.n_atoms)
+    return rmsd_matrix(samples, reference.coords[None])[:, 0], samples[:, reference.backbone_index[:, 1]]
+
+
 def ensemble_spread(samples: np.ndarray, reference: Structure, cutoff: float = CLUSTER_CUTOFF) -> EnsembleSpread:
     """The spread of samples (S, N, 3) Å in ``reference``'s atom order: each one's RMSD to the reference (all
     atoms, after superposition) and the clusters of their CA atoms at ``cutoff`` Å (:func:`cluster_sizes`)."""
-    samples = checked_coords(samples, "samples", "SN", reference.n_atoms)
-    to_reference = rmsd_matrix(samples, reference.coords[None])[:, 0]
-    return EnsembleSpread(to_reference, cluster_sizes(samples[:, reference.backbone_index[:, 1]], cutoff), cutoff)
+    return EnsembleSpread.from_parts([spread_parts(samples, reference)], cutoff)

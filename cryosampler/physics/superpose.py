@@ -43,20 +43,25 @@ def rmsd_matrix(samples: np.ndarray, states: np.ndarray) -> np.ndarray:
     return np.array([[rmsd(x, y) for y in states] for x in samples])
 
 
-def pairwise_rmsd(coords: np.ndarray) -> np.ndarray:
+def pairwise_rmsd(coords: np.ndarray, block: int = 64) -> np.ndarray:
     """RMSD (Å) of every pair of conformations after optimal superposition: coords (S, N, 3) → (S, S).
 
-    All S² superpositions at once (Kabsch through the singular values of each pair's covariance: the
+    ``block`` rows of pairs at a time (Kabsch through the singular values of each pair's covariance: the
     minimal mean squared deviation is (|a|² + |b|² − 2 (s₁ + s₂ ± s₃)) / N after centring, the sign that of
-    det(U Vᵀ)); the same values as :func:`rmsd_matrix` (to rounding), fast enough for thousands of samples.
+    det(U Vᵀ)), so memory stays O(S²) for the result; the same values as :func:`rmsd_matrix` (to rounding),
+    fast enough for thousands of samples.
     """
     x = np.asarray(coords, dtype=np.float64)
     if x.ndim != 3 or x.shape[2] != 3:
         raise ValueError(f"need conformations (S, N, 3), got {x.shape}")
     x = x - x.mean(axis=1, keepdims=True)
-    covariance = np.einsum("ani,bnj->abij", x, x)  # (S, S, 3, 3)
-    u, s, vh = np.linalg.svd(covariance)
-    s[..., 2] *= np.sign(np.linalg.det(u @ vh))  # a rotation, never a reflection
     norms = np.einsum("anj,anj->a", x, x)  # (S,)
-    msd = (norms[:, None] + norms[None, :] - 2 * s.sum(-1)) / x.shape[1]
-    return np.sqrt(np.clip(msd, 0.0, None))
+    out = np.empty((len(x), len(x)))
+    for start in range(0, len(x), block):
+        rows = x[start:start + block]
+        covariance = np.einsum("ani,bnj->abij", rows, x)  # (block, S, 3, 3)
+        u, s, vh = np.linalg.svd(covariance)
+        s[..., 2] *= np.sign(np.linalg.det(u @ vh))  # a rotation, never a reflection
+        msd = (norms[start:start + block, None] + norms[None, :] - 2 * s.sum(-1)) / x.shape[1]
+        out[start:start + block] = np.sqrt(np.clip(msd, 0.0, None))
+    return out
