@@ -16,8 +16,9 @@ from cryosampler.physics.render import render_density
 from cryosampler.io.grid import MapGrid
 from cryosampler.experiments.user_maps import (APIX_RANGE, BOX_RANGE, draw_frames, fit_map_name, fit_table,
                                                gridding_around, ingest_table, own_maps_footnote, own_maps_table,
-                                               random_gridding, random_griddings, render_gridded, sampling_scores,
-                                               write_map_folder)
+                                               progress_table, random_gridding, random_griddings, render_gridded,
+                                               sampling_scores, write_map_folder)
+from cryosampler.evaluation.metrics import progress_wasserstein, score_ensemble
 from cryosampler.io.atomic_files import read_structure, write_pdb
 from cryosampler.physics.superpose import rmsd
 
@@ -147,16 +148,35 @@ def test_ingest_table_matches_each_map_to_its_direct_render(tmp_path):
 def test_sampling_scores_by_hand():
     _, frames = helix_path(6)
     states = {"closed": frames[0], "open": frames[-1]}
-    table = sampling_scores({"clean": np.stack([frames[0], frames[1], frames[-1]]), "noisy": frames[[1, 2]]}, states,
+    training = np.stack([frames[0], frames[1], frames[-1]])
+    table = sampling_scores({"clean": training, "noisy": frames[[1, 2]]}, states, training,
                             {"clean": 10.0, "noisy": 11.0}, {"clean": 1.0, "noisy": 2.0})
-    assert list(table.columns) == ["training", "closest_closed", "closest_open", "occupancy_closed", "train_seconds",
-                                   "sample_seconds"]
+    assert list(table.columns) == ["training", "closest_closed", "closest_open", "occupancy_closed",
+                                   "wasserstein_progress", "train_seconds", "sample_seconds"]
     clean, noisy = table.iloc[0], table.iloc[1]
     assert clean["closest_closed"] == pytest.approx(0.0, abs=1e-6)
     assert clean["closest_open"] == pytest.approx(0.0, abs=1e-6)
     assert clean["occupancy_closed"] == pytest.approx(2 / 3) and noisy["occupancy_closed"] == pytest.approx(1.0)
     assert noisy["closest_closed"] == pytest.approx(rmsd(frames[1], frames[0])) and noisy["closest_closed"] > 0
     assert (noisy["train_seconds"], noisy["sample_seconds"]) == (11.0, 2.0)
+    # The same structures as the training maps: no distance along the path; others: a positive one.
+    assert clean["wasserstein_progress"] == pytest.approx(0.0, abs=1e-9) and noisy["wasserstein_progress"] > 0.1
+
+
+def test_progress_places_each_structure_between_the_ends():
+    _, frames = helix_path(6)
+    states = {"closed": frames[0], "open": frames[-1]}
+    table = progress_table({"ours": frames[[0, 5]]}, states, frames[[0, 1, 2]], frames[0])
+    assert list(table["source"]) == ["training maps"] * 3 + ["ours"] * 2 + ["reference"]
+    d = rmsd(frames[0], frames[-1])
+    ours = table[table["source"] == "ours"]["progress"].to_numpy()
+    assert ours == pytest.approx([-d, d], abs=1e-6)  # the ends sit at ∓ d(closed, open)
+    training = table[table["source"] == "training maps"]["progress"].to_numpy()
+    assert np.all(np.diff(training) > 0)  # frames along the path move towards the open end
+    ends = np.stack([frames[0], frames[-1]])
+    # The 1-D Wasserstein distance of two point masses is their distance along the coordinate.
+    assert progress_wasserstein(score_ensemble(frames[[0]], ends), score_ensemble(frames[[5]], ends)) == \
+        pytest.approx(2 * d, abs=1e-6)
 
 
 def test_fit_table_scores_each_map_against_its_frame(tmp_path):
@@ -181,15 +201,18 @@ def test_fit_table_scores_each_map_against_its_frame(tmp_path):
 
 def test_own_maps_table_by_hand():
     sampling = pd.DataFrame({"training": ["clean", "noisy"], "closest_closed": [1.0, 2.0],
-                             "closest_open": [3.0, 4.0], "occupancy_closed": [0.6, 0.7]})
+                             "closest_open": [3.0, 4.0], "occupancy_closed": [0.6, 0.7],
+                             "wasserstein_progress": [0.4, 0.9]})
     fits = pd.DataFrame({"training": ["clean"] * 3 + ["noisy"] * 3, "fit_maps": ["4 Å", "4 Å", "8 Å"] * 2,
                          "rmsd_fitted": [1.0, 3.0, 5.0, 2.0, 4.0, 6.0], "rmsd_reference": [2.0, 4.0, 6.0] * 2})
-    table = own_maps_table(sampling, fits, {"closed": 0.5, "open": 7.0}, training_occupancy=0.67)
+    table = own_maps_table(sampling, fits, {"closed": 0.5, "open": 7.0}, training_occupancy=0.67,
+                           static_wasserstein=2.5)
     assert list(table.columns) == ["training maps", "measure", "CryoSampler", "reference or truth"]
-    assert len(table) == 2 * (3 + 2 * 2) and list(table["training maps"]) == ["clean"] * 7 + ["noisy"] * 7
+    assert len(table) == 2 * (4 + 2 * 2) and list(table["training maps"]) == ["clean"] * 8 + ["noisy"] * 8
     clean = table[table["training maps"] == "clean"].set_index("measure")[["CryoSampler", "reference or truth"]]
     assert clean.loc["closest sample to the open end (Å)"].tolist() == [3.0, 7.0]
     assert clean.loc["occupancy of the closed half"].tolist() == [0.6, 0.67]
+    assert clean.loc["Wasserstein to the training maps along the path (Å)"].tolist() == [0.4, 2.5]
     assert clean.loc["fit RMSD on 4 Å maps, mean (Å)"].tolist() == [2.0, 3.0]
     assert clean.loc["fit RMSD on 4 Å maps, largest (Å)"].tolist() == [3.0, 4.0]
     assert clean.loc["fit RMSD on 8 Å maps, mean (Å)"].tolist() == [5.0, 6.0]

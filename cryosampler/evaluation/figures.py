@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 __all__ = ["save_figure", "plot_state_maps", "plot_mode_displacement", "plot_loss_curves", "plot_sample_rmsds",
-           "plot_figure2", "plot_ddim_steps", "plot_precision_curves", "plot_own_maps",
+           "plot_figure2", "plot_ddim_steps", "plot_precision_curves", "plot_own_maps", "plot_path_progress",
            "plot_ingested_maps", "plot_coverage_curves", "plot_best_rmsd_bars", "plot_ca_traces"]
 
 
@@ -268,6 +268,38 @@ def plot_own_maps(sampling: pd.DataFrame, fits: pd.DataFrame, static: dict[str, 
     right.set_ylabel("fitted model to the true structure (Å)")
     right.set_title("Read-out of single maps along the path (cryosampler fit)", fontsize=10)
     right.legend(fontsize=7)
+    return fig
+
+
+def plot_path_progress(progress: pd.DataFrame, sampling: pd.DataFrame, ends: tuple[float, float]) -> plt.Figure:
+    """Notebook 07: where along the path the samples of each model lie, beside the training maps' structures.
+
+    progress: ``user_maps.progress_table`` (columns source, progress in Å; sources "training maps", "reference"
+    and one per model); sampling: ``user_maps.sampling_scores`` (columns training, wasserstein_progress, Å);
+    ends: (closed, open) progress of the path's two ends (Å), marked.
+    """
+    models = list(sampling["training"])
+    fig, axes = plt.subplots(1, len(models), figsize=(3.6 * len(models), 3.0), squeeze=False, sharey=True,
+                             constrained_layout=True)
+    values = progress["progress"].to_numpy()
+    edges = np.linspace(min(values.min(), *ends) - 0.5, max(values.max(), *ends) + 0.5, 31)
+    training = progress[progress["source"] == "training maps"]["progress"]
+    reference = float(progress[progress["source"] == "reference"]["progress"].iloc[0])
+    color = plt.rcParams["axes.prop_cycle"].by_key()["color"][0]
+    for ax, row in zip(axes[0], sampling.itertuples()):
+        samples = progress[progress["source"] == row.training]["progress"]
+        ax.hist(training, bins=edges, density=True, color="0.75", label=f"training maps ({len(training)})")
+        ax.hist(samples, bins=edges, density=True, histtype="step", lw=2, color=color,
+                label=f"samples ({len(samples)})")
+        ax.axvline(reference, color="k", ls="--", lw=1, label="reference")
+        for end, name in zip(ends, ("closed", "open")):
+            ax.axvline(end, color="0.4", ls=":", lw=1)
+            ax.text(end, 1.0, name, transform=ax.get_xaxis_transform(), ha="center", va="bottom", fontsize=7)
+        ax.set_title(f"trained on {row.training}: W1 {row.wasserstein_progress:.2f} Å", fontsize=9, pad=12)
+        ax.set_xlabel("RMSD to closed − RMSD to open (Å)", fontsize=8)
+        ax.tick_params(labelsize=7)
+    axes[0, 0].set_ylabel("density", fontsize=8)
+    axes[0, 0].legend(fontsize=7)
     return fig
 
 

@@ -12,6 +12,7 @@ import pandas as pd
 from scipy.cluster.hierarchy import fcluster, linkage
 from scipy.spatial import cKDTree
 from scipy.spatial.distance import squareform
+from scipy.stats import wasserstein_distance
 
 from cryosampler.io.correspondence import AtomMatchReport, match_atoms
 from cryosampler.io.structure import Structure
@@ -20,7 +21,8 @@ from cryosampler.physics.superpose import pairwise_rmsd, rmsd_matrix, superpose
 __all__ = ["score_ensemble", "EnsembleScore", "closest_sample_rmsd", "state_occupancy", "coverage_metrics",
            "ensemble_summary", "mode_projection", "validity", "matched_rmsd_matrix",
            "smallest_lossless_steps", "checked_coords", "BOND_CUTOFF", "CLASH_CUTOFF", "EnsembleSpread",
-           "ensemble_spread", "spread_parts", "cluster_sizes", "CLUSTER_CUTOFF", "STAYS_AT_REFERENCE"]
+           "ensemble_spread", "spread_parts", "cluster_sizes", "CLUSTER_CUTOFF", "STAYS_AT_REFERENCE",
+           "progress_wasserstein"]
 
 # Å. Covalent heavy-atom bonds are 1.2-1.6 Å (S-C 1.8 Å); 1-3 distances within a residue start near 2.2 Å.
 BOND_CUTOFF = 1.9
@@ -80,6 +82,18 @@ class EnsembleScore:
         the ensemble), ``rmsd_A``, ``rmsd_B`` (Å)."""
         return pd.DataFrame({**keys, "sample": np.arange(len(self.rmsd)), "rmsd_A": self.rmsd[:, 0],
                              "rmsd_B": self.rmsd[:, 1]})
+
+    def progress(self) -> np.ndarray:
+        """(S,) Å: each sample's place between the states, RMSD to A − RMSD to B (negative: nearer A; at A it is
+        −d(A, B), at B +d(A, B))."""
+        return self.rmsd[:, 0] - self.rmsd[:, 1]
+
+
+def progress_wasserstein(samples: EnsembleScore, population: EnsembleScore) -> float:
+    """1-D Wasserstein distance (Å) between two ensembles' distributions of :meth:`EnsembleScore.progress`, each
+    sample weighted equally (scipy.stats.wasserstein_distance): how far the sampled distribution along the
+    A → B coordinate lies from, e.g., the training maps' structures. 0 when they coincide."""
+    return float(wasserstein_distance(samples.progress(), population.progress()))
 
 
 def score_ensemble(samples: np.ndarray, states: np.ndarray, *, atoms: Structure | None = None,

@@ -18,7 +18,7 @@ import pandas as pd
 import torch
 
 from cryosampler.physics.degrade import DegradeConfig, degrade
-from cryosampler.evaluation.metrics import score_ensemble
+from cryosampler.evaluation.metrics import progress_wasserstein, score_ensemble
 from cryosampler.physics.correlation import map_correlation
 from cryosampler.ingest import ingest_map
 from cryosampler.io.files import staged_directory
@@ -32,7 +32,7 @@ from cryosampler.physics.superpose import rmsd
 __all__ = ["Gridding", "gridding_around", "random_gridding", "render_gridded", "write_gridded", "draw_frames",
            "random_griddings", "write_map_folder", "APIX_RANGE", "BOX_RANGE", "CLEAN_RESOLUTION", "BASINS",
            "TRAINING_RECIPES", "FIT_RECIPES", "MAP_FRAME", "SLUGS", "fit_map_name", "ingest_table", "INGEST_FOOTNOTE",
-           "sampling_scores", "fit_table", "own_maps_table", "own_maps_footnote"]
+           "sampling_scores", "progress_table", "fit_table", "own_maps_table", "own_maps_footnote"]
 
 APIX_RANGE = (1.0, 2.7)  # Å, voxel sizes users' maps come at (issue 10: 0.8–3 Å)
 BOX_RANGE = (96, 200)  # voxels per side
@@ -219,22 +219,41 @@ INGEST_FOOTNOTE = ("The training structures rendered at 8 Å on each training ma
                    "r_reference = the fit check's map–model correlation of the reference (1AKE).")
 
 
-def sampling_scores(ensembles: dict[str, np.ndarray], states: dict[str, np.ndarray], train_seconds: dict[str, float],
-                    sample_seconds: dict[str, float]) -> pd.DataFrame:
+def sampling_scores(ensembles: dict[str, np.ndarray], states: dict[str, np.ndarray], training: np.ndarray,
+                    train_seconds: dict[str, float], sample_seconds: dict[str, float]) -> pd.DataFrame:
     """Each model's ensemble scored against the two ends of the path: one row per entry of ``ensembles``.
 
     ensembles: training recipe → samples (S, N, 3) Å; states: {"closed": (N, 3), "open": (N, 3)} Å, the path's
-    ends (heavy atoms, metrics.score_ensemble); *_seconds: recipe → wall time (s) of training and sampling.
-    Columns: training, closest_closed and closest_open (Å, closest sample to each end), occupancy_closed
-    (share of samples nearer the closed end), train_seconds, sample_seconds.
+    ends (heavy atoms, metrics.score_ensemble); training: (F, N, 3) Å, the structures of the training maps;
+    *_seconds: recipe → wall time (s) of training and sampling. Columns: training, closest_closed and
+    closest_open (Å, closest sample to each end), occupancy_closed (share of samples nearer the closed end),
+    wasserstein_progress (Å, metrics.progress_wasserstein of the samples against the training structures along
+    RMSD to closed − RMSD to open), train_seconds, sample_seconds.
     """
+    ends = np.stack([states["closed"], states["open"]])
+    population = score_ensemble(training, ends)
     rows = []
     for name, ensemble in ensembles.items():
-        summary = score_ensemble(ensemble, np.stack([states["closed"], states["open"]])).summary()
+        score = score_ensemble(ensemble, ends)
+        summary = score.summary()
         rows.append({"training": name, "closest_closed": summary["closest_A"], "closest_open": summary["closest_B"],
-                     "occupancy_closed": summary["occupancy_A"], "train_seconds": train_seconds[name],
-                     "sample_seconds": sample_seconds[name]})
+                     "occupancy_closed": summary["occupancy_A"],
+                     "wasserstein_progress": progress_wasserstein(score, population),
+                     "train_seconds": train_seconds[name], "sample_seconds": sample_seconds[name]})
     return pd.DataFrame(rows)
+
+
+def progress_table(ensembles: dict[str, np.ndarray], states: dict[str, np.ndarray], training: np.ndarray,
+                   reference: np.ndarray) -> pd.DataFrame:
+    """Where along the path each structure lies: one row per training structure, per sample of each ensemble
+    and one for the rigid reference. Arguments as :func:`sampling_scores`; reference (N, 3) Å. Columns: source
+    ("training maps", "reference" or the ensemble's recipe), index, progress (Å, RMSD to closed − RMSD to
+    open: negative nearer the closed end; metrics.EnsembleScore.progress)."""
+    ends = np.stack([states["closed"], states["open"]])
+    parts = {"training maps": training, **ensembles, "reference": reference[None]}
+    return pd.concat([pd.DataFrame({"source": name, "index": np.arange(len(coords)),
+                                    "progress": score_ensemble(coords, ends).progress()})
+                      for name, coords in parts.items()], ignore_index=True)
 
 
 def fit_table(fit_dirs: dict[tuple[str, str], Path], reference: Structure, frames: np.ndarray) -> pd.DataFrame:
@@ -261,14 +280,16 @@ def fit_table(fit_dirs: dict[tuple[str, str], Path], reference: Structure, frame
 
 
 def own_maps_table(sampling: pd.DataFrame, fits: pd.DataFrame, static: dict[str, float],
-                   training_occupancy: float) -> pd.DataFrame:
+                   training_occupancy: float, static_wasserstein: float) -> pd.DataFrame:
     """The results of notebook 07, per training recipe: sampling and read-out against the reference or truth.
 
     sampling: :func:`sampling_scores`; fits: :func:`fit_table`; static: {"closed": Å, "open": Å}, the rigid
-    reference's RMSD to each end of the path; training_occupancy: the training maps' share nearer the closed end.
-    Columns: training maps, measure, CryoSampler, reference or truth. Five rows per recipe: closest sample to
-    each end (Å), occupancy of the closed half, and per fit-map recipe the mean and largest fit RMSD (Å; the
-    rigid reference's RMSD to the truth beside it).
+    reference's RMSD to each end of the path; training_occupancy: the training maps' share nearer the closed end;
+    static_wasserstein: the Wasserstein distance of the rigid reference alone to the training maps' (Å).
+    Columns: training maps, measure, CryoSampler, reference or truth. Six rows per recipe: closest sample to
+    each end (Å), occupancy of the closed half, the distribution along the path against the training maps' (1-D
+    Wasserstein, Å), and per fit-map recipe the mean and largest fit RMSD (Å; the rigid reference's RMSD to the
+    truth beside it).
     """
     rows = []
     for r in sampling.itertuples():
@@ -277,7 +298,9 @@ def own_maps_table(sampling: pd.DataFrame, fits: pd.DataFrame, static: dict[str,
                  {"training maps": r.training, "measure": "closest sample to the open end (Å)",
                   "CryoSampler": r.closest_open, "reference or truth": static["open"]},
                  {"training maps": r.training, "measure": "occupancy of the closed half",
-                  "CryoSampler": r.occupancy_closed, "reference or truth": training_occupancy}]
+                  "CryoSampler": r.occupancy_closed, "reference or truth": training_occupancy},
+                 {"training maps": r.training, "measure": "Wasserstein to the training maps along the path (Å)",
+                  "CryoSampler": r.wasserstein_progress, "reference or truth": static_wasserstein}]
         for maps_name, group in fits[fits["training"] == r.training].groupby("fit_maps", sort=False):
             rows += [{"training maps": r.training, "measure": f"fit RMSD on {maps_name} maps, mean (Å)",
                       "CryoSampler": group["rmsd_fitted"].mean(), "reference or truth": group["rmsd_reference"].mean()},
