@@ -220,6 +220,7 @@ def test_the_summary_line_reports_the_table():
     assert line.endswith("rms from the reference, 1/3 pass BioEmu's filter")
     assert validity_summary(table, reference, noun="models").startswith("3 models, ")
     assert "per model" in validity_summary(table, reference, noun="models")
+    assert validity_summary(table[:1], reference).startswith("1 sample, ")
 
 
 def test_sample_validity_rejects_samples_of_another_atom_set():

@@ -216,7 +216,8 @@ def validity_summary(table: pd.DataFrame, reference: Structure, clash_cutoff: fl
     angles = np.sqrt(np.mean(table["angle_dev_rmsd"] ** 2))
     own = _count_clashes(reference.coords, reference.res_nums, clash_cutoff)
     breaks = int(table["chain_breaks"].sum())
-    return (f"{n} {noun}, {table['clashes'].mean():.1f} clashes < {clash_cutoff:g} Å per {noun.removesuffix('s')} "
+    one = noun.removesuffix("s")
+    return (f"{n} {noun if n != 1 else one}, {table['clashes'].mean():.1f} clashes < {clash_cutoff:g} Å per {one} "
             f"(reference {own}), "
             f"{breaks} chain break{'s' if breaks != 1 else ''} (CA–CA > {CHAIN_BREAK:g} Å), bond lengths "
             f"±{bonds:.3f} Å and angles ±{angles:.1f}° rms from the reference, "
