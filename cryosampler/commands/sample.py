@@ -195,8 +195,8 @@ def main(args: argparse.Namespace) -> None:
     spread = EnsembleSpread.from_parts(parts)
     print(f"ensemble: {spread.summary()}", file=sys.stderr)
     print(f"validity: {validity_summary(table, reference)}; per sample in {outputs['validity']}", file=sys.stderr)
-    print(f"ChimeraX: chimerax {outputs['script']} opens the reference, the ensemble"
-          f"{' and the maps' if args.maps_dir is not None else ''} together", file=sys.stderr)
+    opened = "the reference, the ensemble and the maps" if args.maps_dir else "the reference and the ensemble"
+    print(f"ChimeraX: chimerax {outputs['script']} opens {opened} together", file=sys.stderr)
     if spread.stays_at_reference:
         print(f"cryosampler: WARNING: the samples did not leave the reference: all {args.num_samples} lie within "
               f"{STAYS_AT_REFERENCE:g} Å of it (largest {spread.rmsd_to_reference.max():.2f} Å), so this is the "
