@@ -16,11 +16,17 @@ import numpy as np
 import pytest
 import torch
 
+import mdtraj
+import pandas as pd
+
 import cryosampler.cli as cli
+from cryosampler.evaluation.validate import sample_validity
 from cryosampler.io.atomic_files import read_ensemble, read_structure, write_pdb
+from cryosampler.io.trajectory import XTC_PRECISION
 from cryosampler.model.checkpoint import save_checkpoint
 
 from conftest import checkpoint_state, make_helix, tiny_model
+from test_chimerax import check_script
 
 
 def run_cli(*args, prefix: list[str] = ()) -> subprocess.CompletedProcess:
@@ -59,6 +65,40 @@ def test_sample_writes_a_multi_model_ensemble_and_maps(inputs, tmp_path, suffix)
     assert ensemble.shape == (3, read_structure(reference).n_atoms, 3)
     assert sorted(files_in(tmp_path / "maps")) == ["sample_000.mrc", "sample_001.mrc", "sample_002.mrc"]
     assert not gemmi.read_structure(str(out)).cell.is_crystal()
+    assert sorted(files_in(out.parent)) == sorted(["ensemble.cxc", f"ensemble{suffix}", "ensemble_validity.csv"])
+    # One row per sample, as the library computes it on the written ensemble (written to 0.001 Å).
+    table = pd.read_csv(out.parent / "ensemble_validity.csv")
+    expected = sample_validity(ensemble, read_structure(reference))
+    assert list(table.columns) == list(expected.columns) and list(table["sample"]) == [0, 1, 2]
+    assert list(table["clashes"]) == list(expected["clashes"])
+    assert list(table["bioemu_physical"]) == list(expected["bioemu_physical"])
+    assert re.search(r"^validity: 3 samples, .* \d/3 pass BioEmu's filter; per sample in .*ensemble_validity.csv$",
+                     result.stderr, re.M), result.stderr
+    commands = check_script(out.parent / "ensemble.cxc")
+    opened = [c[1:] for c in commands if c[0] == "open"]
+    assert opened[:2] == [["../ref.pdb"], [f"ensemble{suffix}", "coordsets", "true"]]
+    assert opened[2] == ["../maps/sample_000.mrc", "../maps/sample_001.mrc", "../maps/sample_002.mrc", "vseries",
+                         "true"]
+
+
+def test_sample_writes_an_xtc_trajectory_with_its_topology_equal_to_the_pdb_ensemble(inputs, tmp_path, capsys):
+    checkpoint, reference = inputs
+    common = ["sample", "--checkpoint", str(checkpoint), "--reference", str(reference), "-n", "3", "--batch-size",
+              "2", "--steps", "2", "--seed", "5", "--quiet"]
+    assert cli.main([*common, "-o", str(tmp_path / "pdb" / "ens.pdb")]) == 0
+    assert cli.main([*common, "--format", "xtc", "-o", str(tmp_path / "xtc" / "ens.xtc")]) == 0
+    assert "(atoms in " in capsys.readouterr().err
+    assert sorted(files_in(tmp_path / "xtc")) == ["ens.cxc", "ens.xtc", "ens_topology.pdb", "ens_validity.csv"]
+    structure = read_structure(reference)
+    trajectory = mdtraj.load(str(tmp_path / "xtc" / "ens.xtc"), top=str(tmp_path / "xtc" / "ens_topology.pdb"))
+    np.testing.assert_allclose(trajectory.xyz * 10.0, read_ensemble(tmp_path / "pdb" / "ens.pdb", structure),
+                               atol=XTC_PRECISION)
+    np.testing.assert_allclose(read_structure(tmp_path / "xtc" / "ens_topology.pdb").coords, structure.coords,
+                               atol=1e-3)
+    commands = check_script(tmp_path / "xtc" / "ens.cxc")
+    assert ["open", "ens_topology.pdb"] in commands and ["open", "ens.xtc", "structureModel", "#2"] in commands
+    pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "xtc" / "ens_validity.csv"),
+                                  pd.read_csv(tmp_path / "pdb" / "ens_validity.csv"))
 
 
 def test_help_runs_as_a_module():
@@ -88,6 +128,29 @@ def test_output_that_is_an_input_is_refused(inputs, tmp_path, form, monkeypatch)
     line = one_error_line(run_cli("--checkpoint", checkpoint, "--reference", reference, "-o", out, "--quiet"))
     assert "inputs are never overwritten" in line and str(Path(out)) in line
     assert {p: p.read_bytes() for p in before} == before
+
+
+@pytest.mark.parametrize("case", ["validity table", "script", "topology", "format and suffix differ", "maps dir"])
+def test_files_written_beside_the_output_never_overwrite_an_input(inputs, tmp_path, case):
+    checkpoint, reference = inputs
+    out, extra = tmp_path / "ens.pdb", []
+    if case in ("validity table", "script"):
+        os.link(checkpoint, tmp_path / {"validity table": "ens_validity.csv", "script": "ens.cxc"}[case])
+        expected = "inputs are never overwritten"
+    elif case == "topology":
+        out = tmp_path / "ens.xtc"
+        shutil.copy(reference, tmp_path / "ens_topology.pdb")
+        reference = tmp_path / "ens_topology.pdb"
+        expected = f"{reference} (written beside --output {out}) is the input {reference}"
+    elif case == "format and suffix differ":
+        extra, expected = ["--format", "xtc"], "--format xtc writes a .xtc file; give --output ens.xtc"
+    else:
+        extra, expected = ["--maps-dir", tmp_path / "ens.cxc"], "is ens.cxc, written beside --output"
+    before = {p: p.read_bytes() for p in tmp_path.iterdir() if p.is_file()}
+    line = one_error_line(run_cli("--checkpoint", checkpoint, "--reference", reference, "-o", out, *extra,
+                                  "--quiet"))
+    assert expected in line
+    assert {p: p.read_bytes() for p in tmp_path.iterdir() if p.is_file()} == before
 
 
 def test_maps_dir_that_is_the_output_or_a_file_is_refused(inputs, tmp_path):
@@ -319,5 +382,9 @@ def test_sample_summarises_the_ensemble_and_warns_when_it_stays_at_the_reference
     assert code == 0
     assert re.search(r"^ensemble: RMSD to the reference 0\.0\d–0\.0\d Å \(median 0\.0\d Å\); 1 cluster at 2 Å CA "
                      r"RMSD, of 3 samples$", err, re.M), err
+    # The reference's own geometry, to within a tenth of an Å: no clashes, no breaks, BioEmu's filter passed.
+    assert re.search(r"^validity: 3 samples, 0\.0 clashes < 2\.2 Å per sample \(reference 0\), 0 chain breaks "
+                     r"\(CA–CA > 4\.2 Å\), bond lengths ±0\.\d{3} Å and angles ±\d+\.\d° rms from the reference, 3/3 "
+                     r"pass BioEmu's filter; per sample in .*ensemble_validity\.csv$", err, re.M), err
     warning = [line for line in err.splitlines() if "WARNING" in line]
     assert len(warning) == 1 and "the samples did not leave the reference: all 3 lie within 0.5 Å" in warning[0]

@@ -14,6 +14,7 @@ import pytest
 import cryosampler.cli as cli
 from cryosampler.io.mrc import read_mrc
 from cryosampler.commands.listing import resolve_maps
+from cryosampler.evaluation.validate import sample_validity
 from cryosampler.io.atomic_files import read_ensemble, read_structure, write_pdb
 
 from conftest import make_helix
@@ -211,24 +212,37 @@ def test_fit_writes_one_model_per_map_in_the_map_frame(user_data, trained, tmp_p
     assert fit(trained, reference, [maps / "vol_000.mrc"], tmp_path / "vol_000.pdb") == 0
     model = read_ensemble(tmp_path / "vol_000.pdb", structure)[0]
     assert np.sqrt(((model - structure.coords) ** 2).sum(-1).mean()) < 1.0  # in the maps' frame, near the reference
-    assert "map–model correlation" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "map–model correlation" in err and "validity: 1 model, " in err
+    validity = pd.read_csv(tmp_path / "vol_000_validity.csv")
+    assert len(validity) == 1 and list(validity.columns[:3]) == ["map", "model", "clashes"]
+    assert validity.loc[0, "model"] == str(tmp_path / "vol_000.pdb")
+    assert validity.loc[0, "clashes"] == sample_validity(model[None], structure).loc[0, "clashes"]
 
     out = tmp_path / "fits"
     assert fit(trained, reference, [maps], out) == 0
     table = pd.read_csv(out / "fit.csv")
-    assert sorted(p.name for p in out.iterdir()) == ["fit.csv", "vol_000.pdb", "vol_001.pdb"]
+    assert sorted(p.name for p in out.iterdir()) == ["fit.csv", "validity.csv", "vol_000.pdb", "vol_001.pdb"]
     assert list(table.columns) == ["map", "model", "correlation_reference", "correlation_fitted",
                                    "rmsd_to_reference"]
     assert (table["correlation_reference"] > 0.9).all() and table["correlation_fitted"].between(-1, 1).all()
     np.testing.assert_allclose(read_ensemble(out / "vol_000.pdb", structure)[0], model, atol=1e-3)
+    validity = pd.read_csv(out / "validity.csv")  # one row per fitted model, named as in fit.csv
+    assert validity[["map", "model"]].equals(table[["map", "model"]])
+    assert "validity: 2 models, " in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("case", ["output is the reference", "several maps to one file", "folder not empty"])
+@pytest.mark.parametrize("case", ["output is the reference", "several maps to one file", "folder not empty",
+                                  "validity table is the listing"])
 def test_fit_refuses_outputs_that_would_overwrite_or_mix(user_data, trained, tmp_path, capsys, case):
     reference, maps = user_data
     given, output = [maps / "vol_000.mrc"], tmp_path / "out"
     if case == "output is the reference":
         output, expected = reference, "inputs are never overwritten"
+    elif case == "validity table is the listing":
+        listing = tmp_path / "fit_validity.csv"
+        listing.write_text(f"map\n{maps / 'vol_000.mrc'}\n")
+        given, output, expected = [listing], tmp_path / "fit.pdb", "is the input"
     elif case == "several maps to one file":
         given, output, expected = [maps], tmp_path / "all.pdb", "give a folder"
     else:
@@ -241,6 +255,8 @@ def test_fit_refuses_outputs_that_would_overwrite_or_mix(user_data, trained, tmp
     assert reference.read_bytes() == before
     if case == "folder not empty":
         assert sorted(p.name for p in output.iterdir()) == ["keep.txt"]
+    if case == "validity table is the listing":
+        assert listing.read_text() == f"map\n{maps / 'vol_000.mrc'}\n" and not output.exists()
 
 
 def test_fit_names_models_after_their_maps_and_refuses_two_that_collide(user_data, trained, tmp_path, capsys):

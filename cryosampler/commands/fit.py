@@ -9,12 +9,14 @@ import time
 from pathlib import Path
 
 from cryosampler.commands import add_fit_probes_arg, check_writable, nearest_training_protein, refuse_inputs
-from cryosampler.commands.listing import MAP_SUFFIXES, resolve_maps
+from cryosampler.commands.listing import MAP_SUFFIXES, is_map, resolve_maps
 from cryosampler.io.files import staged_directory
 
-__all__ = ["add_args", "main", "check_outputs", "writes_one_file", "model_name", "HELP", "DESCRIPTION", "TABLE"]
+__all__ = ["add_args", "main", "check_outputs", "writes_one_file", "model_name", "validity_path", "HELP",
+           "DESCRIPTION", "TABLE", "VALIDITY"]
 
 TABLE = "fit.csv"
+VALIDITY = "validity.csv"
 HELP = "read out the atomic model of each map with a trained model"
 DESCRIPTION = (
     "The atomic model a trained CryoSampler assigns to each map: the map is ingested around the reference "
@@ -22,8 +24,9 @@ DESCRIPTION = (
     "and given to the encoder at the noise level that matches the map's own (the read-out of eq. 12, without "
     "sampling). Models are "
     "written in the map's frame, with the map–model correlation of the reference and of the fitted model. "
-    "One map: -o FILE.pdb|.cif. Several maps (or a folder or CSV): -o FOLDER, which receives one PDB per map "
-    f"(named after the map) and {TABLE}; the folder must be new or empty.")
+    "One map: -o FILE.pdb|.cif, with FILE_validity.csv beside it. Several maps (or a folder or CSV): -o FOLDER, "
+    f"which receives one PDB per map (named after the map), {TABLE} and {VALIDITY} (each model's validity); the "
+    "folder must be new or empty.")
 
 
 def add_args(parser: argparse.ArgumentParser) -> None:
@@ -54,14 +57,24 @@ def writes_one_file(args: argparse.Namespace, maps: list[Path]) -> bool:
     return len(maps) == 1 and args.output.suffix.lower() in (".pdb", ".cif")
 
 
+def validity_path(output: Path) -> Path:
+    """The validity table written beside a single model file: vol_007.pdb → vol_007_validity.csv."""
+    return output.with_name(output.stem + "_validity.csv")
+
+
 def check_outputs(args: argparse.Namespace, inputs: list[Path]) -> None:
-    """Refuse outputs that would overwrite an input (``inputs``: the reference, the checkpoint, the maps), mix with
-    other files or cannot be written."""
+    """Refuse outputs that would overwrite an input (``inputs``: the reference, the checkpoint, the maps; and any
+    CSV listing among ``args.maps``), mix with other files or cannot be written."""
     out, maps = args.output, inputs[2:]
-    refuse_inputs({out: f"-o {out}"}, inputs)
+    listings = [p for p in args.maps if p.is_file() and not is_map(p)]
+    refuse_inputs({out: f"-o {out}"}, inputs + listings)
     if writes_one_file(args, maps):
         if out.is_dir():
             raise ValueError(f"-o {out} is a folder; give a file name ending in .pdb or .cif")
+        table = validity_path(out)
+        if table.is_dir():
+            raise ValueError(f"{table} (written beside -o {out}) is a folder; give another -o name")
+        refuse_inputs({table: f"{table} (written beside -o {out})"}, inputs + listings)
         check_writable(out.parent, f"-o {out}")
         return
     if out.suffix.lower() in (".pdb", ".cif"):
@@ -90,7 +103,9 @@ def main(args: argparse.Namespace) -> None:
     from cryosampler.ingest import ingest_map
     from cryosampler.reference import prepare_reference
     from cryosampler.readout import fit_map
+    from cryosampler.evaluation.validate import sample_validity, validity_summary
     from cryosampler.io.atomic_files import read_structure, write_mmcif, write_pdb
+    from cryosampler.io.files import atomic_path
     from cryosampler.physics.superpose import rmsd
     from cryosampler.model.checkpoint import load_checkpoint, model_from_checkpoint
 
@@ -115,16 +130,27 @@ def main(args: argparse.Namespace) -> None:
               f"→ {result.correlation_fitted:.3f} (fitted), {rows[-1]['rmsd_to_reference']:.2f} Å from the "
               "reference", file=sys.stderr, flush=True)
 
-    if single:  # both writers write a temporary file and rename it at the end
+    validity = sample_validity(np.stack(models), reference).drop(columns="sample")
+    if single:  # every writer writes a temporary file and renames it at the end
         args.output.parent.mkdir(parents=True, exist_ok=True)
-        (write_mmcif if args.output.suffix.lower() == ".cif" else write_pdb)(args.output, reference, models[0])
+        table = validity_path(args.output)
+        validity.insert(0, "model", str(args.output))
+        validity.insert(0, "map", str(maps[0]))
+        with atomic_path(table) as tmp:
+            validity.to_csv(tmp, index=False)
+            (write_mmcif if args.output.suffix.lower() == ".cif" else write_pdb)(args.output, reference, models[0])
     else:
         args.output.parent.mkdir(parents=True, exist_ok=True)
+        table = args.output / VALIDITY
         with staged_directory(args.output, "*") as folder:
             for row, coords in zip(rows, models):
                 name = model_name(Path(row["map"]))
                 row["model"] = str(args.output / name)
                 write_pdb(folder / name, reference, coords)
             pd.DataFrame(rows).to_csv(folder / TABLE, index=False)
-    where = args.output if single else f"{args.output} (one model per map, and {TABLE})"
+            validity.insert(0, "model", [row["model"] for row in rows])
+            validity.insert(0, "map", [row["map"] for row in rows])
+            validity.to_csv(folder / VALIDITY, index=False)
+    where = f"{args.output} and {table}" if single else f"{args.output} (one model per map, {TABLE} and {VALIDITY})"
     print(f"fitted {len(maps)} map(s) in {time.perf_counter() - tic:.1f} s; wrote {where}", file=sys.stderr)
+    print(f"validity: {validity_summary(validity, reference, noun='models')}", file=sys.stderr)

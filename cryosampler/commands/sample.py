@@ -12,7 +12,8 @@ from pathlib import Path
 from cryosampler.commands import check_writable, int_at_least, nearest_training_protein, refuse_inputs, same_path
 from cryosampler.io.files import staged_directory
 
-__all__ = ["add_args", "main", "check_outputs", "DEFAULT_DDIM_STEPS", "HELP", "DESCRIPTION"]
+__all__ = ["add_args", "main", "check_outputs", "output_paths", "DEFAULT_DDIM_STEPS", "HELP", "DESCRIPTION",
+           "FORMATS"]
 
 # DDIM steps K when --steps is not given, instead of the model's own K (DiffusionConfig.n_steps, the paper's 100,
 # which the notebooks keep so that Table 1 follows the paper): the fewest that lose nothing against 100 in
@@ -23,13 +24,17 @@ DEFAULT_DDIM_STEPS = 25
 
 MAPS = "sample_*.mrc"
 
+# --format → the suffix -o takes: a multi-model PDB (the default), mmCIF, or an XTC trajectory for MD tools.
+FORMATS = {"pdb": ".pdb", "cif": ".cif", "xtc": ".xtc"}
+
 HELP = "sample an ensemble for a reference structure"
 DESCRIPTION = ("Sample conformations of a protein from its static reference structure. The reference is placed in "
                "the model's frame by superposing its CA atoms on the model's template (matched by residue number), "
                "or, for a model of several proteins, on its own principal axes; the nearest protein the model "
                "was trained on, by sequence identity, is reported. The ensemble is written back in the reference's "
-               "own frame. Inputs are never overwritten; an existing --output file is replaced only when the run "
-               "succeeds.")
+               "own frame, with a per-sample validity table (<output>_validity.csv) and a ChimeraX script "
+               "(<output>.cxc) beside it. Inputs are never overwritten; existing output files are replaced only when "
+               "the run succeeds.")
 
 
 def add_args(parser: argparse.ArgumentParser) -> None:
@@ -39,7 +44,12 @@ def add_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-n", "--num-samples", type=int_at_least(1), default=16,
                         help="number of samples (default 16)")
     parser.add_argument("-o", "--output", required=True, type=Path,
-                        help="ensemble file: multi-model .pdb, or .cif for mmCIF")
+                        help="ensemble file: multi-model .pdb, .cif for mmCIF, or .xtc for an XTC trajectory (with "
+                             "<output>_topology.pdb); <output>_validity.csv and <output>.cxc are written beside it")
+    parser.add_argument("--format", choices=sorted(FORMATS), default=None,
+                        help="ensemble format: pdb (multi-model PDB), cif (mmCIF) or xtc (GROMACS XTC trajectory for MD "
+                             "tools, 0.01 Å precision, with a topology PDB); default from the --output suffix, which "
+                             "must agree")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     parser.add_argument("--steps", type=int_at_least(2), default=DEFAULT_DDIM_STEPS,
                         help=f"DDIM steps K ≥ 2 (default {DEFAULT_DDIM_STEPS}; the paper uses 100)")
@@ -59,23 +69,44 @@ def add_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
+def output_paths(args: argparse.Namespace) -> dict[str, Path]:
+    """The files a run writes beside --output: ``ensemble`` (--output itself), ``topology`` (XTC only: the reference's
+    atoms, for the trajectory), ``validity`` (one row per sample) and ``script`` (ChimeraX)."""
+    out = args.output
+    paths = {"ensemble": out, "validity": out.with_name(out.stem + "_validity.csv"),
+             "script": out.with_suffix(".cxc")}
+    if out.suffix.lower() == FORMATS["xtc"]:
+        paths["topology"] = out.with_name(out.stem + "_topology.pdb")
+    return paths
+
+
 def check_outputs(args: argparse.Namespace, inputs: list[Path]) -> None:
     """Refuse outputs that would overwrite an input (``inputs``: the reference and the checkpoint), mix with old
     maps or cannot be written, before any work."""
     out = args.output
-    if out.suffix.lower() not in (".pdb", ".cif"):
-        raise ValueError(f"--output must end in .pdb or .cif, got {out}")
-    if out.is_dir():
-        raise ValueError(f"--output {out} is a directory; give a file name ending in .pdb or .cif")
-    refuse_inputs({out: f"--output {out}"}, inputs)
+    suffixes = " or ".join(FORMATS.values())
+    if out.suffix.lower() not in FORMATS.values():
+        raise ValueError(f"--output must end in {suffixes}, got {out}")
+    if args.format is not None and out.suffix.lower() != FORMATS[args.format]:
+        raise ValueError(f"--output {out}: --format {args.format} writes a {FORMATS[args.format]} file; give --output "
+                         f"{out.with_suffix(FORMATS[args.format]).name}")
+    outputs = output_paths(args)
+    for path in outputs.values():
+        if path.is_dir():
+            what = f"--output {out}" if path == out else f"{path} (written beside --output {out})"
+            raise ValueError(f"{what} is a directory; give a file name ending in {suffixes}")
+    refuse_inputs({path: f"--output {out}" if path == out else f"{path} (written beside --output {out})"
+                   for path in outputs.values()}, inputs)
     check_writable(out.parent, f"--output {out}")
     maps = args.maps_dir
     if maps is None:
         return
     if maps.exists() and not maps.is_dir():
         raise ValueError(f"--maps-dir {maps} is a file; give a directory for the maps")
-    if same_path(maps, out):
-        raise ValueError(f"--maps-dir {maps} is the --output file; give a separate directory for the maps")
+    for path in outputs.values():
+        if same_path(maps, path):
+            what = "the --output file" if path == out else f"{path.name}, written beside --output"
+            raise ValueError(f"--maps-dir {maps} is {what}; give a separate directory for the maps")
     check_writable(maps if maps.is_dir() else maps.parent, f"--maps-dir {maps}")
     old = list(maps.glob(MAPS)) if maps.is_dir() else []
     if old and not args.force:
@@ -86,13 +117,20 @@ def check_outputs(args: argparse.Namespace, inputs: list[Path]) -> None:
 def main(args: argparse.Namespace) -> None:
     check_outputs(args, [args.reference, args.checkpoint])
     # Imported only now (torch and ProDy take seconds), so usage and output errors come at once.
+    import numpy as np
+    import pandas as pd
+
     from cryosampler.physics.frame import MAX_TEMPLATE_RMSD, map_to_input_frame
     from cryosampler.io.mrc import write_mrc
     from cryosampler.sampling import iter_reference_samples
     from cryosampler.reference import prepare_reference
-    from cryosampler.io.atomic_files import EnsembleWriter, read_structure
+    from cryosampler.io.atomic_files import EnsembleWriter, read_structure, write_pdb
+    from cryosampler.io.chimerax import enclosing_level, ensemble_script, protein_volume
+    from cryosampler.io.files import atomic_path
+    from cryosampler.io.trajectory import XtcWriter
     from cryosampler.device import resolve_device
     from cryosampler.evaluation.metrics import STAYS_AT_REFERENCE, EnsembleSpread, spread_parts
+    from cryosampler.evaluation.validate import sample_validity, validity_summary
     from cryosampler.model.checkpoint import load_checkpoint, model_from_checkpoint
 
     device = resolve_device(args.device)
@@ -110,23 +148,44 @@ def main(args: argparse.Namespace) -> None:
     tic = time.perf_counter()
     grid = model.config.grid
     args.output.parent.mkdir(parents=True, exist_ok=True)
+    outputs = output_paths(args)
     parts = []  # per batch: RMSD to the reference (B,) and CA atoms (B, L, 3), for the summary
+    tables, levels = [], []  # per batch: validity (B rows); per map: the level enclosing the protein's volume
+    enclosed = protein_volume(reference)
     with ExitStack() as stack:
-        ensemble = stack.enter_context(EnsembleWriter(args.output, reference))
-        maps_dir = None
+        # Every file is written under a temporary name and renamed at the end of the block, when all succeeded.
+        if "topology" in outputs:
+            ensemble = stack.enter_context(XtcWriter(args.output, reference.n_atoms))
+        else:
+            ensemble = stack.enter_context(EnsembleWriter(args.output, reference))
+        written = {name: stack.enter_context(atomic_path(path)) for name, path in outputs.items() if name != "ensemble"}
+        maps_dir, map_paths, first = None, [], 0
         if args.maps_dir is not None:
             args.maps_dir.parent.mkdir(parents=True, exist_ok=True)
             maps_dir = stack.enter_context(staged_directory(args.maps_dir, MAPS))
         for coords, batch in iter_reference_samples(model, placed, args.num_samples, args.seed, args.batch_size,
                                                     n_steps=args.steps, progress=not args.quiet, device=device):
-            first = ensemble.n_models
             ensemble.write(coords)
             parts.append(spread_parts(coords, reference))
+            tables.append(sample_validity(coords, reference, first=first))
             if maps_dir is not None:
                 for k, volume in enumerate(batch.maps, start=first):
                     volume, origin = map_to_input_frame(volume, grid.size, grid.apix, placed.place)
                     write_mrc(maps_dir / f"sample_{k:03d}.mrc", volume, grid, origin=origin)
+                    map_paths.append(args.maps_dir / f"sample_{k:03d}.mrc")
+                    levels.append(enclosing_level(volume, enclosed, grid.apix))
+            first += len(coords)
+        table = pd.concat(tables, ignore_index=True)
+        table.to_csv(written["validity"], index=False)
+        if "topology" in written:
+            write_pdb(written["topology"], reference)
+        # One contour for the series: the median over the maps of the level that encloses the protein's volume.
+        written["script"].write_text(ensemble_script(
+            outputs["script"], args.reference, args.output, topology=outputs.get("topology"), maps=map_paths,
+            map_level=float(np.median(levels)) if levels else None))
     maps = "" if args.maps_dir is None else f" and their maps to {args.maps_dir}"
+    if "topology" in outputs:
+        maps = f" (atoms in {outputs['topology']}){maps}"
     known = ([] if math.isnan(placed.template_rmsd)
              else [f"CA fit to the model's template {placed.template_rmsd:.2f} Å RMSD"])
     if nearest is not None:
@@ -135,6 +194,9 @@ def main(args: argparse.Namespace) -> None:
           f") to {args.output}{maps} in {time.perf_counter() - tic:.1f} s", file=sys.stderr)
     spread = EnsembleSpread.from_parts(parts)
     print(f"ensemble: {spread.summary()}", file=sys.stderr)
+    print(f"validity: {validity_summary(table, reference)}; per sample in {outputs['validity']}", file=sys.stderr)
+    opened = "the reference, the ensemble and the maps" if args.maps_dir else "the reference and the ensemble"
+    print(f"ChimeraX: chimerax {outputs['script']} opens {opened} together", file=sys.stderr)
     if spread.stays_at_reference:
         print(f"cryosampler: WARNING: the samples did not leave the reference: all {args.num_samples} lie within "
               f"{STAYS_AT_REFERENCE:g} Å of it (largest {spread.rmsd_to_reference.max():.2f} Å), so this is the "

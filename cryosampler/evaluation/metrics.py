@@ -1,7 +1,7 @@
 """Ensemble metrics: the paper's scoring of an ensemble (:func:`score_ensemble`: closest-sample RMSD per true
-state and occupancy), coverage/precision beyond it, progress along the normal mode, stereochemical validity,
-and RMSDs across differing atom sets. The domain-motion benchmark's metrics are in
-:mod:`cryosampler.evaluation.coverage`."""
+state and occupancy), coverage/precision beyond it, progress along the normal mode, RMSDs across differing atom
+sets, and an ensemble's spread. The domain-motion benchmark's metrics are in :mod:`cryosampler.evaluation.coverage`,
+stereochemical validity in :mod:`cryosampler.evaluation.validate`."""
 
 from __future__ import annotations
 
@@ -10,7 +10,6 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 from scipy.cluster.hierarchy import fcluster, linkage
-from scipy.spatial import cKDTree
 from scipy.spatial.distance import squareform
 from scipy.stats import wasserstein_distance
 
@@ -19,15 +18,10 @@ from cryosampler.io.structure import Structure
 from cryosampler.physics.superpose import pairwise_rmsd, rmsd_matrix, superpose
 
 __all__ = ["score_ensemble", "EnsembleScore", "closest_sample_rmsd", "state_occupancy", "coverage_metrics",
-           "ensemble_summary", "mode_projection", "validity", "matched_rmsd_matrix",
-           "smallest_lossless_steps", "checked_coords", "BOND_CUTOFF", "CLASH_CUTOFF", "EnsembleSpread",
+           "ensemble_summary", "mode_projection", "matched_rmsd_matrix",
+           "smallest_lossless_steps", "checked_coords", "EnsembleSpread",
            "ensemble_spread", "spread_parts", "cluster_sizes", "CLUSTER_CUTOFF", "STAYS_AT_REFERENCE",
            "progress_wasserstein"]
-
-# Å. Covalent heavy-atom bonds are 1.2-1.6 Å (S-C 1.8 Å); 1-3 distances within a residue start near 2.2 Å.
-BOND_CUTOFF = 1.9
-# Å. Non-bonded heavy-atom contacts (H-bonds included) are ≥ 2.5 Å in well-refined structures.
-CLASH_CUTOFF = 2.2
 
 
 def closest_sample_rmsd(rmsds: np.ndarray) -> np.ndarray:
@@ -162,72 +156,6 @@ def mode_projection(samples: np.ndarray, reference: np.ndarray, mode: np.ndarray
         raise ValueError("mode is all zeros; pass the (N, 3) normal-mode direction")
     moved = np.stack([superpose(x, reference) for x in samples])  # (S, N, 3)
     return (moved - reference).reshape(len(samples), -1) @ (mode.ravel() / norm)
-
-
-def _covalent_bonds(reference: Structure) -> np.ndarray:
-    """Atom pairs (n_bonds, 2) closer than BOND_CUTOFF in the reference, within a residue or peptide C–N."""
-    pairs = cKDTree(reference.coords).query_pairs(BOND_CUTOFF, output_type="ndarray")  # (P, 2), i < j
-    nums, names = reference.res_nums[pairs], reference.atom_names[pairs]  # (P, 2) each
-    same_residue = nums[:, 0] == nums[:, 1]
-    # Atoms are grouped by residue in chain order, so the earlier residue's atom comes first.
-    peptide = (nums[:, 1] == nums[:, 0] + 1) & (names[:, 0] == "C") & (names[:, 1] == "N")
-    return pairs[same_residue | peptide]
-
-
-def _distances(coords: np.ndarray, pairs: np.ndarray) -> np.ndarray:
-    """coords (..., N, 3), pairs (P, 2) → (..., P) distances, Å."""
-    return np.linalg.norm(coords[..., pairs[:, 0], :] - coords[..., pairs[:, 1], :], axis=-1)
-
-
-def _count_clashes(coords: np.ndarray, res_nums: np.ndarray, cutoff: float) -> int:
-    """Atom pairs of coords (N, 3) closer than ``cutoff`` (Å) whose res_nums (N,) differ by 2 or more."""
-    close = cKDTree(coords).query_pairs(cutoff, output_type="ndarray")  # (P, 2)
-    nums = res_nums[close]
-    return int(np.sum(np.abs(nums[:, 0] - nums[:, 1]) >= 2))
-
-
-def validity(samples: np.ndarray, reference: Structure, clash_cutoff: float = CLASH_CUTOFF) -> dict[str, float]:
-    """Stereochemical validity of samples, judged against the reference's covalent geometry.
-
-    Bonds are inferred from the reference: atom pairs closer than ``BOND_CUTOFF`` (1.9 Å) within one residue,
-    or the peptide C–N between consecutive residue numbers. Clashes are heavy-atom pairs closer than
-    ``clash_cutoff`` whose residue numbers differ by 2 or more (so never bonded nor 1-3 related); a
-    disulfide S–S (2.05 Å) between distant cysteines would count as one. Deposited models have some too:
-    4CLN (2.2 Å) has three O–O/O–N contacts of 2.04-2.08 Å in its Ca²⁺ loops, hence ``clashes_reference``.
-
-    Parameters
-    ----------
-    samples : (S, N, 3) Å, atom order of ``reference``
-    reference : Structure
-    clash_cutoff : float, Å
-
-    Returns
-    -------
-    dict of float
-        ``bond_dev_mean``, ``bond_dev_max``: |d_sample − d_ref| over bonds and samples (Å);
-        ``ca_ca_dev_mean``, ``ca_ca_dev_max``: the same for CA–CA of consecutive residue numbers (Å);
-        ``clashes_per_sample``: clashing pairs, averaged over samples; ``clashes_reference``: the same count
-        for the reference itself; ``n_bonds``: bonds inferred.
-    """
-    samples = checked_coords(samples, "samples", "SN", reference.n_atoms)
-    bonds = _covalent_bonds(reference)  # (n_bonds, 2)
-    bond_dev = np.abs(_distances(samples, bonds) - _distances(reference.coords, bonds))  # (S, n_bonds)
-
-    ca, ca_nums = reference.backbone_index[:, 1], reference.backbone_res_nums
-    consecutive = np.flatnonzero(ca_nums[1:] == ca_nums[:-1] + 1)
-    ca_pairs = np.stack([ca[consecutive], ca[consecutive + 1]], axis=1)  # (L', 2)
-    ca_dev = np.abs(_distances(samples, ca_pairs) - _distances(reference.coords, ca_pairs))  # (S, L')
-
-    clashes = [_count_clashes(x, reference.res_nums, clash_cutoff) for x in samples]
-
-    def mean_max(dev: np.ndarray) -> tuple[float, float]:
-        return (float(dev.mean()), float(dev.max())) if dev.size else (0.0, 0.0)
-
-    (bond_mean, bond_max), (ca_mean, ca_max) = mean_max(bond_dev), mean_max(ca_dev)
-    return {"bond_dev_mean": bond_mean, "bond_dev_max": bond_max, "ca_ca_dev_mean": ca_mean,
-            "ca_ca_dev_max": ca_max, "clashes_per_sample": float(np.mean(clashes)),
-            "clashes_reference": float(_count_clashes(reference.coords, reference.res_nums, clash_cutoff)),
-            "n_bonds": float(len(bonds))}
 
 
 def matched_rmsd_matrix(samples: np.ndarray, other: Structure, states: np.ndarray,

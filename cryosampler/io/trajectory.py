@@ -1,17 +1,23 @@
-"""Trajectories (DCD, and any format mdtraj reads): the heavy atoms of every frame as a
-:class:`~cryosampler.io.structure.Structure` and a coordinate array. The one module that talks to mdtraj."""
+"""Trajectories: reading any format mdtraj reads (DCD, ...) as the heavy atoms of every frame, a
+:class:`~cryosampler.io.structure.Structure` and a coordinate array; writing ensembles as GROMACS XTC for MD tools.
+The one module that talks to mdtraj."""
 
 from __future__ import annotations
 
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from cryosampler.io.atomic_files import atomic_number
+from cryosampler.io.files import atomic_path
 from cryosampler.io.structure import Structure
 
-__all__ = ["Trajectory", "read_trajectory"]
+__all__ = ["Trajectory", "read_trajectory", "XtcWriter", "XTC_PRECISION"]
+
+# Å. XTC stores coordinates as integers of 1/1000 nm (GROMACS' default precision, mdtraj's only one).
+XTC_PRECISION = 0.01
 
 
 @dataclass(frozen=True)
@@ -31,7 +37,7 @@ def read_trajectory(path: str | Path, topology: str | Path | None = None, name: 
     in a protein the standardised name's first letter is the element, so that is used instead, and a heavy atom
     is one whose name does not start with H.
     """
-    import mdtraj  # imported here: only the transition-path experiment reads trajectories
+    import mdtraj  # imported here: only the transition-path experiment and `sample --format xtc` need it
 
     trajectory = mdtraj.load(str(path)) if topology is None else mdtraj.load(str(path), top=str(topology))
     top = trajectory.topology
@@ -43,3 +49,48 @@ def read_trajectory(path: str | Path, topology: str | Path | None = None, name: 
                           atom_names=[a.name for a in atoms], res_names=[a.residue.name for a in atoms],
                           res_nums=[a.residue.resSeq for a in atoms], chain_id=chain_id, name=name)
     return Trajectory(structure, frames, tuple(a.name for a in top.atoms))
+
+
+class XtcWriter:
+    """Write conformations of one atom set to a GROMACS XTC trajectory batch by batch, through mdtraj.
+
+    As :class:`~cryosampler.io.atomic_files.EnsembleWriter`: only the batch being written is held, and the file is
+    written under a temporary name beside ``path`` and renamed onto it when the ``with`` block ends without error
+    (on error it is removed and an existing ``path`` is left untouched)::
+
+        with XtcWriter(path, n_atoms) as out:
+            for coords in batches:  # (M, N, 3) Å
+                out.write(coords)
+
+    XTC holds no atoms' names: read it with a topology file of the same atoms in the same order (a PDB file of
+    the reference). Frame k has time k ps and step k; the box is zero, which XTC readers take for no periodic box.
+    Coordinates are rounded to :data:`XTC_PRECISION`.
+    """
+
+    def __init__(self, path, n_atoms: int):
+        self.path, self.n_atoms, self.n_frames = Path(path), n_atoms, 0
+
+    def __enter__(self) -> XtcWriter:
+        from mdtraj.formats import XTCTrajectoryFile
+
+        with ExitStack() as stack:
+            tmp = stack.enter_context(atomic_path(self.path))
+            self._file = stack.enter_context(XTCTrajectoryFile(str(tmp), "w"))
+            self._stack = stack.pop_all()
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> bool:
+        return self._stack.__exit__(exc_type, exc, tb)
+
+    def write(self, coords) -> None:
+        """Append frames: coords (M, N, 3) or (N, 3) float, Å."""
+        coords = np.asarray(coords, dtype=np.float64)
+        coords = coords[None] if coords.ndim == 2 else coords
+        if coords.ndim != 3 or coords.shape[1:] != (self.n_atoms, 3):
+            raise ValueError(f"{self.path}: frames must have shape (M, {self.n_atoms}, 3), got {coords.shape}")
+        if not np.all(np.isfinite(coords)):
+            raise ValueError(f"{self.path}: coordinates contain NaN or inf")
+        frames = np.arange(self.n_frames, self.n_frames + len(coords))
+        self._file.write((coords / 10.0).astype(np.float32), time=frames.astype(np.float32),  # Å → nm
+                         step=frames.astype(np.int32), box=np.zeros((len(coords), 3, 3), dtype=np.float32))
+        self.n_frames += len(coords)
