@@ -70,6 +70,9 @@ def rigid_fit(volume: np.ndarray, coords: np.ndarray, atomic_numbers: np.ndarray
     smoothed = torch.from_numpy(smoothed)[None, None]  # (1, 1, D, D, D)
 
     coords = np.asarray(coords, np.float64)
+    if coords.ndim != 2 or coords.shape[1] != 3 or np.shape(atomic_numbers) != (len(coords),):
+        raise ValueError(f"need coords (N, 3) and atomic_numbers (N,), got {coords.shape} and "
+                         f"{np.shape(atomic_numbers)}")
     centroid = coords.mean(0)
     arms = torch.from_numpy(coords - centroid)  # (N, 3) Å
     radius = max(float(arms.square().sum(1).mean().sqrt()), 1.0)  # Å per radian
