@@ -156,20 +156,22 @@ def test_a_map_with_nan_voxels_is_refused_in_one_line_before_any_output(user_dat
     assert not out.exists()
 
 
-def test_a_box_that_clips_one_atom_is_taken_with_a_one_line_warning(user_data, tmp_path, capsys):
+def test_a_box_that_clips_one_atom_is_trained_on_and_fitted_with_a_one_line_warning(user_data, tmp_path, capsys):
     reference, _ = user_data
     helix = read_structure(reference)
     clipped = tmp_path / "clipped.mrc"
     outside = write_clipped_map(clipped, helix.coords, helix.atomic_numbers, 1 / 60)
     assert outside.sum() == 1
+    expected = [f"cryosampler: WARNING: {clipped}: 1 of 60 atoms of the reference lie outside the map's box "
+                f"(residues {helix.res_nums[outside][0]}); they meet no density there and are held only by the "
+                "model's geometry"]
     assert train(reference, [clipped], tmp_path / "run") == 0
     err = capsys.readouterr().err
-    warning = [line for line in err.splitlines() if "WARNING" in line]
-    assert warning == [f"cryosampler: WARNING: {clipped}: 1 of 60 atoms of the reference lie outside the map's box "
-                       f"(residues {helix.res_nums[outside][0]}); they meet no density there and are held only by "
-                       "the model's geometry"]
+    assert [line for line in err.splitlines() if "WARNING" in line] == expected
     assert "UserWarning" not in err and "warnings.warn" not in err
-    assert (tmp_path / "run" / "checkpoint.pt").exists()
+    assert fit(tmp_path / "run" / "checkpoint.pt", reference, [clipped], tmp_path / "clipped.pdb") == 0
+    assert [line for line in capsys.readouterr().err.splitlines() if "WARNING" in line] == expected
+    assert read_ensemble(tmp_path / "clipped.pdb", helix).shape == (1, 60, 3)
 
 
 @pytest.mark.parametrize("case", ["empty folder", "not a map", "missing", "out is a file"])
