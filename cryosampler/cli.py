@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import argparse
 import sys
+import warnings
+from pathlib import Path
 
 from cryosampler.commands import fit, sample, train
 
@@ -36,6 +38,20 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _one_line_warnings(show):
+    """warnings.showwarning that prints the package's own warnings as one line, as the commands print theirs,
+    and leaves others' warnings to ``show``."""
+    package = Path(__file__).resolve().parent
+
+    def showwarning(message, category, filename, lineno, file=None, line=None):
+        if package in Path(filename).resolve().parents:
+            print(f"cryosampler: WARNING: {message}", file=sys.stderr if file is None else file)
+        else:
+            show(message, category, filename, lineno, file, line)
+
+    return showwarning
+
+
 def _first_line(error: BaseException) -> str:
     return (str(error).strip().splitlines() or [type(error).__name__])[0]
 
@@ -43,7 +59,9 @@ def _first_line(error: BaseException) -> str:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
-        COMMANDS[args.command].main(args)
+        with warnings.catch_warnings():
+            warnings.showwarning = _one_line_warnings(warnings.showwarning)
+            COMMANDS[args.command].main(args)
     except KeyboardInterrupt:
         print("cryosampler: interrupted", file=sys.stderr)
         return 130

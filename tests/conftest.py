@@ -45,6 +45,24 @@ def make_helix(n_residues: int = 10, name: str = "tiny", first_residue: int = 1)
         res_nums=np.array(res_nums, dtype=np.int64), chain_id="A", name=name)
 
 
+def make_two_domains() -> tuple[Structure, np.ndarray]:
+    """A two-domain protein of six 24-residue helices along z (720 atoms, ~35 Å across): a core bundle of four
+    (residues 1–96) and a second domain of two, 10 Å beside it along x (residues 97–144); centred. Returns the
+    structure and the (N,) bool mask of the second domain's atoms."""
+    helix = make_helix(24)
+    spots = [(-18.0, -5.0), (-18.0, 5.0), (-8.0, -5.0), (-8.0, 5.0), (10.0, -5.0), (10.0, 5.0)]  # x, y of each axis
+    # Every other helix runs down, as in a bundle.
+    parts = [helix.coords * ([1, 1, 1] if k % 2 == 0 else [1, -1, -1]) + [x, y, 0.0] for k, (x, y) in enumerate(spots)]
+    coords = np.concatenate(parts)
+    n = len(helix.coords)
+    structure = Structure(
+        coords=coords - coords.mean(0), elements=np.tile(helix.elements, 6),
+        atomic_numbers=np.tile(helix.atomic_numbers, 6), atom_names=np.tile(helix.atom_names, 6),
+        res_names=np.tile(helix.res_names, 6), res_nums=np.concatenate([helix.res_nums + 24 * k for k in range(6)]),
+        chain_id="A", name="two_domains")
+    return structure, np.arange(6 * n) >= 4 * n
+
+
 @pytest.fixture
 def tiny_structure() -> Structure:
     return make_helix()

@@ -12,13 +12,13 @@ import pandas as pd
 import pytest
 
 import cryosampler.cli as cli
-from cryosampler.io.mrc import read_mrc
+from cryosampler.io.mrc import read_mrc, write_map_file
 from cryosampler.commands.listing import resolve_maps
 from cryosampler.evaluation.validate import sample_validity
 from cryosampler.io.atomic_files import read_ensemble, read_structure, write_pdb
 
 from conftest import make_helix
-from test_ingest import write_user_map
+from test_ingest import write_clipped_map, write_user_map
 
 SHIFT = np.array([31.0, -12.5, 58.25])  # the fitted model sits anywhere in the maps' frame
 TRAIN = ["--steps", "2", "--batch-size", "2", "--preset", "smoke", "--device", "cpu", "--quiet"]
@@ -122,13 +122,14 @@ def test_a_map_the_reference_is_not_fitted_into_is_refused(user_data, tmp_path, 
     write_user_map(moved, helix.coords + [5.0, 0.0, 0.0], helix.atomic_numbers, 2.0, (48, 48, 48))
     assert train(reference, [moved], tmp_path / "run") == 2
     line = one_line_error(capsys)
-    assert str(moved) in line and "fit the model into the map first" in line and "--skip-fit-probes" in line
+    assert str(moved) in line and "not placed in the map: a rigid-body fit moves it 5.0 Å" in line
+    assert "fit it into the map first" in line and "--skip-fit-probes" in line
     assert not (tmp_path / "run").exists()
 
 
 def test_skip_fit_probes_accepts_a_map_of_another_conformation_but_keeps_the_floor(user_data, tmp_path, capsys):
-    """A map whose atoms moved (here rigidly by 5 Å, which the probes notice) is taken with --skip-fit-probes;
-    a map with nothing of the reference in it is still refused."""
+    """A map whose atoms moved (here rigidly by 5 Å, which the rigid-body fit notices) is taken with
+    --skip-fit-probes; a map with nothing of the reference in it is still refused."""
     reference, _ = user_data
     helix = read_structure(reference)
     moved = tmp_path / "moved.mrc"
@@ -140,6 +141,38 @@ def test_skip_fit_probes_accepts_a_map_of_another_conformation_but_keeps_the_flo
     write_user_map(noise, helix.coords + [30.0, 30.0, 30.0], helix.atomic_numbers, 2.0, (80, 80, 80))
     assert train(reference, [noise], tmp_path / "run2", "--skip-fit-probes") == 2
     assert "map–model correlation" in one_line_error(capsys)
+
+
+@pytest.mark.filterwarnings("ignore:Data array contains NaN:RuntimeWarning")  # mrcfile, on writing the test map
+def test_a_map_with_nan_voxels_is_refused_in_one_line_before_any_output(user_data, tmp_path, capsys):
+    reference, maps = user_data
+    holes = tmp_path / "holes.mrc"
+    volume, apix, origin = read_mrc(maps / "vol_000.mrc")
+    volume[:2, :3, :2] = np.nan
+    write_map_file(holes, volume, apix, origin)
+    out = tmp_path / "run"
+    assert train(reference, [maps / "vol_000.mrc", holes], out) == 2
+    line = one_line_error(capsys)
+    assert f"{holes}: the map has 12 NaN/infinite voxels of {volume.size:,}; replace them" in line
+    assert not out.exists()
+
+
+def test_a_box_that_clips_one_atom_is_trained_on_and_fitted_with_a_one_line_warning(user_data, tmp_path, capsys):
+    reference, _ = user_data
+    helix = read_structure(reference)
+    clipped = tmp_path / "clipped.mrc"
+    outside = write_clipped_map(clipped, helix.coords, helix.atomic_numbers, 1 / 60)
+    assert outside.sum() == 1
+    expected = [f"cryosampler: WARNING: {clipped}: 1 of 60 atoms of the reference lie outside the map's box "
+                f"(residues {helix.res_nums[outside][0]}); they meet no density there and are held only by the "
+                "model's geometry"]
+    assert train(reference, [clipped], tmp_path / "run") == 0
+    err = capsys.readouterr().err
+    assert [line for line in err.splitlines() if "WARNING" in line] == expected
+    assert "UserWarning" not in err and "warnings.warn" not in err
+    assert fit(tmp_path / "run" / "checkpoint.pt", reference, [clipped], tmp_path / "clipped.pdb") == 0
+    assert [line for line in capsys.readouterr().err.splitlines() if "WARNING" in line] == expected
+    assert read_ensemble(tmp_path / "clipped.pdb", helix).shape == (1, 60, 3)
 
 
 @pytest.mark.parametrize("case", ["empty folder", "not a map", "missing", "out is a file"])

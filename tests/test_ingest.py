@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import make_helix
-from cryosampler.io.mrc import write_map_file
+from conftest import make_helix, make_two_domains
+from cryosampler.io.mrc import read_mrc, write_map_file
 from cryosampler.experiments.user_maps import gridding_around, render_gridded, write_gridded
 from cryosampler.ingest import ingest_map, model_scale, resample_to_grid
 from cryosampler.physics.correlation import map_correlation
@@ -113,26 +113,137 @@ def test_reference_outside_the_map_is_refused(tmp_path):
     one_line(err)
 
 
-@pytest.mark.parametrize("move", ["shift 3 Å", "turn 30°", "other map"])
-def test_model_not_fitted_into_the_map_is_refused(tmp_path, move):
+NOT_PLACED = (r"unfitted.mrc: the reference is not placed in the map: a rigid-body fit moves it \S+ Å / \S+° "
+              r"\(\S+ Å RMS over its atoms, more than 3\); fit it into the map first \(e.g. ChimeraX fitmap\), then "
+              r"retry; for a map of a far conformation superposed on all atoms rather than on a rigid core, pass "
+              r"--skip-fit-probes \(command line\)$")
+
+
+def two_domains_in_map_frame():
+    structure, second = make_two_domains()
+    return structure.coords + [31.0, -12.5, 58.25], structure, second
+
+
+def turned(coords, degrees, about):
+    """coords (N, 3) turned by ``degrees`` about the y axis through ``about`` (3,)."""
+    c, s = np.cos(np.deg2rad(degrees)), np.sin(np.deg2rad(degrees))
+    return (coords - about) @ np.array([[c, 0, s], [0, 1, 0], [-s, 0, c]]).T + about
+
+
+@pytest.mark.parametrize("move", ["shift 5 Å", "turn 15°"])
+def test_a_reference_not_placed_in_the_map_is_refused(tmp_path, move):
+    coords, structure, _ = two_domains_in_map_frame()
+    path = tmp_path / "unfitted.mrc"
+    write_user_map(path, coords, structure.atomic_numbers, 1.5, (80, 80, 80))
+    moved = coords + [0.0, 3.0, 4.0] if move == "shift 5 Å" else turned(coords, 15.0, coords.mean(0))
+    with pytest.raises(ValueError, match=NOT_PLACED) as err:
+        ingest_map(path, MODEL_GRID, moved, structure.atomic_numbers)
+    one_line(err)
+
+
+def test_a_map_of_another_conformation_is_accepted(tmp_path):
+    # The second domain turned about a hinge at the domains' lower edge, the core in place (as particles aligned
+    # on the rigid part put it): a state 4 Å from the reference.
+    coords, structure, second = two_domains_in_map_frame()
+    hinge = np.array([coords[~second, 0].max(), coords[:, 1].mean(), coords[:, 2].min()])
+    state = coords.copy()
+    state[second] = turned(coords[second], 15.0, hinge)
+    assert np.sqrt(np.square(state - coords).sum(1).mean()) == pytest.approx(4.0, abs=0.25)
+    path = tmp_path / "other_state.mrc"
+    write_user_map(path, state, structure.atomic_numbers, 1.5, (80, 80, 80))
+    _, correlation = ingest_map(path, MODEL_GRID, coords, structure.atomic_numbers)
+    assert correlation < 0.95  # another conformation indeed
+
+
+def test_calmodulin_4_angstrom_states_are_accepted(tmp_path, shared_pdb):
+    """4CLN's ANM states 4 Å from it, notebook 01's training maps: a rigid-body fit turns the reference by about
+    10° after the lobes' twist, but moves its atoms only about 2 Å."""
+    from cryosampler.physics.nma import simulate_motion
+
+    reference = read_structure(shared_pdb("4cln.pdb"))
+    motion = simulate_motion(reference)
+    for name, state in (("state_a.mrc", motion.state_a), ("state_b.mrc", motion.state_b)):
+        write_user_map(tmp_path / name, state, reference.atomic_numbers, 1.5, (100, 100, 100))
+        ingest_map(tmp_path / name, MODEL_GRID, reference.coords, reference.atomic_numbers)
+
+
+def test_another_structure_s_map_is_refused(tmp_path):
     coords, z = helix_in_map_frame()
     path = tmp_path / "unfitted.mrc"
-    centroid = coords.mean(0)
-    if move != "other map":
-        write_user_map(path, coords, z, 1.0, (96, 96, 96))
-    if move == "shift 3 Å":
-        moved = coords + [1.8, -1.8, 1.5]
-    elif move == "turn 30°":
-        c, s = np.cos(np.pi / 6), np.sin(np.pi / 6)
-        moved = (coords - centroid) @ np.array([[1, 0, 0], [0, c, -s], [0, s, c]]).T + centroid
-    else:  # a different structure's map: the helix placed 20 Å away from the one the map shows
-        write_user_map(path, coords + [20.0, 0.0, 0.0], z, 1.0, (96, 96, 96), shift=(-12.0, 0.0, 0.0))
-        moved = coords
-    with pytest.raises(ValueError, match=r"unfitted.mrc: the reference is not fitted into the map .*; fit the model "
-                                         r"into the map first, e.g. with ChimeraX fitmap(, or, if the map is of "
-                                         r"another conformation than the reference, pass --skip-fit-probes "
-                                         r"\(command line\))?$") as err:
-        ingest_map(path, MODEL_GRID, moved, z)
+    # The helix placed 20 Å away from the one the map shows.
+    write_user_map(path, coords + [20.0, 0.0, 0.0], z, 1.0, (96, 96, 96), shift=(-12.0, 0.0, 0.0))
+    with pytest.raises(ValueError, match=r"unfitted.mrc: the reference is not (fitted into|placed in) the map") as err:
+        ingest_map(path, MODEL_GRID, coords, z)
+    one_line(err)
+
+
+def write_clipped_map(path, coords, atomic_numbers, share) -> np.ndarray:
+    """Write ``coords`` (N, 3) Å rendered into a map whose box leaves out the ``share`` of the atoms (or the
+    next few more, where atoms tie) farthest along x; return which atoms it leaves out, (N,) bool."""
+    apix = 1.5
+    extent = np.ptp(coords, 0) + 20.0  # Å, a margin of 10 Å beyond the atoms
+    box = tuple(int(b) for b in np.ceil(extent / apix))
+    gridding = gridding_around(coords, apix, box)
+    x = np.unique(coords[:, 0])[::-1]  # distinct values, largest first
+    k = int(np.argmax([(coords[:, 0] >= v).sum() >= share * len(coords) for v in x]))
+    edge = (x[k] + x[k + 1]) / 2  # Å, where the box's last voxel centre along x goes
+    delta = np.array([edge - (gridding.corner[0] + box[0] - 1) * apix, 0.0, 0.0])
+    volume = render_gridded(coords - delta, atomic_numbers, gridding, 8.0)
+    write_map_file(path, volume, apix, origin=tuple(np.array(gridding.corner) * apix + delta))
+    return coords[:, 0] > edge
+
+
+def expand(ranges: str) -> list[int]:
+    """"1–3, 7" → [1, 2, 3, 7]."""
+    numbers = []
+    for part in ranges.split(", "):
+        first, _, last = part.partition("–")
+        numbers += range(int(first), int(last or first) + 1)
+    return numbers
+
+
+def test_a_box_that_clips_a_few_atoms_is_accepted_with_a_warning(tmp_path):
+    path = tmp_path / "clipped.mrc"
+    coords, structure, _ = two_domains_in_map_frame()
+    outside = write_clipped_map(path, coords, structure.atomic_numbers, 0.01)
+    count = int(outside.sum())
+    assert 0.01 <= count / len(coords) <= 0.02
+    with pytest.warns(UserWarning, match=rf"clipped.mrc: {count} of 720 atoms of the reference lie outside the map's "
+                                         r"box \(residues ([\d–, ]+)\); they meet no density there") as record:
+        volume, correlation = ingest_map(path, MODEL_GRID, coords, structure.atomic_numbers,
+                                         res_nums=structure.res_nums)
+    message = str(record[0].message)
+    assert "\n" not in message
+    named = expand(message.split("(residues ")[1].split(")")[0])
+    assert named == sorted(set(structure.res_nums[outside]))
+    # The model's grid beyond the map's box (which ends before the first atom left out) is zero.
+    beyond = (np.arange(64) - 32) * 2.0 + coords.mean(0)[0] > coords[outside, 0].min()
+    assert beyond.any() and np.all(volume[beyond] == 0) and np.any(volume[~beyond]) and correlation > 0.9
+
+
+def test_a_box_that_clips_more_than_2_percent_is_refused(tmp_path):
+    path = tmp_path / "clipped.mrc"
+    coords, structure, _ = two_domains_in_map_frame()
+    outside = write_clipped_map(path, coords, structure.atomic_numbers, 0.05)
+    assert outside.mean() >= 0.05
+    with pytest.raises(ValueError, match=rf"clipped.mrc: the map does not contain the reference: {outside.sum()} of "
+                                         r"720 atoms lie outside its box \(.*\), more than the 2% allowed") as err:
+        ingest_map(path, MODEL_GRID, coords, structure.atomic_numbers, res_nums=structure.res_nums)
+    one_line(err)
+
+
+@pytest.mark.filterwarnings("ignore:Data array contains NaN:RuntimeWarning")  # mrcfile, on writing the test map
+def test_a_map_with_nan_or_infinite_voxels_is_refused(tmp_path):
+    coords, z = helix_in_map_frame()
+    path = tmp_path / "holes.mrc"
+    write_user_map(path, coords, z, 2.0, (32, 32, 32))
+    volume, apix, origin = read_mrc(path)
+    volume[0, :3, 0] = np.nan
+    volume[5, 5, 5] = np.inf
+    write_map_file(path, volume, apix, origin)
+    with pytest.raises(ValueError, match=r"holes.mrc: the map has 4 NaN/infinite voxels of 32,768; replace them") \
+            as err:
+        ingest_map(path, MODEL_GRID, coords, z)
     one_line(err)
 
 

@@ -181,3 +181,16 @@ def test_damaged_axis_order_is_refused(tmp_path):
         mrc.header.maps = 1
     with pytest.raises(ValueError, match=r"damaged.mrc: .*(permutation|not a readable)"):
         read_mrc(path)
+
+
+@pytest.mark.filterwarnings("ignore:Data array contains NaN:RuntimeWarning")  # mrcfile, on writing the test map
+@pytest.mark.parametrize("name", ["holes.mrc", "holes.mrc.gz"])
+def test_nan_or_infinite_voxels_are_refused_with_their_count(tmp_path, name):
+    volume = np.ones((128, 128, 128), np.float32)
+    volume[0, :10, 0] = np.nan
+    volume[3, 4, 5], volume[6, 7, 8] = np.inf, -np.inf
+    write_map_file(tmp_path / name, volume, 1.0)
+    with pytest.raises(ValueError, match=rf"{name}: the map has 12 NaN/infinite voxels of 2,097,152; replace them "
+                                         r"\(e.g. by 0, with numpy.nan_to_num\) and retry$") as err:
+        read_mrc(tmp_path / name)
+    assert "\n" not in str(err.value)

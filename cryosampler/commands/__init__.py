@@ -64,9 +64,9 @@ def refuse_inputs(outputs: dict[Path, str], inputs: list[Path]) -> None:
 def add_fit_probes_arg(parser: argparse.ArgumentParser) -> None:
     """--skip-fit-probes, for the commands that ingest maps (train, fit)."""
     parser.add_argument("--skip-fit-probes", action="store_true",
-                        help="accept a map although the reference moved by 2 Å or turned by 10° fits it better (a "
-                             "map of another conformation than the reference does: 4 Å apart gained 1.2 %%); the "
-                             "correlation floor of 0.1 still applies (default: refuse)")
+                        help="accept a map although a rigid-body fit moves the reference by more than 3 Å RMS (a map "
+                             "of a conformation far from the reference's, superposed on all atoms rather than on a "
+                             "rigid core, can); the correlation floor of 0.1 still applies (default: refuse)")
 
 
 def nearest_training_protein(state: dict, sequence: str, source) -> tuple[str, float] | None:

@@ -120,7 +120,7 @@ def main(args: argparse.Namespace) -> None:
     tic, rows, models = time.perf_counter(), [], []
     for k, path in enumerate(maps, start=1):
         volume, _ = ingest_map(path, model.config.grid, reference.coords, reference.atomic_numbers, centre,
-                               probes=not args.skip_fit_probes)
+                               probes=not args.skip_fit_probes, res_nums=reference.res_nums)
         result = fit_map(model, reference, placed, volume, device)
         models.append(result.coords)
         rows.append({"map": str(path), "model": None, "correlation_reference": result.correlation_reference,

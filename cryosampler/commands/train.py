@@ -129,7 +129,7 @@ def _ingest_proteins(proteins: list[tuple[str, Path, list[Path]]], args: argpars
         for path in maps:
             k += 1
             volume, correlation = ingest_map(path, grid, reference.coords, reference.atomic_numbers, centre,
-                                             probes=not args.skip_fit_probes)
+                                             probes=not args.skip_fit_probes, res_nums=reference.res_nums)
             volume, scale = to_model_units(volume, to_model, reference.coords, reference.atomic_numbers, grid)
             examples.append(TrainingExample(protein, torch.from_numpy(volume)))
             rows.append({"protein": name, "map": str(path), "correlation": correlation, "scale": scale})

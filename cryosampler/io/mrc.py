@@ -86,7 +86,8 @@ def read_mrc(path: str | os.PathLike) -> tuple[np.ndarray, float, tuple[float, f
     cryoSPARC write it; adding both would shift such maps twice.
 
     Voxels must be cubic: a non-cubic map is refused (resample it to cubic voxels, e.g. ChimeraX
-    ``volume resample``), as is a missing or zero voxel size. Subnormal values are read as 0.
+    ``volume resample``), as is a missing or zero voxel size, and a map with NaN or infinite voxels (every
+    later sum would be NaN). Subnormal values are read as 0.
     """
     path = Path(path)
     if not path.is_file():
@@ -116,6 +117,10 @@ def read_mrc(path: str | os.PathLike) -> tuple[np.ndarray, float, tuple[float, f
     if not (np.isclose(voxel[1], apix) and np.isclose(voxel[2], apix)):
         raise ValueError(f"{path}: voxels must be cubic, got {voxel[0]}, {voxel[1]}, {voxel[2]} Å; resample it, "
                          f"e.g. ChimeraX 'volume resample #1 spacing {min(voxel)}'")
+    bad = int(data.size - np.count_nonzero(np.isfinite(data)))
+    if bad:
+        raise ValueError(f"{path}: the map has {bad:,} NaN/infinite voxels of {data.size:,}; replace them (e.g. by 0, "
+                         "with numpy.nan_to_num) and retry")
     # Values below the smallest normal float carry no density but make every later operation on them slow
     # on x86 CPUs (subnormal arithmetic; see render.py): read them as zero.
     data[np.abs(data) < np.finfo(np.float32).tiny] = 0.0
