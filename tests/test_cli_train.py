@@ -16,6 +16,7 @@ from cryosampler.io.mrc import read_mrc, write_map_file
 from cryosampler.commands.listing import resolve_maps
 from cryosampler.evaluation.validate import sample_validity
 from cryosampler.io.atomic_files import read_ensemble, read_structure, write_pdb
+from cryosampler.model.checkpoint import load_checkpoint, model_from_checkpoint
 
 from conftest import make_helix
 from test_ingest import write_clipped_map, write_user_map
@@ -63,6 +64,10 @@ def test_train_on_user_maps_then_sample_in_the_reference_frame(user_data, tmp_pa
     assert [Path(m["map"]).name for m in config["maps"]] == ["vol_000.mrc", "vol_001.mrc.gz"]
     assert all(m["correlation"] > 0.9 and m["scale"] > 0 for m in config["maps"])
     assert "cryosampler sample --checkpoint" in capsys.readouterr().err
+    # New models get the mixture of renders with the floored loss weight, and the checkpoint says so.
+    assert config["model_config"]["encoder"]["components"] == 2
+    assert config["model_config"]["diffusion"]["weight_floor"] == 1.0
+    assert model_from_checkpoint(load_checkpoint(out / "checkpoint.pt")).config.encoder.components == 2
 
     ensemble = tmp_path / "ensemble.pdb"
     assert cli.main(["sample", "--checkpoint", str(out / "checkpoint.pt"), "--reference", str(reference), "-n", "2",
@@ -75,6 +80,14 @@ def test_train_on_user_maps_then_sample_in_the_reference_frame(user_data, tmp_pa
     volume, apix, origin = read_mrc(tmp_path / "maps" / "sample_000.mrc")  # also in the reference's frame
     np.testing.assert_allclose(np.asarray(origin) + (volume.shape[0] // 2) * apix, structure.coords.mean(0),
                                atol=1e-3)
+
+
+def test_the_papers_single_structure_is_still_one_option_away(user_data, tmp_path):
+    reference, maps = user_data
+    assert train(reference, [maps], tmp_path / "run", "--components", "1", "--weight-floor", "0") == 0
+    config = load_checkpoint(tmp_path / "run" / "checkpoint.pt")
+    model = model_from_checkpoint(config)
+    assert model.config.encoder.components == 1 and model.config.diffusion.weight_floor == 0.0
 
 
 def test_an_out_with_a_run_is_refused_unless_resume(user_data, tmp_path, capsys):
