@@ -70,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except OSError as error:
         # Errors of an open file (disk full) carry no file name; the output is what is being written then.
-        where = error.filename if error.filename is not None else getattr(args, "output", None) or args.out
+        where = error.filename if error.filename is not None else args.output
         print(f"cryosampler: error: {where}: {error.strerror or _first_line(error)}", file=sys.stderr)
         return 1
     except (RuntimeError, MemoryError) as error:

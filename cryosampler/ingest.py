@@ -150,7 +150,7 @@ def check_placed(volume: np.ndarray, coords: np.ndarray, atomic_numbers: np.ndar
     Refuses if r < FIT_THRESHOLD (a map of something else), or if a rigid-body fit of the reference into the
     map (:func:`cryosampler.physics.rigid_fit.rigid_fit`, from the given placement) moves its atoms by more than
     MAX_FIT_DISPLACEMENT Å RMS: the reference is then not where the map shows it. A map of another conformation
-    aligned on the rigid part moves it less (measurements above). ``probes=False`` (``--skip-fit-probes``) keeps
+    aligned on the rigid part moves it less (measurements above). ``probes=False`` (``--allow-far-conformation``) keeps
     only the r floor, for maps of a conformation far from the reference's superposed on all atoms, where the
     fit follows the larger moved part. Other arguments as for :func:`map_model_correlation`.
     """
@@ -167,7 +167,7 @@ def check_placed(volume: np.ndarray, coords: np.ndarray, atomic_numbers: np.ndar
                          f"{fit.shift:.1f} Å / {fit.turn:.0f}° ({fit.displacement:.1f} Å RMS over its atoms, more "
                          f"than {MAX_FIT_DISPLACEMENT:g}); fit it into the map first (e.g. ChimeraX fitmap), then "
                          "retry; for a map of a far conformation superposed on all atoms rather than on a rigid "
-                         "core, pass --skip-fit-probes (command line)")
+                         "core, pass --allow-far-conformation (command line)")
     return correlation
 
 

@@ -104,7 +104,7 @@ def test_sample_writes_an_xtc_trajectory_with_its_topology_equal_to_the_pdb_ense
 def test_help_runs_as_a_module():
     result = subprocess.run([sys.executable, "-m", "cryosampler", "sample", "--help"], capture_output=True,
                             text=True, check=True)
-    assert "--checkpoint" in result.stdout and "--reference" in result.stdout and "--force" in result.stdout
+    assert "--checkpoint" in result.stdout and "--reference" in result.stdout and "--allow-map-overwrite" in result.stdout
 
 
 # Inputs are never overwritten (item 1).
@@ -210,7 +210,8 @@ def test_unwritable_output_path_is_refused_before_the_model_is_loaded(tmp_path, 
     assert files_in(tmp_path) == {"a_file", "a_dir.pdb"}
 
 
-def test_maps_of_an_earlier_run_are_refused_or_all_replaced_with_force(inputs, tmp_path):
+@pytest.mark.parametrize("allow", ["--allow-map-overwrite", "--force"])  # --force: the deprecated spelling
+def test_maps_of_an_earlier_run_are_refused_or_all_replaced_with_allow_map_overwrite(inputs, tmp_path, allow):
     checkpoint, reference = inputs
     maps = tmp_path / "maps"
     maps.mkdir()
@@ -220,10 +221,14 @@ def test_maps_of_an_earlier_run_are_refused_or_all_replaced_with_force(inputs, t
     args = ["--checkpoint", checkpoint, "--reference", reference, "-n", 2, "--steps", 2, "-o",
             tmp_path / "ensemble.pdb", "--maps-dir", maps, "--quiet"]
     line = one_error_line(run_cli(*args))
-    assert "already holds 5 sample_*.mrc maps" in line and "--force" in line
+    assert "already holds 5 sample_*.mrc maps" in line and "pass --allow-map-overwrite to replace them" in line
     assert not (tmp_path / "ensemble.pdb").exists() and len(list(maps.iterdir())) == 6
-    result = run_cli(*args, "--force")
+    result = run_cli(*args, allow)
     assert result.returncode == 0, result.stderr
+    notes = [line for line in result.stderr.splitlines() if "deprecated" in line]
+    assert notes == ([] if allow == "--allow-map-overwrite" else
+                     ["cryosampler: note: --force is deprecated and will be removed in the next release; use "
+                      "--allow-map-overwrite"])
     assert sorted(files_in(maps)) == ["notes.txt", "sample_000.mrc", "sample_001.mrc"]
     assert (maps / "sample_000.mrc").stat().st_size > 1024 and (maps / "notes.txt").read_text() == "mine"
 

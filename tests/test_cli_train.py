@@ -44,7 +44,7 @@ def user_data(tmp_path_factory):
 
 
 def train(reference, maps, out, *extra):
-    return cli.main(["train", "--reference", str(reference), "--maps", *map(str, maps), "--out", str(out), *TRAIN,
+    return cli.main(["train", "--reference", str(reference), "--maps", *map(str, maps), "-o", str(out), *TRAIN,
                      *extra])
 
 
@@ -63,7 +63,9 @@ def test_train_on_user_maps_then_sample_in_the_reference_frame(user_data, tmp_pa
     config = json.loads((out / "config.json").read_text())
     assert [Path(m["map"]).name for m in config["maps"]] == ["vol_000.mrc", "vol_001.mrc.gz"]
     assert all(m["correlation"] > 0.9 and m["scale"] > 0 for m in config["maps"])
-    assert "cryosampler sample --checkpoint" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "cryosampler sample --checkpoint" in err
+    assert "map 1/2" not in err  # --quiet: no line per map
     # New models get the mixture of renders with the floored loss weight, and the checkpoint says so.
     assert config["model_config"]["encoder"]["components"] == 2
     assert config["model_config"]["diffusion"]["weight_floor"] == 1.0
@@ -136,23 +138,39 @@ def test_a_map_the_reference_is_not_fitted_into_is_refused(user_data, tmp_path, 
     assert train(reference, [moved], tmp_path / "run") == 2
     line = one_line_error(capsys)
     assert str(moved) in line and "not placed in the map: a rigid-body fit moves it 5.0 Å" in line
-    assert "fit it into the map first" in line and "--skip-fit-probes" in line
+    assert "fit it into the map first" in line and "--allow-far-conformation" in line
     assert not (tmp_path / "run").exists()
 
 
-def test_skip_fit_probes_accepts_a_map_of_another_conformation_but_keeps_the_floor(user_data, tmp_path, capsys):
+def note(old: str, new: str) -> str:
+    """The line a deprecated spelling prints on stderr."""
+    return f"cryosampler: note: {old} is deprecated and will be removed in the next release; use {new}"
+
+
+@pytest.mark.parametrize("spelling", ["new", "deprecated"])
+def test_allow_far_conformation_accepts_a_map_of_another_conformation_but_keeps_the_floor(user_data, tmp_path, capsys,
+                                                                                          spelling):
     """A map whose atoms moved (here rigidly by 5 Å, which the rigid-body fit notices) is taken with
-    --skip-fit-probes; a map with nothing of the reference in it is still refused."""
+    --allow-far-conformation; a map with nothing of the reference in it is still refused. The deprecated
+    spellings (--skip-fit-probes, --out) work alike, each with one note."""
     reference, _ = user_data
     helix = read_structure(reference)
     moved = tmp_path / "moved.mrc"
     write_user_map(moved, helix.coords + [5.0, 0.0, 0.0], helix.atomic_numbers, 2.0, (48, 48, 48))
-    assert train(reference, [moved], tmp_path / "run", "--skip-fit-probes") == 0
+    allow = "--allow-far-conformation" if spelling == "new" else "--skip-fit-probes"
+    if spelling == "new":
+        assert train(reference, [moved], tmp_path / "run", allow) == 0
+    else:
+        assert cli.main(["train", "--reference", str(reference), "--maps", str(moved), "--out", str(tmp_path / "run"),
+                         *TRAIN, allow]) == 0
+    notes = [line for line in capsys.readouterr().err.splitlines() if "deprecated" in line]
+    assert notes == ([] if spelling == "new" else [note("--out", "-o/--output"),
+                                                    note("--skip-fit-probes", "--allow-far-conformation")])
     config = json.loads((tmp_path / "run" / "config.json").read_text())
     assert 0.1 < config["maps"][0]["correlation"] < 0.99
     noise = tmp_path / "noise.mrc"
     write_user_map(noise, helix.coords + [30.0, 30.0, 30.0], helix.atomic_numbers, 2.0, (80, 80, 80))
-    assert train(reference, [noise], tmp_path / "run2", "--skip-fit-probes") == 2
+    assert train(reference, [noise], tmp_path / "run2", allow) == 2
     assert "map–model correlation" in one_line_error(capsys)
 
 
@@ -201,7 +219,7 @@ def test_bad_maps_and_out_are_one_line_errors(user_data, tmp_path, capsys, case)
         given, expected = [tmp_path / "nothing.mrc"], "no such file"
     else:
         out.write_text("keep me")
-        expected = "is a file"
+        expected = f"--output {out} is a file"  # the option's current spelling
     assert train(reference, given, out) == 2
     assert expected in one_line_error(capsys)
     if case == "out is a file":
@@ -232,7 +250,7 @@ def test_torchrun_trains_with_two_processes(user_data, tmp_path):
     env = dict(os.environ, OMP_NUM_THREADS="1", CUDA_VISIBLE_DEVICES="")  # gloo on the CPU even on a GPU machine
     result = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--standalone",
                              "-m", "cryosampler", "train", "--reference", str(reference), "--maps", str(maps),
-                             "--out", str(out), *TRAIN], capture_output=True, text=True, timeout=300, env=env)
+                             "-o", str(out), *TRAIN], capture_output=True, text=True, timeout=300, env=env)
     assert result.returncode == 0, result.stdout + result.stderr
     assert len(pd.read_csv(out / "train_log.csv")) == 2
     assert json.loads((out / "config.json").read_text())["processes"] == 2
@@ -248,7 +266,7 @@ def trained(user_data, tmp_path_factory):
 
 
 def fit(checkpoint, reference, maps, output):
-    return cli.main(["fit", "--checkpoint", str(checkpoint), "--reference", str(reference), "--map",
+    return cli.main(["fit", "--checkpoint", str(checkpoint), "--reference", str(reference), "--maps",
                      *map(str, maps), "-o", str(output), "--device", "cpu"])
 
 
@@ -276,6 +294,19 @@ def test_fit_writes_one_model_per_map_in_the_map_frame(user_data, trained, tmp_p
     validity = pd.read_csv(out / "validity.csv")  # one row per fitted model, named as in fit.csv
     assert validity[["map", "model"]].equals(table[["map", "model"]])
     assert "validity: 2 models, " in capsys.readouterr().err
+
+
+def test_fit_takes_the_deprecated_map_with_a_note_and_quiet_leaves_the_summary(user_data, trained, tmp_path, capsys):
+    reference, maps = user_data
+    output = tmp_path / "vol_000.pdb"
+    assert cli.main(["fit", "--checkpoint", str(trained), "--reference", str(reference), "--map",
+                     str(maps / "vol_000.mrc"), "-o", str(output), "--device", "cpu", "--quiet"]) == 0
+    err = capsys.readouterr().err.splitlines()
+    assert err[0] == note("--map", "--maps")
+    assert not any(line.startswith("map 1/1") for line in err)  # --quiet: no line per map
+    assert err[1].startswith("fitted 1 map(s) in ") and err[2].startswith("validity: 1 model, ") and len(err) == 3
+    structure = read_structure(reference)
+    assert read_ensemble(output, structure).shape == (1, structure.n_atoms, 3)
 
 
 @pytest.mark.parametrize("case", ["output is the reference", "several maps to one file", "folder not empty",

@@ -47,7 +47,7 @@ def two_proteins(tmp_path_factory):
 
 
 def train_csv(listing, out, *extra):
-    return cli.main(["train", "--maps", str(listing), "--out", str(out), *TRAIN, *extra])
+    return cli.main(["train", "--maps", str(listing), "-o", str(out), *TRAIN, *extra])
 
 
 @pytest.fixture(scope="module")
@@ -95,7 +95,7 @@ def test_a_protein_the_model_never_saw_is_sampled_with_a_warning(trained_two, tm
     assert "a guess, not a prediction" in err and (tmp_path / "other_ensemble.pdb").is_file()
     write_user_map(tmp_path / "other.mrc", other.coords + 100.0, other.atomic_numbers, 2.0, (40,) * 3)
     assert cli.main(["fit", "--checkpoint", str(out / "checkpoint.pt"), "--reference", str(tmp_path / "other.pdb"),
-                     "--map", str(tmp_path / "other.mrc"), "-o", str(tmp_path / "other_fit.pdb"), "--device",
+                     "--maps", str(tmp_path / "other.mrc"), "-o", str(tmp_path / "other_fit.pdb"), "--device",
                      "cpu"]) == 0
     assert "never saw maps of this protein" in capsys.readouterr().err
 
@@ -114,7 +114,7 @@ def test_a_one_protein_run_lists_its_protein_and_sample_reports_the_identity(two
     out = tmp_path / "run"
     reference = two_proteins / "lys" / "model.pdb"
     assert cli.main(["train", "--reference", str(reference), "--maps", str(two_proteins / "lys" / "vol_0.mrc"),
-                     "--out", str(out), *TRAIN]) == 0
+                     "-o", str(out), *TRAIN]) == 0
     state = load_checkpoint(out / "checkpoint.pt")
     assert state["template"] is not None and state["proteins"] == [{"name": "model", "sequence": "K" * 16}]
     capsys.readouterr()
@@ -179,7 +179,7 @@ def test_a_protein_larger_than_the_box_is_refused_before_any_output(tmp_path, ca
     write_user_map(tmp_path / "long.mrc", long_helix.coords, long_helix.atomic_numbers, 4.0, (56,) * 3)
     out = tmp_path / "run"
     assert cli.main(["train", "--reference", str(tmp_path / "long.pdb"), "--maps", str(tmp_path / "long.mrc"),
-                     "--out", str(out), *TRAIN]) == 2
+                     "-o", str(out), *TRAIN]) == 2
     line = one_line_error(capsys)
     assert "long.pdb" in line and "does not fit this model's 128 Å box" in line
     assert not out.exists()
@@ -190,7 +190,7 @@ def test_resume_with_other_proteins_is_refused(two_proteins, trained_two, tmp_pa
     shutil.copytree(trained_two, out)
     before = (out / "checkpoint.pt").read_bytes()
     assert cli.main(["train", "--reference", str(two_proteins / "ala" / "model.pdb"), "--maps",
-                     str(two_proteins / "ala" / "vol_0.mrc"), "--out", str(out), *TRAIN, "--resume"]) == 2
+                     str(two_proteins / "ala" / "vol_0.mrc"), "-o", str(out), *TRAIN, "--resume"]) == 2
     assert "was trained on proteins ala, lys, not model" in one_line_error(capsys)
     assert (out / "checkpoint.pt").read_bytes() == before
 

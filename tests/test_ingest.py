@@ -116,7 +116,7 @@ def test_reference_outside_the_map_is_refused(tmp_path):
 NOT_PLACED = (r"unfitted.mrc: the reference is not placed in the map: a rigid-body fit moves it \S+ Å / \S+° "
               r"\(\S+ Å RMS over its atoms, more than 3\); fit it into the map first \(e.g. ChimeraX fitmap\), then "
               r"retry; for a map of a far conformation superposed on all atoms rather than on a rigid core, pass "
-              r"--skip-fit-probes \(command line\)$")
+              r"--allow-far-conformation \(command line\)$")
 
 
 def two_domains_in_map_frame():

@@ -1,17 +1,19 @@
 """The command line's subcommands, one module each (as cryoDRGN's ``commands/``): each has ``add_args(parser)``
 and ``main(args)``; :mod:`cryosampler.cli` builds the parser and turns errors into exit codes.
 
-Helpers shared by the subcommands live here.
+Helpers shared by the subcommands live here, among them the options all three spell alike (README, "Command-line
+options"), and :func:`add_renamed` for an option whose old spelling still works for one release.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import sys
 from pathlib import Path
 
-__all__ = ["int_at_least", "same_path", "check_writable", "refuse_inputs", "add_fit_probes_arg",
-           "nearest_training_protein", "KNOWN_IDENTITY"]
+__all__ = ["int_at_least", "same_path", "check_writable", "refuse_inputs", "Renamed", "add_renamed", "add_device_arg",
+           "add_quiet_arg", "add_far_conformation_arg", "nearest_training_protein", "KNOWN_IDENTITY"]
 
 # Below this sequence identity to every protein a model was trained on, its output is a guess, not a prediction.
 KNOWN_IDENTITY = 0.9
@@ -61,20 +63,63 @@ def refuse_inputs(outputs: dict[Path, str], inputs: list[Path]) -> None:
                 raise ValueError(f"{named} is the input {given}; inputs are never overwritten, choose another name")
 
 
-def add_fit_probes_arg(parser: argparse.ArgumentParser) -> None:
-    """--skip-fit-probes, for the commands that ingest maps (train, fit)."""
-    parser.add_argument("--skip-fit-probes", action="store_true",
-                        help="accept a map although a rigid-body fit moves the reference by more than 3 Å RMS (a map "
-                             "of a conformation far from the reference's, superposed on all atoms rather than on a "
-                             "rigid core, can); the correlation floor of 0.1 still applies (default: refuse)")
+class Renamed(argparse.Action):
+    """An option that also answers to deprecated spellings (``old``) until the next release: each one used prints
+    one note on stderr that names the new spelling. Stores the value as argparse's "store" does, or ``const``
+    for a switch (``nargs=0``). Added by :func:`add_renamed`."""
+
+    def __init__(self, option_strings, dest, old=(), **kwargs):
+        super().__init__(option_strings, dest, **kwargs)
+        self.old, self.noted = tuple(old), set()
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        if option_string in self.old and option_string not in self.noted:
+            self.noted.add(option_string)
+            print(f"cryosampler: note: {option_string} is deprecated and will be removed in the next release; use "
+                  f"{'/'.join(self.option_strings)}", file=sys.stderr)
+        setattr(namespace, self.dest, self.const if self.nargs == 0 else values)
+
+
+def add_renamed(parser: argparse.ArgumentParser, *names: str, old: tuple[str, ...], switch: bool = False,
+                **kwargs) -> argparse.Action:
+    """``parser.add_argument(*names, **kwargs)`` that also takes the deprecated spellings ``old`` (each noted on
+    stderr when used); ``switch``: a store_true option. ``-h``, usage and error messages show ``names``, and the
+    help ends in "(deprecated: OLD)"."""
+    if switch:
+        kwargs.update(nargs=0, const=True, default=False)
+    kwargs["help"] = f"{kwargs.get('help', '')} (deprecated: {', '.join(old)})".lstrip()
+    action = parser.add_argument(*names, *old, action=Renamed, old=old, **kwargs)
+    # The parser has entered every spelling in its own table just now; what it shows is option_strings.
+    action.option_strings = list(names)
+    return action
+
+
+def add_device_arg(parser: argparse.ArgumentParser) -> None:
+    """--device, alike in every command."""
+    parser.add_argument("--device", default="auto",
+                        help="where to compute: auto (a GPU when CUDA is available, else the CPU), cpu, cuda or "
+                             "cuda:N (default auto)")
+
+
+def add_quiet_arg(parser: argparse.ArgumentParser) -> None:
+    """--quiet, alike in every command: progress goes, what a user must read stays."""
+    parser.add_argument("--quiet", action="store_true",
+                        help="no progress output (progress bar, a line per map); warnings, errors and the closing "
+                             "summary are still printed")
+
+
+def add_far_conformation_arg(parser: argparse.ArgumentParser) -> None:
+    """--allow-far-conformation (formerly --skip-fit-probes), for the commands that ingest maps (train, fit)."""
+    add_renamed(parser, "--allow-far-conformation", old=("--skip-fit-probes",), switch=True,
+                help="accept a map although a rigid-body fit moves the reference by more than 3 Å RMS (a map of a "
+                     "conformation far from the reference's, superposed on all atoms rather than on a rigid core, "
+                     "can); the correlation floor of 0.1 still applies (default: refuse)")
 
 
 def nearest_training_protein(state: dict, sequence: str, source) -> tuple[str, float] | None:
     """(name, sequence identity) of the protein a checkpoint (``load_checkpoint``'s dict) was trained on that is
     nearest to ``sequence``, None for checkpoints that list none; warns on stderr, naming ``source``, below
     :data:`KNOWN_IDENTITY`."""
-    import sys
-
     from cryosampler.io.correspondence import nearest_protein
 
     nearest = nearest_protein(sequence, state.get("proteins", []))

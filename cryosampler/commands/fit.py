@@ -1,4 +1,4 @@
-"""``cryosampler fit --checkpoint C --reference model.pdb --map vol_007.mrc -o vol_007.pdb``: the atomic model
+"""``cryosampler fit --checkpoint C --reference model.pdb --maps vol_007.mrc -o vol_007.pdb``: the atomic model
 the trained encoder reads out of each map (eq. 12 applied to the given map), in the map's frame."""
 
 from __future__ import annotations
@@ -8,7 +8,8 @@ import sys
 import time
 from pathlib import Path
 
-from cryosampler.commands import add_fit_probes_arg, check_writable, nearest_training_protein, refuse_inputs
+from cryosampler.commands import (add_device_arg, add_far_conformation_arg, add_quiet_arg, add_renamed, check_writable,
+                                  nearest_training_protein, refuse_inputs)
 from cryosampler.commands.listing import MAP_SUFFIXES, is_map, resolve_maps
 from cryosampler.io.files import staged_directory
 
@@ -34,13 +35,13 @@ def add_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--reference", required=True, type=Path,
                         help="atomic model fitted into the maps (.pdb or .cif), in the maps' frame")
     parser.add_argument("--chain", default=None, help="chain to use (default: the first protein chain)")
-    parser.add_argument("--map", dest="maps", required=True, nargs="+", type=Path,
-                        help="map files, a folder of them, or a CSV with a 'map' column (as for train)")
+    add_renamed(parser, "--maps", old=("--map",), required=True, nargs="+", type=Path,
+                help="map files, a folder of them, or a CSV with a 'map' column, as for train")
     parser.add_argument("-o", "--output", required=True, type=Path,
                         help="one map: the model file (.pdb or .cif); several: a new or empty folder")
-    parser.add_argument("--device", default="auto",
-                        help="auto (a GPU when CUDA is available, else the CPU), cpu, cuda or cuda:N (default auto)")
-    add_fit_probes_arg(parser)
+    add_device_arg(parser)
+    add_far_conformation_arg(parser)
+    add_quiet_arg(parser)
 
 
 def model_name(map_path: Path) -> str:
@@ -67,28 +68,28 @@ def check_outputs(args: argparse.Namespace, inputs: list[Path]) -> None:
     CSV listing among ``args.maps``), mix with other files or cannot be written."""
     out, maps = args.output, inputs[2:]
     listings = [p for p in args.maps if p.is_file() and not is_map(p)]
-    refuse_inputs({out: f"-o {out}"}, inputs + listings)
+    refuse_inputs({out: f"--output {out}"}, inputs + listings)
     if writes_one_file(args, maps):
         if out.is_dir():
-            raise ValueError(f"-o {out} is a folder; give a file name ending in .pdb or .cif")
+            raise ValueError(f"--output {out} is a folder; give a file name ending in .pdb or .cif")
         table = validity_path(out)
         if table.is_dir():
-            raise ValueError(f"{table} (written beside -o {out}) is a folder; give another -o name")
-        refuse_inputs({table: f"{table} (written beside -o {out})"}, inputs + listings)
-        check_writable(out.parent, f"-o {out}")
+            raise ValueError(f"{table} (written beside --output {out}) is a folder; give another --output name")
+        refuse_inputs({table: f"{table} (written beside --output {out})"}, inputs + listings)
+        check_writable(out.parent, f"--output {out}")
         return
     if out.suffix.lower() in (".pdb", ".cif"):
-        raise ValueError(f"-o {out}: {len(maps)} maps give one model each; give a folder for them")
+        raise ValueError(f"--output {out}: {len(maps)} maps give one model each; give a folder for them")
     seen = {}
     for path in maps:
         other = seen.setdefault(model_name(path), path)
         if other != path:
-            raise ValueError(f"--map {path} and {other} would both be written as {model_name(path)}; give maps "
+            raise ValueError(f"--maps {path} and {other} would both be written as {model_name(path)}; give maps "
                              "with different names")
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise ValueError(f"-o {out} {'is a file' if not out.is_dir() else 'is not empty'}; give a new or empty "
-                         "folder for the models")
-    check_writable(out if out.is_dir() else out.parent, f"-o {out}")
+        raise ValueError(f"--output {out} {'is a file' if not out.is_dir() else 'is not empty'}; give a new or "
+                         "empty folder for the models")
+    check_writable(out if out.is_dir() else out.parent, f"--output {out}")
 
 
 def main(args: argparse.Namespace) -> None:
@@ -120,15 +121,16 @@ def main(args: argparse.Namespace) -> None:
     tic, rows, models = time.perf_counter(), [], []
     for k, path in enumerate(maps, start=1):
         volume, _ = ingest_map(path, model.config.grid, reference.coords, reference.atomic_numbers, centre,
-                               probes=not args.skip_fit_probes, res_nums=reference.res_nums)
+                               probes=not args.allow_far_conformation, res_nums=reference.res_nums)
         result = fit_map(model, reference, placed, volume, device)
         models.append(result.coords)
         rows.append({"map": str(path), "model": None, "correlation_reference": result.correlation_reference,
                      "correlation_fitted": result.correlation_fitted,
                      "rmsd_to_reference": rmsd(result.coords, reference.coords)})
-        print(f"map {k}/{len(maps)} {path}: map–model correlation {result.correlation_reference:.3f} (reference) "
-              f"→ {result.correlation_fitted:.3f} (fitted), {rows[-1]['rmsd_to_reference']:.2f} Å from the "
-              "reference", file=sys.stderr, flush=True)
+        if not args.quiet:
+            print(f"map {k}/{len(maps)} {path}: map–model correlation {result.correlation_reference:.3f} "
+                  f"(reference) → {result.correlation_fitted:.3f} (fitted), {rows[-1]['rmsd_to_reference']:.2f} Å "
+                  "from the reference", file=sys.stderr, flush=True)
 
     validity = sample_validity(np.stack(models), reference).drop(columns="sample")
     if single:  # every writer writes a temporary file and renames it at the end

@@ -1,4 +1,4 @@
-"""What ``--maps`` (train) and ``--map`` (fit) name: map files, folders of maps, or a CSV listing maps with their
+"""What ``--maps`` (train and fit) names: map files, folders of maps, or a CSV listing maps with their
 proteins and references. Resolved and checked before anything is read or written."""
 
 from __future__ import annotations

@@ -9,7 +9,8 @@ import time
 from contextlib import ExitStack
 from pathlib import Path
 
-from cryosampler.commands import check_writable, int_at_least, nearest_training_protein, refuse_inputs, same_path
+from cryosampler.commands import (add_device_arg, add_quiet_arg, add_renamed, check_writable, int_at_least,
+                                  nearest_training_protein, refuse_inputs, same_path)
 from cryosampler.io.files import staged_directory
 
 __all__ = ["add_args", "main", "check_outputs", "output_paths", "DEFAULT_DDIM_STEPS", "HELP", "DESCRIPTION",
@@ -58,15 +59,13 @@ def add_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--maps-dir", type=Path, default=None,
                         help=f"also write each sample's denoised map as MRC here, as {MAPS}, in the reference's frame "
                              "(aligned with the ensemble)")
-    parser.add_argument("--force", action="store_true",
-                        help=f"replace all {MAPS} maps already in --maps-dir (default: refuse)")
+    add_renamed(parser, "--allow-map-overwrite", old=("--force",), switch=True,
+                help=f"replace all {MAPS} maps already in --maps-dir (default: refuse)")
     parser.add_argument("--allow-poor-fit", action="store_true",
                         help="sample a reference whose CA atoms fit the model's template poorly (another "
                              "protein or conformation, which would be mis-placed; default: refuse)")
-    parser.add_argument("--device", default="auto",
-                        help="where to compute: auto (a GPU when CUDA is available, else the CPU), cpu, cuda or "
-                             "cuda:N (default auto)")
-    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_device_arg(parser)
+    add_quiet_arg(parser)
 
 
 def output_paths(args: argparse.Namespace) -> dict[str, Path]:
@@ -109,9 +108,9 @@ def check_outputs(args: argparse.Namespace, inputs: list[Path]) -> None:
             raise ValueError(f"--maps-dir {maps} is {what}; give a separate directory for the maps")
     check_writable(maps if maps.is_dir() else maps.parent, f"--maps-dir {maps}")
     old = list(maps.glob(MAPS)) if maps.is_dir() else []
-    if old and not args.force:
+    if old and not args.allow_map_overwrite:
         raise ValueError(f"--maps-dir {maps} already holds {len(old)} {MAPS} maps of an earlier run; pass "
-                         "--force to replace them all, or choose another directory")
+                         "--allow-map-overwrite to replace them all, or choose another directory")
 
 
 def main(args: argparse.Namespace) -> None:

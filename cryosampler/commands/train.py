@@ -1,5 +1,5 @@
-"""``cryosampler train --reference model.pdb --maps vols/ --out run/``: train on one protein's cryo-EM maps, or
-``cryosampler train --maps proteins.csv --out run/`` on several proteins' (rows: protein, reference, map).
+"""``cryosampler train --reference model.pdb --maps vols/ -o run/``: train on one protein's cryo-EM maps, or
+``cryosampler train --maps proteins.csv -o run/`` on several proteins' (rows: protein, reference, map).
 
 Under torchrun (``torchrun --nproc-per-node N -m cryosampler train …``) training uses DistributedDataParallel
 through :func:`cryosampler.training.train`; every process ingests the maps, rank 0 alone writes.
@@ -14,13 +14,14 @@ import sys
 import time
 from pathlib import Path
 
-from cryosampler.commands import add_fit_probes_arg, check_writable, int_at_least, refuse_inputs
+from cryosampler.commands import (add_device_arg, add_far_conformation_arg, add_quiet_arg, add_renamed, check_writable,
+                                  int_at_least, refuse_inputs)
 from cryosampler.commands.listing import MAP_SUFFIXES, resolve_proteins
 from cryosampler.io.files import atomic_path
 
 __all__ = ["add_args", "main", "check_outputs", "OUTPUTS", "HELP", "DESCRIPTION"]
 
-OUTPUTS = ("checkpoint.pt", "train_log.csv", "config.json")  # what --out receives
+OUTPUTS = ("checkpoint.pt", "train_log.csv", "config.json")  # what the --output folder receives
 
 # The denoiser new models get (issue 19, docs/results.md "A mixture of renders"): two coordinate sets per map and
 # eq. 5's loss weight floored at 1. On real motions the paper's single structure (--components 1
@@ -35,9 +36,9 @@ DESCRIPTION = (
     "the atomic model fitted into them. Each map is resampled onto the model's grid (2 Å voxels, 64³) around "
     "the reference, at its own voxel size, origin and axis order, and scaled to the reference's rendered "
     "density; a map that does not contain the reference, or that the reference is not fitted into, is "
-    "refused before anything is written. The model's frame is the reference's own, centred. --out receives "
-    "checkpoint.pt, train_log.csv and config.json; `cryosampler sample --checkpoint OUT/checkpoint.pt` then "
-    "samples it. Several proteins: give no --reference and one CSV with columns protein, reference and map (one "
+    "refused before anything is written. The model's frame is the reference's own, centred. The -o/--output "
+    "folder receives checkpoint.pt, train_log.csv and config.json; `cryosampler sample --checkpoint "
+    "OUTPUT/checkpoint.pt` then samples it. Several proteins: give no --reference and one CSV with columns protein, reference and map (one "
     "reference per protein); each is then placed on its own principal axes. Launch with torchrun for several "
     "processes.")
 
@@ -51,9 +52,11 @@ def add_args(parser: argparse.ArgumentParser) -> None:
                         help=f"map files ({', '.join(MAP_SUFFIXES)}), a folder of them, or a CSV with a 'map' "
                              "column (and optional 'protein' and 'reference' columns; paths relative to the CSV; "
                              "without --reference the 'reference' column is required)")
-    parser.add_argument("--out", required=True, type=Path, help="folder for checkpoint.pt, train_log.csv, config.json")
+    add_renamed(parser, "-o", "--output", old=("--out",), required=True, type=Path,
+                help="a folder (created if missing) for checkpoint.pt, train_log.csv and config.json")
     parser.add_argument("--resume", action="store_true",
-                        help="continue the run in --out from its checkpoint (default: refuse an --out that has one)")
+                        help="continue the run in the --output folder from its checkpoint (default: refuse a folder "
+                             "that has one)")
     parser.add_argument("--steps", type=int_at_least(1), default=3000, help="training steps (default 3000)")
     parser.add_argument("--batch-size", type=int_at_least(1), default=8,
                         help="maps per step over all processes (default 8)")
@@ -62,8 +65,7 @@ def add_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--preset", default="default",
                         help="encoder preset: default, paper (the paper's size, for a GPU) or smoke (default: default)")
     parser.add_argument("--precision", default="fp32", help="encoder arithmetic, fp32 or bf16 autocast (default fp32)")
-    parser.add_argument("--device", default="auto",
-                        help="auto (a GPU when CUDA is available, else the CPU), cpu, cuda or cuda:N (default auto)")
+    add_device_arg(parser)
     parser.add_argument("--log-every", type=int_at_least(1), default=100,
                         help="a progress line every this many steps (default 100)")
     parser.add_argument("--components", type=int_at_least(1), default=COMPONENTS,
@@ -76,28 +78,28 @@ def add_args(parser: argparse.ArgumentParser) -> None:
                         help="turn each training map and its reference together by one of the 24 rotations of "
                              "the cube, drawn per example (augmentation, meant to help a model of several "
                              "proteins read new ones; see docs/results.md for its measurement)")
-    add_fit_probes_arg(parser)
-    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_far_conformation_arg(parser)
+    add_quiet_arg(parser)
 
 
 def check_outputs(args: argparse.Namespace, inputs: list[Path]) -> None:
-    """Refuse an --out that is a file, cannot be written, would overwrite an input, or holds a run that
+    """Refuse an --output that is a file, cannot be written, would overwrite an input, or holds a run that
     --resume was not asked to continue (or none that it was), and a batch that torchrun's processes cannot
     share."""
     from cryosampler.device import torchrun_world_size  # no torch: this check comes before torch is loaded
 
-    out = args.out
+    out = args.output
     if out.exists() and not out.is_dir():
-        raise ValueError(f"--out {out} is a file; give a folder for the run")
-    check_writable(out if out.is_dir() else out.parent, f"--out {out}")
-    refuse_inputs({out / name: f"--out {out}: its {name}" for name in OUTPUTS}, inputs)
+        raise ValueError(f"--output {out} is a file; give a folder for the run")
+    check_writable(out if out.is_dir() else out.parent, f"--output {out}")
+    refuse_inputs({out / name: f"--output {out}: its {name}" for name in OUTPUTS}, inputs)
     processes = torchrun_world_size()
     if args.batch_size % processes:
         raise ValueError(f"--batch-size {args.batch_size} does not split evenly over {processes} processes; "
                          f"choose a multiple of {processes}")
     checkpoint = out / "checkpoint.pt"
     if checkpoint.exists() and not args.resume:
-        raise ValueError(f"--out {out} already holds a run ({checkpoint}); pass --resume to continue it, or "
+        raise ValueError(f"--output {out} already holds a run ({checkpoint}); pass --resume to continue it, or "
                          "choose another folder")
     if args.resume and not checkpoint.exists():
         raise ValueError(f"--resume: {out} holds no checkpoint.pt to continue; leave out --resume to start")
@@ -136,11 +138,12 @@ def _ingest_proteins(proteins: list[tuple[str, Path, list[Path]]], args: argpars
         for path in maps:
             k += 1
             volume, correlation = ingest_map(path, grid, reference.coords, reference.atomic_numbers, centre,
-                                             probes=not args.skip_fit_probes, res_nums=reference.res_nums)
+                                             probes=not args.allow_far_conformation, res_nums=reference.res_nums)
             volume, scale = to_model_units(volume, to_model, reference.coords, reference.atomic_numbers, grid)
             examples.append(TrainingExample(protein, torch.from_numpy(volume)))
             rows.append({"protein": name, "map": str(path), "correlation": correlation, "scale": scale})
-            say(f"map {k}/{n_maps} {path}: map–model correlation {correlation:.3f}", file=sys.stderr, flush=True)
+            if not args.quiet:
+                say(f"map {k}/{n_maps} {path}: map–model correlation {correlation:.3f}", file=sys.stderr, flush=True)
     return examples, rows, known, structures
 
 
@@ -176,13 +179,13 @@ def main(args: argparse.Namespace) -> None:
                 "model_config": model_config.to_dict(), "train_config": dataclasses.asdict(config)}
     tic = time.perf_counter()
     if main_rank and not args.resume:  # a resumed run keeps the config.json it started with
-        args.out.mkdir(parents=True, exist_ok=True)
-        with atomic_path(args.out / "config.json") as tmp:
+        args.output.mkdir(parents=True, exist_ok=True)
+        with atomic_path(args.output / "config.json") as tmp:
             tmp.write_text(json.dumps(resolved, indent=2) + "\n")
-    train(examples, model_config, config, template, args.out, progress=not args.quiet, device=device,
+    train(examples, model_config, config, template, args.output, progress=not args.quiet, device=device,
           proteins=tuple({"name": p["name"], "sequence": p["sequence"]} for p in known))
     first = structures[0]
     what = f"{first.name} ({first.n_atoms} atoms)" if len(structures) == 1 else f"{len(structures)} proteins"
     say(f"trained {args.steps} steps on {len(rows)} maps of {what} in {time.perf_counter() - tic:.0f} s; wrote "
-        f"{args.out / 'checkpoint.pt'}. Sample it with: cryosampler sample --checkpoint "
-        f"{args.out / 'checkpoint.pt'} --reference {proteins[0][1]} -n 16 -o ensemble.pdb", file=sys.stderr)
+        f"{args.output / 'checkpoint.pt'}. Sample it with: cryosampler sample --checkpoint "
+        f"{args.output / 'checkpoint.pt'} --reference {proteins[0][1]} -n 16 -o ensemble.pdb", file=sys.stderr)
