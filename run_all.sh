@@ -96,8 +96,10 @@ case "$mode" in
       name=$(basename "$nb")
       echo "[run_all] $name"
       start=$(date +%s)
+      # --log-output streams each cell's output (training progress lines among them) to the terminal as it
+      # comes, so a notebook's 20 minutes do not show as one frozen progress line.
       if ! python -m papermill "$nb" "results/full/executed/$name" -p profile full \
-           --cwd notebooks --progress-bar; then
+           --cwd notebooks --progress-bar --log-output; then
         echo "[run_all] FAILED in $name: the failing cell is marked in results/full/executed/$name" >&2
         exit 1
       fi
