@@ -82,7 +82,8 @@ def principal_components(ca: np.ndarray, reference_ca: np.ndarray, states_ca: np
     axes = vt[:2] * np.sign(vt[[0, 1], largest])[:, None]  # (2, 3L)
     variance = sigma ** 2
     total = variance.sum()
-    explained = variance[:2] / total if total > 0 else np.zeros(2)
+    # Samples that differ by less than superposition's rounding (10⁻⁶ Å RMS) are one conformation: no components.
+    explained = variance[:2] / total if total > 1e-12 * flat.size else np.zeros(2)
 
     def project(conformations: np.ndarray) -> np.ndarray:  # (K, L, 3) superposed → (K, 2) Å
         return (conformations.reshape(len(conformations), -1) - mean) @ axes.T / np.sqrt(n_residues)
