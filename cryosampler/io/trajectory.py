@@ -55,8 +55,12 @@ def read_xtc_ensemble(path: str | Path, topology: str | Path, reference: Structu
     """The frames of an XTC ensemble (``cryosampler sample --format xtc``) with its ``topology`` PDB file, as
     :func:`~cryosampler.io.atomic_files.read_ensemble` reads a multi-model file: (F, N, 3) float64, Å, in the atom
     order of ``reference``; ValueError naming the file and the first differing atom if the topology's heavy atoms
-    are not the reference's."""
-    trajectory = read_trajectory(path, topology)
+    are not the reference's, the file is not XTC or the topology holds another number of atoms."""
+    try:
+        trajectory = read_trajectory(path, topology)
+    except (OSError, ValueError) as err:  # mdtraj's messages for a damaged file or a topology of other atoms
+        raise ValueError(f"{path}: cannot read it as an XTC trajectory of the atoms of {topology} "
+                         f"({' '.join(str(err).split())})") from None
     top = trajectory.topology
     check_same_atoms(top.res_nums, top.res_names, top.atom_names, reference, f"{path} (topology {topology})")
     return trajectory.frames
