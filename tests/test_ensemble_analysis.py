@@ -88,7 +88,8 @@ def test_report_of_an_ensemble_gives_tables_and_rmsd_to_the_reference():
     assert list(residues["residue"]) == list(range(1, 13)) and "".join(residues["secondary"]) == "".join(codes)
     table = report.sample_table()
     assert list(table.columns) == ["kind", "name", "rmsd_reference", "pc1", "pc2"]
-    assert list(table["kind"]) == ["sample"] * 5 + ["state"] and list(table["name"]) == ["0", "1", "2", "3", "4", "open"]
+    assert list(table["kind"]) == ["sample"] * 5 + ["state"]
+    assert list(table["name"]) == ["0", "1", "2", "3", "4", "open"]
     assert np.isnan(table["rmsd_reference"].iloc[-1])
     assert "5 samples of tiny, 12 residues" in report.summary()
     assert ensemble_report(samples, structure).residue_table()["secondary"].tolist() == [""] * 12

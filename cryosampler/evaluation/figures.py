@@ -8,7 +8,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-__all__ = ["save_figure", "write_figure", "plot_ensemble_report", "plot_state_maps", "plot_mode_displacement", "plot_loss_curves", "plot_sample_rmsds",
+__all__ = ["save_figure", "write_figure", "plot_ensemble_report", "plot_state_maps", "plot_mode_displacement",
+           "plot_loss_curves", "plot_sample_rmsds",
            "plot_figure2", "plot_ddim_steps", "plot_precision_curves", "plot_own_maps", "plot_path_progress",
            "plot_ingested_maps", "plot_coverage_curves", "plot_best_rmsd_bars", "plot_ca_traces"]
 
