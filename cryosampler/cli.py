@@ -1,7 +1,7 @@
-"""Command line: ``cryosampler train|sample|fit …`` (one module each in :mod:`cryosampler.commands`).
+"""Command line: ``cryosampler train|sample|fit|report …`` (one module each in :mod:`cryosampler.commands`).
 
 Exit codes: 0 done; 1 failed while running (a write error, out of memory); 2 bad input or usage, found
-before any work is done; 130 interrupted (Ctrl-C). A failed or interrupted ``sample`` or ``fit`` leaves no
+before any work is done; 130 interrupted (Ctrl-C). A failed or interrupted ``sample``, ``fit`` or ``report`` leaves no
 output: ensembles, models and maps are written under temporary names and moved into place only at the end.
 A failed or interrupted ``train`` leaves what ``--resume`` needs: the last checkpoint, its log and
 ``config.json``.
@@ -14,11 +14,11 @@ import sys
 import warnings
 from pathlib import Path
 
-from cryosampler.commands import fit, sample, train
+from cryosampler.commands import fit, report, sample, train
 
 __all__ = ["main", "COMMANDS"]
 
-COMMANDS = {"train": train, "sample": sample, "fit": fit}
+COMMANDS = {"train": train, "sample": sample, "fit": fit, "report": report}
 
 
 class _Parser(argparse.ArgumentParser):

@@ -86,7 +86,7 @@ def notebook_calls():
     for path in sorted((repo_root() / "notebooks").glob("*.ipynb")):
         for index, cell in enumerate(json.loads(path.read_text())["cells"]):
             source = "".join(cell["source"]) if cell["cell_type"] == "code" else ""
-            parts = re.split(r'\[\s*"(train|sample|fit)"', source)
+            parts = re.split(r'\[\s*"(train|sample|fit|report)"', source)
             for command, text in zip(parts[1::2], parts[2::2]):
                 yield f"{path.name} cell {index}", command, re.findall(r'"(-{1,2}[a-z][\w-]*)"', text)
 
@@ -106,7 +106,7 @@ def documented_lines():
 def documented_calls():
     """(where, command, the options given) of every command line in a code block of the documentation."""
     for where, line in documented_lines():
-        found = re.search(r"(?:^|-m )cryosampler +(train|sample|fit) (.*)", line.split("#")[0])
+        found = re.search(r"(?:^|-m )cryosampler +(train|sample|fit|report) (.*)", line.split("#")[0])
         if found:
             yield where, found[1], re.findall(r"(?<!\S)(-{1,2}[a-z][\w-]*)", found[2])
 
@@ -114,7 +114,7 @@ def documented_calls():
 def test_notebooks_and_docs_call_the_commands_with_current_spellings():
     options = current_options()
     calls = [*notebook_calls(), *documented_calls()]
-    assert {command for _, command, _ in calls} == {"train", "sample", "fit"}  # the search finds them
+    assert {command for _, command, _ in calls} == set(cli.COMMANDS)  # the search finds them
     wrong = [f"{where}: {command} {flag}" for where, command, flags in calls for flag in flags
              if flag not in options[command]]
     assert not wrong, "not an option of the command, or a deprecated spelling:\n" + "\n".join(wrong)

@@ -9,7 +9,7 @@ import pytest  # noqa: E402
 
 from cryosampler.evaluation.figures import (plot_best_rmsd_bars, plot_ca_traces, plot_coverage_curves,  # noqa: E402
                                  plot_ddim_steps, plot_figure2, plot_loss_curves, plot_mode_displacement,
-                                 plot_precision_curves,
+                                 plot_ensemble_report, plot_precision_curves,
                                  plot_sample_rmsds, plot_state_maps, save_figure)
 
 
@@ -108,3 +108,24 @@ def test_ca_traces_share_one_frame_and_colour_scale():
     panels = fig.axes[:2]
     assert panels[0].get_xlim() == panels[1].get_xlim() and panels[0].get_ylim() == panels[1].get_ylim()
     assert [c.get_clim() for ax in panels for c in ax.collections] == [(0, 10.0), (0, 10.0)]
+
+
+def test_ensemble_report_figure_has_its_three_panels_and_marks_the_states():
+    from cryosampler.evaluation.ensemble_analysis import ensemble_report
+    from conftest import make_helix
+
+    structure = make_helix(12)
+    rng = np.random.default_rng(0)
+    samples = structure.coords + rng.normal(scale=0.5, size=(6, structure.n_atoms, 3))
+    states = {"A": structure.coords[structure.backbone_index[:, 1]] + 1.0}
+    report = ensemble_report(samples, structure, states, np.array(list("CHHHHHHHEEEC")))
+    fig = plot_ensemble_report(report)
+    bar, line, pca = fig.axes[:3]
+    assert [t.get_text() for t in bar.get_legend().get_texts()] == ["helix", "strand"]
+    assert line.get_ylabel() == "CA RMSF (Å)" and line.get_xlim() == (0.5, 12.5)
+    assert pca.get_xlabel().startswith("PC1 (Å; ") and [t.get_text() for t in pca.texts] == ["A"]
+    hist = next(ax for ax in fig.axes if ax.get_ylabel() == "samples")
+    assert sum(patch.get_height() for patch in hist.patches) == 6
+    # Without DSSP the bar says so instead.
+    bare = plot_ensemble_report(ensemble_report(samples, structure))
+    assert [t.get_text() for t in bare.axes[0].texts] == ["secondary structure not available"]

@@ -46,3 +46,39 @@ def test_a_failed_write_leaves_an_earlier_file_untouched_and_no_temporary_file(t
         with XtcWriter(tmp_path / "other.xtc", structure.n_atoms) as out:
             out.write(np.full((1, structure.n_atoms, 3), np.nan))
     assert not (tmp_path / "other.xtc").exists()
+
+
+def test_an_xtc_ensemble_reads_back_in_the_reference_atom_order_and_other_atoms_are_refused(tmp_path):
+    from cryosampler.io.trajectory import read_xtc_ensemble
+
+    structure = make_helix(8)
+    frames = _ensemble(structure, 3)
+    write_pdb(tmp_path / "topology.pdb", structure)
+    with XtcWriter(tmp_path / "ensemble.xtc", structure.n_atoms) as out:
+        out.write(frames)
+    np.testing.assert_allclose(read_xtc_ensemble(tmp_path / "ensemble.xtc", tmp_path / "topology.pdb", structure),
+                               frames, atol=XTC_PRECISION)
+    with pytest.raises(ValueError, match=r"ensemble.xtc \(topology .*\): atoms do not match the reference \(40 atoms, "
+                                         r"reference tiny has 45\)"):
+        read_xtc_ensemble(tmp_path / "ensemble.xtc", tmp_path / "topology.pdb", make_helix(9))
+    write_pdb(tmp_path / "other.pdb", make_helix(9))
+    with pytest.raises(ValueError, match=r"ensemble.xtc: cannot read it as an XTC trajectory of the atoms of "
+                                         r".*other.pdb \(The topology and the trajectory files might not contain the same atoms"):
+        read_xtc_ensemble(tmp_path / "ensemble.xtc", tmp_path / "other.pdb", make_helix(9))
+    (tmp_path / "damaged.xtc").write_text("not a trajectory")
+    with pytest.raises(ValueError, match=r"damaged.xtc: cannot read it as an XTC trajectory .*\(Malformed XTC file"):
+        read_xtc_ensemble(tmp_path / "damaged.xtc", tmp_path / "topology.pdb", structure)
+
+
+def test_dssp_finds_calmodulin_s_helices_and_its_short_strands(shared_pdb):
+    from cryosampler.io.atomic_files import read_structure
+    from cryosampler.io.trajectory import secondary_structure
+
+    structure = read_structure(shared_pdb("1exr.pdb"))
+    codes = secondary_structure(structure)
+    assert codes.shape == structure.backbone_res_nums.shape and set(codes) == {"H", "E", "C"}
+    by_residue = dict(zip(structure.backbone_res_nums.tolist(), codes))
+    # The central helix (residues 65–92) and the paired β-strands of the EF-hand loops (e.g. 26–27 with 63–64).
+    assert all(by_residue[n] == "H" for n in range(66, 92))
+    assert by_residue[26] == by_residue[63] == "E"
+

@@ -8,7 +8,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-__all__ = ["save_figure", "plot_state_maps", "plot_mode_displacement", "plot_loss_curves", "plot_sample_rmsds",
+__all__ = ["save_figure", "write_figure", "plot_ensemble_report", "plot_state_maps", "plot_mode_displacement",
+           "plot_loss_curves", "plot_sample_rmsds",
            "plot_figure2", "plot_ddim_steps", "plot_precision_curves", "plot_own_maps", "plot_path_progress",
            "plot_ingested_maps", "plot_coverage_curves", "plot_best_rmsd_bars", "plot_ca_traces"]
 
@@ -18,10 +19,18 @@ def save_figure(fig: plt.Figure, directory: Path, name: str) -> list[Path]:
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     paths = [directory / f"{name}.png", directory / f"{name}.pdf"]
-    # No creation date in the PDF, so that an unchanged figure is an unchanged file in git.
-    fig.savefig(paths[0], dpi=200, bbox_inches="tight")
-    fig.savefig(paths[1], bbox_inches="tight", metadata={"CreationDate": None})
+    for path in paths:
+        write_figure(fig, path, path.suffix[1:])
     return paths
+
+
+def write_figure(fig: plt.Figure, path: Path, fmt: str) -> None:
+    """Write ``fig`` to ``path`` (any name: a temporary one too) as ``fmt`` "png" (200 dpi) or "pdf"."""
+    if fmt == "png":
+        fig.savefig(path, format="png", dpi=200, bbox_inches="tight")
+    else:
+        # No creation date in the PDF, so that an unchanged figure is an unchanged file in git.
+        fig.savefig(path, format="pdf", bbox_inches="tight", metadata={"CreationDate": None})
 
 
 def plot_state_maps(maps: dict[str, dict[str, np.ndarray]], apix: float, labels: dict[str, str] | None = None
@@ -434,4 +443,85 @@ def plot_denoiser_diagnostic(summary: pd.DataFrame, trajectory: pd.DataFrame, ta
     right.set_xlabel("diffusion time t (sampling runs from 1 to 0, left to right)")
     right.set_ylabel("denoised map between states (0 = i, 1 = j)")
     right.set_title("learned v̂₀ (solid) and D*(v_t) (dashed) on the learned run", fontsize=10)
+    return fig
+
+
+def _runs(codes: np.ndarray, residues: np.ndarray, code: str) -> list[tuple[float, float]]:
+    """(start, width) in residue numbers of each run of consecutive residues with ``code``, for broken_barh."""
+    runs = []
+    for k in np.flatnonzero(codes == code):
+        if runs and residues[k] == runs[-1][1] + 1 and codes[k - 1] == code:
+            runs[-1][1] = residues[k]
+        else:
+            runs.append([residues[k], residues[k]])
+    return [(first - 0.5, last - first + 1.0) for first, last in runs]
+
+
+def plot_ensemble_report(report) -> plt.Figure:
+    """``cryosampler report``'s figure of an ensemble beside its reference
+    (:class:`~cryosampler.evaluation.ensemble_analysis.EnsembleReport`): the CA RMSF along the sequence under the
+    reference's secondary structure (DSSP; helices and strands also shaded behind the curve); the samples on their
+    first two principal components, coloured by RMSD to the reference, with the reference and the known states
+    marked; and the histogram of the samples' RMSD to the reference."""
+    from cryosampler.evaluation.ensemble_analysis import SECONDARY_NAMES
+
+    residues, rmsf, r = report.residues, report.rmsf, report.rmsd_reference
+    colors = {"H": "tab:red", "E": "goldenrod"}
+    fig = plt.figure(figsize=(10.0, 7.0), constrained_layout=True)
+    grid = fig.add_gridspec(3, 2, height_ratios=(0.12, 1.0, 1.45))
+    bar = fig.add_subplot(grid[0, :])
+    line = fig.add_subplot(grid[1, :], sharex=bar)
+
+    # RMSF, broken at gaps in the residue numbering.
+    gaps = np.flatnonzero(np.diff(residues) > 1) + 1
+    for x, y in zip(np.split(residues, gaps), np.split(rmsf, gaps)):
+        line.fill_between(x, 0, y, color="0.85", alpha=0.7, lw=0)
+        line.plot(x, y, color="0.15", lw=1.2, marker="o" if len(residues) <= 60 else None, ms=2.5)
+    line.set_xlim(residues.min() - 0.5, residues.max() + 0.5)
+    line.set_ylim(0, 1.1 * rmsf.max() if rmsf.max() > 0 else 1.0)
+    line.set_xlabel("residue number")
+    line.set_ylabel("CA RMSF (Å)")
+    bar.set_yticks([])
+    bar.tick_params(labelbottom=False, bottom=False)
+    for side in ("top", "right", "left"):
+        bar.spines[side].set_visible(False)
+    if report.secondary is None:
+        bar.text(0.5, 0.5, "secondary structure not available", transform=bar.transAxes, ha="center", va="center",
+                 fontsize=8, color="0.4")
+    else:
+        for code, color in colors.items():
+            runs = _runs(report.secondary, residues, code)
+            bar.broken_barh(runs, (0.1, 0.8), color=color, label=SECONDARY_NAMES[code])
+            for start, width in runs:
+                line.axvspan(start, start + width, color=color, alpha=0.12, lw=0, zorder=0)
+        bar.set_ylim(0, 1)
+        bar.legend(loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=7, frameon=False)
+    bar.set_title(f"{report.name}: CA fluctuation about the ensemble's mean after superposition on the reference "
+                  f"(secondary structure of the reference, DSSP)", fontsize=9)
+
+    pca = fig.add_subplot(grid[2, 0])
+    pcs = report.pcs
+    points = pca.scatter(pcs.samples[:, 0], pcs.samples[:, 1], c=r, cmap="viridis", s=22, alpha=0.85,
+                         edgecolors="none", label=f"samples ({len(r)})")
+    fig.colorbar(points, ax=pca, shrink=0.85, pad=0.01, label="RMSD to the reference (Å)")
+    pca.scatter(*pcs.reference, marker="P", s=90, color="k", label="reference", zorder=3)
+    if len(pcs.states):
+        pca.scatter(pcs.states[:, 0], pcs.states[:, 1], marker="*", s=170, color="tab:red", edgecolors="k",
+                    linewidths=0.5, label="known states", zorder=4)
+        for (x, y), name in zip(pcs.states, report.state_names):
+            pca.annotate(name, (x, y), xytext=(5, 5), textcoords="offset points", fontsize=8, color="tab:red")
+    pca.margins(0.12)
+    pca.set_xlabel(f"PC1 (Å; {pcs.explained[0]:.0%} of the variance)")
+    pca.set_ylabel(f"PC2 (Å; {pcs.explained[1]:.0%} of the variance)")
+    pca.set_title("samples on the principal components of their CA positions", fontsize=9)
+    pca.legend(fontsize=7, loc="best")
+
+    hist = fig.add_subplot(grid[2, 1])
+    hist.hist(r, bins=int(np.clip(2 * np.ceil(np.sqrt(len(r))), 6, 30)), color="tab:blue", alpha=0.75,
+              edgecolor="white")
+    hist.axvline(np.median(r), color="0.2", ls="--", lw=1, label=f"median {np.median(r):.2f} Å")
+    hist.set_xlabel("RMSD to the reference (Å, heavy atoms, after superposition)")
+    hist.set_ylabel("samples")
+    hist.set_title("distance of the samples from the reference", fontsize=9)
+    hist.legend(fontsize=7)
     return fig

@@ -17,7 +17,7 @@ import numpy as np
 from scipy.spatial import cKDTree
 
 from cryosampler.io.files import atomic_path
-from cryosampler.io.structure import Structure, residue_layout, validate_coords
+from cryosampler.io.structure import Structure, check_same_atoms, residue_layout, validate_coords
 
 __all__ = ["EnsembleWriter", "read_ensemble", "read_structure", "write_mmcif", "write_pdb", "MIN_ATOM_DISTANCE",
            "MIN_DEFAULT_CHAIN_RESIDUES", "one_letter_code", "atomic_number", "align_sequences"]
@@ -278,17 +278,7 @@ def read_ensemble(path, reference: Structure) -> np.ndarray:
     for model in st:
         source = f"{path} model {model.num}"
         arrays = _chain_arrays(model, reference.chain_id, source)
-        for key in ("res_nums", "res_names", "atom_names"):
-            got, want = arrays[key], getattr(reference, key)
-            if got.shape != want.shape or np.any(got != want):
-                if got.shape != want.shape:
-                    detail = f"{len(got)} atoms, reference {reference.name} has {len(want)}"
-                else:
-                    i = int(np.flatnonzero(got != want)[0])
-                    detail = (f"atom {i} is {arrays['res_names'][i]} {arrays['res_nums'][i]} "
-                              f"{arrays['atom_names'][i]}, reference has {reference.res_names[i]} "
-                              f"{reference.res_nums[i]} {reference.atom_names[i]}")
-                raise ValueError(f"{source}: atoms do not match the reference ({detail})")
+        check_same_atoms(arrays["res_nums"], arrays["res_names"], arrays["atom_names"], reference, source)
         ensemble.append(arrays["coords"])
     return np.stack(ensemble)
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-__all__ = ["CAP_RESIDUES", "BACKBONE_ATOMS", "Structure", "residue_layout", "validate_coords"]
+__all__ = ["CAP_RESIDUES", "BACKBONE_ATOMS", "Structure", "residue_layout", "validate_coords", "check_same_atoms"]
 
 # Terminal caps: residues without CA that may sit inside a protein chain.
 CAP_RESIDUES = frozenset({"ACE", "NH2", "NME", "FOR"})
@@ -105,6 +105,21 @@ def validate_coords(coords, n_atoms: int, what: str, allow_models: bool) -> np.n
     if not np.all(np.isfinite(coords)):
         raise ValueError(f"{what}: coords contain NaN or inf")
     return coords
+
+
+def check_same_atoms(res_nums, res_names, atom_names, reference: Structure, source: str) -> None:
+    """ValueError naming ``source`` and the first differing atom unless the atoms (N,) — residue numbers, residue
+    names, atom names, in order — are ``reference``'s: the check that a model of an ensemble is the reference's."""
+    for key, got in (("res_nums", res_nums), ("res_names", res_names), ("atom_names", atom_names)):
+        got, want = np.asarray(got), getattr(reference, key)
+        if got.shape != want.shape or np.any(got != want):
+            if got.shape != want.shape:
+                detail = f"{len(got)} atoms, reference {reference.name} has {len(want)}"
+            else:
+                i = int(np.flatnonzero(got != want)[0])
+                detail = (f"atom {i} is {res_names[i]} {res_nums[i]} {atom_names[i]}, reference has "
+                          f"{reference.res_names[i]} {reference.res_nums[i]} {reference.atom_names[i]}")
+            raise ValueError(f"{source}: atoms do not match the reference ({detail})")
 
 
 # eq=False: field-wise == on numpy arrays is ambiguous; compare arrays explicitly instead.

@@ -1,6 +1,6 @@
-"""Trajectories: reading any format mdtraj reads (DCD, ...) as the heavy atoms of every frame, a
-:class:`~cryosampler.io.structure.Structure` and a coordinate array; writing ensembles as GROMACS XTC for MD tools.
-The one module that talks to mdtraj."""
+"""Trajectories: reading any format mdtraj reads (DCD, XTC, ...) as the heavy atoms of every frame, a
+:class:`~cryosampler.io.structure.Structure` and a coordinate array; writing ensembles as GROMACS XTC for MD tools;
+and mdtraj's DSSP, the secondary structure of a structure. The one module that talks to mdtraj."""
 
 from __future__ import annotations
 
@@ -12,9 +12,9 @@ import numpy as np
 
 from cryosampler.io.atomic_files import atomic_number
 from cryosampler.io.files import atomic_path
-from cryosampler.io.structure import Structure
+from cryosampler.io.structure import Structure, check_same_atoms
 
-__all__ = ["Trajectory", "read_trajectory", "XtcWriter", "XTC_PRECISION"]
+__all__ = ["Trajectory", "read_trajectory", "read_xtc_ensemble", "XtcWriter", "XTC_PRECISION", "secondary_structure"]
 
 # Å. XTC stores coordinates as integers of 1/1000 nm (GROMACS' default precision, mdtraj's only one).
 XTC_PRECISION = 0.01
@@ -37,7 +37,7 @@ def read_trajectory(path: str | Path, topology: str | Path | None = None, name: 
     in a protein the standardised name's first letter is the element, so that is used instead, and a heavy atom
     is one whose name does not start with H.
     """
-    import mdtraj  # imported here: only the transition-path experiment and `sample --format xtc` need it
+    import mdtraj  # imported here: only the transition path, XTC ensembles and `cryosampler report` need it
 
     trajectory = mdtraj.load(str(path)) if topology is None else mdtraj.load(str(path), top=str(topology))
     top = trajectory.topology
@@ -49,6 +49,41 @@ def read_trajectory(path: str | Path, topology: str | Path | None = None, name: 
                           atom_names=[a.name for a in atoms], res_names=[a.residue.name for a in atoms],
                           res_nums=[a.residue.resSeq for a in atoms], chain_id=chain_id, name=name)
     return Trajectory(structure, frames, tuple(a.name for a in top.atoms))
+
+
+def read_xtc_ensemble(path: str | Path, topology: str | Path, reference: Structure) -> np.ndarray:
+    """The frames of an XTC ensemble (``cryosampler sample --format xtc``) with its ``topology`` PDB file, as
+    :func:`~cryosampler.io.atomic_files.read_ensemble` reads a multi-model file: (F, N, 3) float64, Å, in the atom
+    order of ``reference``; ValueError naming the file and the first differing atom if the topology's heavy atoms
+    are not the reference's, the file is not XTC or the topology holds another number of atoms."""
+    try:
+        trajectory = read_trajectory(path, topology)
+    except (OSError, ValueError) as err:  # mdtraj's messages for a damaged file or a topology of other atoms
+        raise ValueError(f"{path}: cannot read it as an XTC trajectory of the atoms of {topology} "
+                         f"({' '.join(str(err).split())})") from None
+    top = trajectory.topology
+    check_same_atoms(top.res_nums, top.res_names, top.atom_names, reference, f"{path} (topology {topology})")
+    return trajectory.frames
+
+
+def secondary_structure(structure: Structure) -> np.ndarray:
+    """DSSP's secondary structure (Kabsch & Sander 1983, as mdtraj implements it; the simplified three classes) of
+    each amino-acid residue of ``structure``, from its backbone: (L_aa,) str, "H" helix (α, 3₁₀, π), "E" strand
+    (ladder or isolated bridge), "C" coil; rows as ``structure.backbone_res_nums``."""
+    import mdtraj
+
+    top = mdtraj.Topology()
+    chain = top.add_chain()
+    for start, stop in zip(structure.residue_starts[:-1], structure.residue_starts[1:]):
+        residue = top.add_residue(str(structure.res_names[start]), chain, resSeq=int(structure.res_nums[start]))
+        for i in range(start, stop):
+            top.add_atom(str(structure.atom_names[i]), mdtraj.element.get_by_symbol(str(structure.elements[i])),
+                         residue)
+    codes = mdtraj.compute_dssp(mdtraj.Trajectory(structure.coords[None] / 10.0, top), simplified=True)[0]  # Å → nm
+    # Caps have no CA and get "NA"; every other residue of a Structure has N, CA, C and O.
+    codes = codes[np.isin(structure.res_nums[structure.residue_starts[:-1]], structure.backbone_res_nums)]
+    assert len(codes) == len(structure.backbone_res_nums) and "NA" not in set(codes), codes
+    return codes.astype(str)
 
 
 class XtcWriter:
