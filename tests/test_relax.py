@@ -90,8 +90,9 @@ def test_incomplete_and_non_standard_residues_are_named(shared_pdb):
 
 def test_without_openmm_the_error_says_how_to_install_it(monkeypatch):
     monkeypatch.setitem(sys.modules, "openmm", None)  # import openmm now fails, as where it is not installed
-    with pytest.raises(ValueError, match=r"^--relax needs OpenMM, which is not installed: pip install -e '\.\[relax\]'$"):
+    with pytest.raises(ValueError) as error:
         require_openmm("--relax")
+    assert str(error.value) == "--relax needs OpenMM, which is not installed: pip install -e '.[relax]'"
     helix = make_helix(4)
     with pytest.raises(ValueError, match=re.escape(INSTALL)):
         relax(helix.coords[None], helix)
