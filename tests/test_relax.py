@@ -96,3 +96,12 @@ def test_without_openmm_the_error_says_how_to_install_it(monkeypatch):
     helix = make_helix(4)
     with pytest.raises(ValueError, match=re.escape(INSTALL)):
         relax(helix.coords[None], helix)
+
+
+def test_an_ace_cap_is_relaxed_with_its_chain(shared_pdb):
+    pytest.importorskip("openmm")
+    structure = read_structure(shared_pdb("1prw.pdb"))
+    capped = _subset(structure, structure.res_nums <= 20, "1prw_0-20")  # ACE 0, then 20 amino acids
+    assert capped.res_names[0] == "ACE"
+    relaxed, report = relax(capped.coords[None], capped)
+    assert clash_counts(relaxed, capped)[0] == 0 and report.rmsd[0] <= KEEPS_WITHIN
