@@ -22,6 +22,7 @@ import pandas as pd
 import cryosampler.cli as cli
 from cryosampler.evaluation.validate import sample_validity
 from cryosampler.io.atomic_files import read_ensemble, read_structure, write_pdb
+from cryosampler.io.structure import Structure
 from cryosampler.io.trajectory import XTC_PRECISION
 from cryosampler.model.checkpoint import save_checkpoint
 
@@ -393,3 +394,52 @@ def test_sample_summarises_the_ensemble_and_warns_when_it_stays_at_the_reference
                      r"pass BioEmu's filter; per sample in .*ensemble_validity\.csv$", err, re.M), err
     warning = [line for line in err.splitlines() if "WARNING" in line]
     assert len(warning) == 1 and "the samples did not leave the reference: all 3 lie within 0.5 Å" in warning[0]
+
+
+# --relax (physics/relax.py; OpenMM is an optional extra).
+
+
+def _sample(inputs, out, *extra) -> int:
+    checkpoint, reference = inputs
+    return cli.main(["sample", "--checkpoint", str(checkpoint), "--reference", str(reference), "-n", "2", "--steps",
+                     "2", "-o", str(out), "--quiet", *extra])
+
+
+def test_relax_without_openmm_says_how_to_install_it_and_writes_nothing(inputs, tmp_path, capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "openmm", None)  # import openmm fails, as where it is not installed
+    assert _sample(inputs, tmp_path / "run" / "ensemble.pdb", "--relax") == 2
+    assert capsys.readouterr().err.splitlines() == [
+        "cryosampler: error: --relax needs OpenMM, which is not installed: pip install -e '.[relax]'"]
+    assert not (tmp_path / "run").exists()
+
+
+def test_relax_refuses_a_backbone_only_reference_in_one_line(inputs, tmp_path, capsys):
+    checkpoint, _ = inputs
+    helix = make_helix()
+    keep = helix.atom_names != "CB"
+    backbone = tmp_path / "backbone.pdb"
+    write_pdb(backbone, Structure(coords=helix.coords[keep], elements=helix.elements[keep],
+                                  atomic_numbers=helix.atomic_numbers[keep], atom_names=helix.atom_names[keep],
+                                  res_names=helix.res_names[keep], res_nums=helix.res_nums[keep], chain_id="A",
+                                  name="backbone"))
+    assert _sample((checkpoint, backbone), tmp_path / "run" / "ensemble.pdb", "--relax") == 2
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 1 and err[0].startswith(f"cryosampler: error: {backbone}: a backbone-only model"), err
+    assert not (tmp_path / "run").exists()
+
+
+def test_sample_relax_relaxes_every_sample_and_says_so(inputs, tmp_path, capsys):
+    pytest.importorskip("openmm")
+    assert _sample(inputs, tmp_path / "plain.pdb") == 0
+    capsys.readouterr()
+    assert _sample(inputs, tmp_path / "relaxed.pdb", "--relax") == 0
+    err = capsys.readouterr().err
+    assert re.search(r"^relaxed 2 samples \(Amber14, implicit solvent, heavy atoms restrained\) in \d+\.\d s per "
+                     r"sample: clashes < 2\.2 Å per sample \d+\.\d → 0\.0, heavy atoms moved \d\.\d\d Å rms "
+                     r"\(largest model \d\.\d\d Å\)$", err, re.M), err
+    reference = read_structure(inputs[1])
+    plain, relaxed = (read_ensemble(tmp_path / name, reference) for name in ("plain.pdb", "relaxed.pdb"))
+    moved = np.sqrt(np.mean(np.sum((relaxed - plain) ** 2, axis=2), axis=1))  # (2,) Å
+    assert np.all(moved > 0.01), moved  # the same samples, each relaxed
+    validity = pd.read_csv(tmp_path / "relaxed_validity.csv")
+    assert list(validity["clashes"]) == [0, 0]

@@ -371,3 +371,20 @@ def test_more_bad_training_input_is_one_line_before_any_output(user_data, tmp_pa
     assert train(reference, given, out, *extra) == 2
     assert expected in one_line_error(capsys)
     assert not out.exists()
+
+
+def test_fit_relax_relaxes_the_model_and_says_so(user_data, trained, tmp_path, capsys):
+    pytest.importorskip("openmm")
+    reference, maps = user_data
+    structure = read_structure(reference)
+    assert fit(trained, reference, [maps / "vol_000.mrc"], tmp_path / "plain.pdb") == 0
+    capsys.readouterr()
+    assert cli.main(["fit", "--checkpoint", str(trained), "--reference", str(reference), "--maps",
+                     str(maps / "vol_000.mrc"), "-o", str(tmp_path / "relaxed.pdb"), "--device", "cpu", "--quiet",
+                     "--relax"]) == 0
+    err = capsys.readouterr().err.splitlines()
+    assert err[1].startswith("relaxed 1 model (Amber14, implicit solvent, heavy atoms restrained) in ") and \
+        " → 0.0, heavy atoms moved " in err[1], err
+    plain, relaxed = (read_ensemble(tmp_path / name, structure)[0] for name in ("plain.pdb", "relaxed.pdb"))
+    assert np.sqrt(np.mean(np.sum((relaxed - plain) ** 2, axis=1))) > 0.01  # the fitted model, relaxed
+    assert list(pd.read_csv(tmp_path / "relaxed_validity.csv")["clashes"]) == [0]

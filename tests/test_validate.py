@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy.spatial.distance import cdist
 
-from cryosampler.evaluation.validate import (BIOEMU_MAX_C_N, CHAIN_BREAK, bond_angles, covalent_bonds,
+from cryosampler.evaluation.validate import (BIOEMU_MAX_C_N, CHAIN_BREAK, bond_angles, clash_counts, covalent_bonds,
                                              sample_validity, validity, validity_summary)
 from cryosampler.io.atomic_files import read_structure, write_pdb
 from cryosampler.io.structure import Structure
@@ -145,6 +145,7 @@ def test_a_planted_clash_is_counted():
     table = sample_validity(np.stack([reference.coords, planted]), reference)
     assert _brute_force_clashes(planted, reference.res_nums) > 0
     assert list(table["clashes"]) == [_brute_force_clashes(x, reference.res_nums) for x in (reference.coords, planted)]
+    assert list(clash_counts(np.stack([reference.coords, planted]), reference)) == list(table["clashes"])
     assert list(table["bioemu_clashes"]) == [0, 1] and list(table["bioemu_physical"]) == [True, False]
     assert list(table["bioemu_ca_ca_ok"]) == [True, True] and list(table["bioemu_clash_free"]) == [True, False]
 

@@ -13,7 +13,8 @@ import sys
 from pathlib import Path
 
 __all__ = ["int_at_least", "same_path", "check_writable", "refuse_inputs", "Renamed", "add_renamed", "add_device_arg",
-           "add_quiet_arg", "add_far_conformation_arg", "nearest_training_protein", "KNOWN_IDENTITY"]
+           "add_quiet_arg", "add_far_conformation_arg", "add_relax_arg", "check_relax", "Relaxation",
+           "nearest_training_protein", "KNOWN_IDENTITY"]
 
 # Below this sequence identity to every protein a model was trained on, its output is a guess, not a prediction.
 KNOWN_IDENTITY = 0.9
@@ -114,6 +115,56 @@ def add_far_conformation_arg(parser: argparse.ArgumentParser) -> None:
                 help="accept a map although a rigid-body fit moves the reference by more than 3 Å RMS (a map of a "
                      "conformation far from the reference's, superposed on all atoms rather than on a rigid core, "
                      "can); the correlation floor of 0.1 still applies (default: refuse)")
+
+
+def add_relax_arg(parser: argparse.ArgumentParser) -> None:
+    """--relax, for the commands that write models (sample, fit)."""
+    parser.add_argument("--relax", action="store_true",
+                        help="relax each model before writing it, as AlphaFold does: Amber14 with implicit solvent, "
+                             "hydrogens added, heavy atoms restrained to their positions, energy minimisation only; "
+                             "needs OpenMM (pip install -e '.[relax]') and a model with every heavy atom")
+
+
+def check_relax(reference, source) -> None:
+    """Before any work, for --relax: ValueError unless Amber14 can parameterise ``reference`` (a Structure read
+    from ``source``) and OpenMM is installed."""
+    from cryosampler.physics.relax import check_relaxable, require_openmm
+
+    check_relaxable(reference, str(source))
+    require_openmm("--relax")
+
+
+class Relaxation:
+    """--relax: relaxes a command's models batch by batch (:func:`cryosampler.physics.relax.relax`) and sums up
+    what it did in one line."""
+
+    def __init__(self, reference):
+        self.reference, self.before, self.after, self.rmsd, self.seconds = reference, [], [], [], []
+
+    def __call__(self, coords):
+        """Relaxed coords (M, N, 3) Å of models ``coords`` (M, N, 3) Å in the reference's atom order."""
+        from cryosampler.evaluation.validate import clash_counts
+        from cryosampler.physics.relax import relax
+
+        relaxed, report = relax(coords, self.reference)
+        self.before.append(clash_counts(coords, self.reference))
+        self.after.append(clash_counts(relaxed, self.reference))
+        self.rmsd.append(report.rmsd)
+        self.seconds.append(report.seconds)
+        return relaxed
+
+    def summary(self, noun: str = "models") -> str:
+        """One line: how many models, the time per model, clashes per model before → after, how far atoms moved."""
+        import numpy as np
+
+        from cryosampler.evaluation.validate import CLASH_CUTOFF
+
+        before, after, rmsd, seconds = (np.concatenate(x) for x in (self.before, self.after, self.rmsd, self.seconds))
+        one = noun.removesuffix("s")
+        return (f"relaxed {len(rmsd)} {noun if len(rmsd) != 1 else one} (Amber14, implicit solvent, heavy atoms "
+                f"restrained) in {seconds.mean():.1f} s per {one}: clashes < {CLASH_CUTOFF:g} Å per {one} "
+                f"{before.mean():.1f} → {after.mean():.1f}, heavy atoms moved {np.sqrt(np.mean(rmsd ** 2)):.2f} Å "
+                f"rms (largest model {rmsd.max():.2f} Å)")
 
 
 def nearest_training_protein(state: dict, sequence: str, source) -> tuple[str, float] | None:

@@ -8,8 +8,8 @@ import sys
 import time
 from pathlib import Path
 
-from cryosampler.commands import (add_device_arg, add_far_conformation_arg, add_quiet_arg, add_renamed, check_writable,
-                                  nearest_training_protein, refuse_inputs)
+from cryosampler.commands import (Relaxation, add_device_arg, add_far_conformation_arg, add_quiet_arg, add_relax_arg,
+                                  add_renamed, check_relax, check_writable, nearest_training_protein, refuse_inputs)
 from cryosampler.commands.listing import MAP_SUFFIXES, is_map, resolve_maps
 from cryosampler.io.files import staged_directory
 
@@ -39,6 +39,7 @@ def add_args(parser: argparse.ArgumentParser) -> None:
                 help="map files, a folder of them, or a CSV with a 'map' column, as for train")
     parser.add_argument("-o", "--output", required=True, type=Path,
                         help="one map: the model file (.pdb or .cif); several: a new or empty folder")
+    add_relax_arg(parser)
     add_device_arg(parser)
     add_far_conformation_arg(parser)
     add_quiet_arg(parser)
@@ -114,6 +115,8 @@ def main(args: argparse.Namespace) -> None:
     state = load_checkpoint(args.checkpoint)
     model = model_from_checkpoint(state)
     reference = read_structure(args.reference, chain=args.chain)
+    if args.relax:
+        check_relax(reference, args.reference)
     nearest_training_protein(state, reference.sequence, args.reference)
     placed = prepare_reference(model, reference, source=str(args.reference))
     centre = placed.place.inverse().apply(np.zeros(3))  # map frame: the model box's centre
@@ -132,6 +135,11 @@ def main(args: argparse.Namespace) -> None:
                   f"(reference) → {result.correlation_fitted:.3f} (fitted), {rows[-1]['rmsd_to_reference']:.2f} Å "
                   "from the reference", file=sys.stderr, flush=True)
 
+    relaxation = Relaxation(reference) if args.relax else None
+    if relaxation is not None:
+        models = list(relaxation(np.stack(models)))
+        for row, coords in zip(rows, models):
+            row["rmsd_to_reference"] = rmsd(coords, reference.coords)
     validity = sample_validity(np.stack(models), reference).drop(columns="sample")
     if single:  # every writer writes a temporary file and renames it at the end
         args.output.parent.mkdir(parents=True, exist_ok=True)
@@ -155,4 +163,6 @@ def main(args: argparse.Namespace) -> None:
             validity.to_csv(folder / VALIDITY, index=False)
     where = f"{args.output} and {table}" if single else f"{args.output} (one model per map, {TABLE} and {VALIDITY})"
     print(f"fitted {len(maps)} map(s) in {time.perf_counter() - tic:.1f} s; wrote {where}", file=sys.stderr)
+    if relaxation is not None:
+        print(relaxation.summary(), file=sys.stderr)
     print(f"validity: {validity_summary(validity, reference, noun='models')}", file=sys.stderr)

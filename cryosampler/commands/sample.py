@@ -9,8 +9,8 @@ import time
 from contextlib import ExitStack
 from pathlib import Path
 
-from cryosampler.commands import (add_device_arg, add_quiet_arg, add_renamed, check_writable, int_at_least,
-                                  nearest_training_protein, refuse_inputs, same_path)
+from cryosampler.commands import (Relaxation, add_device_arg, add_quiet_arg, add_relax_arg, add_renamed, check_relax,
+                                  check_writable, int_at_least, nearest_training_protein, refuse_inputs, same_path)
 from cryosampler.io.files import staged_directory
 
 __all__ = ["add_args", "main", "check_outputs", "output_paths", "DEFAULT_DDIM_STEPS", "HELP", "DESCRIPTION",
@@ -64,6 +64,7 @@ def add_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--allow-poor-fit", action="store_true",
                         help="sample a reference whose CA atoms fit the model's template poorly (another "
                              "protein or conformation, which would be mis-placed; default: refuse)")
+    add_relax_arg(parser)
     add_device_arg(parser)
     add_quiet_arg(parser)
 
@@ -136,6 +137,10 @@ def main(args: argparse.Namespace) -> None:
     state = load_checkpoint(args.checkpoint)
     model = model_from_checkpoint(state)
     reference = read_structure(args.reference, chain=args.chain)
+    relaxation = None
+    if args.relax:
+        check_relax(reference, args.reference)
+        relaxation = Relaxation(reference)
     max_fit = math.inf if args.allow_poor_fit else MAX_TEMPLATE_RMSD
     placed = prepare_reference(model, reference, max_template_rmsd=max_fit, source=str(args.reference))
     if placed.template_rmsd > MAX_TEMPLATE_RMSD:
@@ -164,6 +169,8 @@ def main(args: argparse.Namespace) -> None:
             maps_dir = stack.enter_context(staged_directory(args.maps_dir, MAPS))
         for coords, batch in iter_reference_samples(model, placed, args.num_samples, args.seed, args.batch_size,
                                                     n_steps=args.steps, progress=not args.quiet, device=device):
+            if relaxation is not None:
+                coords = relaxation(coords)
             ensemble.write(coords)
             parts.append(spread_parts(coords, reference))
             tables.append(sample_validity(coords, reference, first=first))
@@ -191,6 +198,8 @@ def main(args: argparse.Namespace) -> None:
         known.append(f"nearest training protein {nearest[0]}, {nearest[1]:.0%} sequence identity")
     print(f"wrote {args.num_samples} samples of {reference.name} ({'; '.join([f'{reference.n_atoms} atoms', *known])}"
           f") to {args.output}{maps} in {time.perf_counter() - tic:.1f} s", file=sys.stderr)
+    if relaxation is not None:
+        print(relaxation.summary("samples"), file=sys.stderr)
     spread = EnsembleSpread.from_parts(parts)
     print(f"ensemble: {spread.summary()}", file=sys.stderr)
     print(f"validity: {validity_summary(table, reference)}; per sample in {outputs['validity']}", file=sys.stderr)

@@ -15,8 +15,8 @@ from scipy.spatial import cKDTree
 from cryosampler.evaluation.metrics import checked_coords
 from cryosampler.io.structure import Structure
 
-__all__ = ["validity", "sample_validity", "validity_summary", "covalent_bonds", "bond_angles", "BOND_CUTOFF",
-           "CLASH_CUTOFF", "CHAIN_BREAK", "BIOEMU_MAX_CA_CA", "BIOEMU_MAX_C_N", "BIOEMU_CLASH",
+__all__ = ["validity", "sample_validity", "clash_counts", "validity_summary", "covalent_bonds", "bond_angles",
+           "BOND_CUTOFF", "CLASH_CUTOFF", "CHAIN_BREAK", "BIOEMU_MAX_CA_CA", "BIOEMU_MAX_C_N", "BIOEMU_CLASH",
            "BIOEMU_MIN_SEPARATION"]
 
 # Å. Covalent heavy-atom bonds are 1.2-1.6 Å (S-C 1.8 Å); 1-3 distances within a residue start near 2.2 Å.
@@ -77,6 +77,13 @@ def _count_clashes(coords: np.ndarray, res_nums: np.ndarray, cutoff: float, min_
     return int(np.sum(np.abs(nums[:, 0] - nums[:, 1]) >= min_separation))
 
 
+def clash_counts(samples: np.ndarray, reference: Structure, clash_cutoff: float = CLASH_CUTOFF) -> np.ndarray:
+    """Clashes of each sample (S,) int64: heavy-atom pairs closer than ``clash_cutoff`` (Å) whose residue numbers
+    differ by 2 or more (see :func:`validity`); samples (S, N, 3) Å in the atom order of ``reference``."""
+    samples = checked_coords(samples, "samples", "SN", reference.n_atoms)
+    return np.array([_count_clashes(x, reference.res_nums, clash_cutoff) for x in samples], dtype=np.int64)
+
+
 def _consecutive_ca(reference: Structure) -> np.ndarray:
     """CA atom pairs (L', 2) of amino-acid residues with consecutive residue numbers."""
     ca, ca_nums = reference.backbone_index[:, 1], reference.backbone_res_nums
@@ -124,7 +131,7 @@ def validity(samples: np.ndarray, reference: Structure, clash_cutoff: float = CL
     ca_pairs = _consecutive_ca(reference)  # (L', 2)
     ca_dev = np.abs(_distances(samples, ca_pairs) - _distances(reference.coords, ca_pairs))  # (S, L')
 
-    clashes = [_count_clashes(x, reference.res_nums, clash_cutoff) for x in samples]
+    clashes = clash_counts(samples, reference, clash_cutoff)
 
     def mean_max(dev: np.ndarray) -> tuple[float, float]:
         return (float(dev.mean()), float(dev.max())) if dev.size else (0.0, 0.0)
@@ -194,7 +201,7 @@ def sample_validity(samples: np.ndarray, reference: Structure, clash_cutoff: flo
     ca_ca_ok, c_n_ok = np.all(ca_ca < BIOEMU_MAX_CA_CA, axis=1), np.all(c_n < BIOEMU_MAX_C_N, axis=1)
     return pd.DataFrame({
         "sample": np.arange(first, first + len(samples)),
-        "clashes": [_count_clashes(x, reference.res_nums, clash_cutoff) for x in samples],
+        "clashes": clash_counts(samples, reference, clash_cutoff),
         "bond_dev_rmsd": bond_rms, "bond_dev_max": bond_max,
         "angle_dev_rmsd": angle_rms, "angle_dev_max": angle_max,
         "chain_breaks": np.sum(ca_ca > CHAIN_BREAK, axis=1),
