@@ -156,8 +156,8 @@ def refine(coords0: np.ndarray, reference: Structure, volume: np.ndarray, grid: 
                                      lambda_b=scale * config.backbone_weight * len(pairs_b))
         bond = pair_distance_loss(coords[None], ref, bonds)
         clash = clash_penalty(coords, state["pairs"], state["limits"])
-        loss = (config.map_weight * len(coords) * (1 - r) + restraints.total + scale * config.bond_weight * len(bonds) * bond
-                + config.clash_weight * clash)
+        loss = (config.map_weight * len(coords) * (1 - r) + restraints.total
+                + scale * config.bond_weight * len(bonds) * bond + config.clash_weight * clash)
         return {"loss": loss, "correlation": r, "residue": restraints.residue, "backbone": restraints.backbone,
                 "bond": bond, "clash": clash}
 

@@ -12,8 +12,8 @@ from cryosampler.commands import add_fit_probes_arg, check_writable, nearest_tra
 from cryosampler.commands.listing import MAP_SUFFIXES, is_map, resolve_maps
 from cryosampler.io.files import staged_directory
 
-__all__ = ["add_args", "main", "check_outputs", "writes_one_file", "model_name", "validity_path", "HELP",
-           "DESCRIPTION", "TABLE", "VALIDITY"]
+__all__ = ["add_args", "main", "check_numbers", "check_outputs", "writes_one_file", "model_name", "validity_path",
+           "HELP", "DESCRIPTION", "TABLE", "VALIDITY"]
 
 TABLE = "fit.csv"
 VALIDITY = "validity.csv"
@@ -26,7 +26,9 @@ DESCRIPTION = (
     "written in the map's frame, with the map–model correlation of the reference and of the fitted model. "
     "One map: -o FILE.pdb|.cif, with FILE_validity.csv beside it. Several maps (or a folder or CSV): -o FOLDER, "
     f"which receives one PDB per map (named after the map), {TABLE} and {VALIDITY} (each model's validity); the "
-    "folder must be new or empty.")
+    "folder must be new or empty. --refine refines each read-out into its map (real-space refinement through the "
+    "renderer, under the reference's bond, residue and backbone-window distances and a clash term); --recycle N "
+    "reads each map out N more times, the reference replaced by the last read-out.")
 
 
 def add_args(parser: argparse.ArgumentParser) -> None:
@@ -41,6 +43,25 @@ def add_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="auto",
                         help="auto (a GPU when CUDA is available, else the CPU), cpu, cuda or cuda:N (default auto)")
     add_fit_probes_arg(parser)
+    parser.add_argument("--refine", action="store_true",
+                        help="refine each read-out into its map (refine.refine; adds correlation_readout, the "
+                             "read-out's correlation before refinement, to the table)")
+    parser.add_argument("--resolution", type=float, default=None,
+                        help="the maps' resolution (Å), at which --refine renders the model (default: the model's "
+                             "training resolution)")
+    parser.add_argument("--recycle", type=int, default=0,
+                        help="read each map out this many more times, with the reference replaced by the last "
+                             "read-out (default 0)")
+
+
+def check_numbers(args: argparse.Namespace) -> None:
+    """Refuse a --resolution or --recycle that cannot be used (ValueError naming the option)."""
+    if args.resolution is not None and not (args.resolution > 0 and args.resolution < float("inf")):
+        raise ValueError(f"--resolution {args.resolution} must be a positive number of Å")
+    if args.resolution is not None and not args.refine:
+        raise ValueError("--resolution is the resolution --refine renders at; pass --refine too, or leave it out")
+    if args.recycle < 0:
+        raise ValueError(f"--recycle {args.recycle} must be 0 or more read-outs")
 
 
 def model_name(map_path: Path) -> str:
@@ -92,6 +113,7 @@ def check_outputs(args: argparse.Namespace, inputs: list[Path]) -> None:
 
 
 def main(args: argparse.Namespace) -> None:
+    check_numbers(args)
     maps = resolve_maps(args.maps, args.reference)
     check_outputs(args, [args.reference, args.checkpoint, *maps])
     single = writes_one_file(args, maps)
@@ -103,6 +125,7 @@ def main(args: argparse.Namespace) -> None:
     from cryosampler.ingest import ingest_map
     from cryosampler.reference import prepare_reference
     from cryosampler.readout import fit_map
+    from cryosampler.refine import REFINE_PRESETS
     from cryosampler.evaluation.validate import sample_validity, validity_summary
     from cryosampler.io.atomic_files import read_structure, write_mmcif, write_pdb
     from cryosampler.io.files import atomic_path
@@ -121,14 +144,17 @@ def main(args: argparse.Namespace) -> None:
     for k, path in enumerate(maps, start=1):
         volume, _ = ingest_map(path, model.config.grid, reference.coords, reference.atomic_numbers, centre,
                                probes=not args.skip_fit_probes, res_nums=reference.res_nums)
-        result = fit_map(model, reference, placed, volume, device)
+        result = fit_map(model, reference, placed, volume, device, recycle=args.recycle,
+                         refinement=REFINE_PRESETS["default"] if args.refine else None, resolution=args.resolution)
         models.append(result.coords)
         rows.append({"map": str(path), "model": None, "correlation_reference": result.correlation_reference,
+                     **({"correlation_readout": result.correlation_readout} if args.refine else {}),
                      "correlation_fitted": result.correlation_fitted,
                      "rmsd_to_reference": rmsd(result.coords, reference.coords)})
+        refined = f" → {result.correlation_fitted:.3f} (refined)" if args.refine else " (fitted)"
         print(f"map {k}/{len(maps)} {path}: map–model correlation {result.correlation_reference:.3f} (reference) "
-              f"→ {result.correlation_fitted:.3f} (fitted), {rows[-1]['rmsd_to_reference']:.2f} Å from the "
-              "reference", file=sys.stderr, flush=True)
+              f"→ {result.correlation_readout:.3f}{' (read out)' if args.refine else ''}{refined}, "
+              f"{rows[-1]['rmsd_to_reference']:.2f} Å from the reference", file=sys.stderr, flush=True)
 
     validity = sample_validity(np.stack(models), reference).drop(columns="sample")
     if single:  # every writer writes a temporary file and renames it at the end
