@@ -12,11 +12,13 @@ weight acts per atom or per pair whatever the protein's size. The clash sum runs
 or more apart (those ``evaluation.validate`` counts as clashes) closer than t_ij = min(clash_distance, their
 distance in the reference): a contact the reference itself makes is never pushed apart; pairs come from a KD-tree,
 rebuilt every few steps. L-BFGS minimises L from the given start in stages whose restraint scale s rises
-(``RefineConfig.stages``).
+(``RefineConfig.stages``); the stages before the last render at ``RefineConfig.coarse_resolution`` if the map's is
+finer.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 
@@ -56,6 +58,8 @@ class RefineConfig:
     # Restraint scale of each stage, steps split evenly. Stiff restraints slow L-BFGS on the map's soft
     # directions, so the model first follows the map under weak restraints, then takes the full ones.
     stages: tuple[float, ...] = (0.03, 1.0)
+    # Å. Stages before the last render no sharper than this: a blurred model feels a map from farther away.
+    coarse_resolution: float = 8.0
     pair_every: int = 10  # steps between rebuilds of the clash pair list
     pair_reach: float = 2.0  # Å beyond clash_distance that a rebuilt list also holds, for the steps until the next
     margin: float = 10.0  # Å of map kept around the start model on every side (io.grid.crop_around)
@@ -64,7 +68,7 @@ class RefineConfig:
         if not (isinstance(self.steps, int) and self.steps >= 0):
             raise ValueError(f"RefineConfig.steps must be an int ≥ 0, got {self.steps!r}")
         for name in ("map_weight", "residue_weight", "backbone_weight", "bond_weight", "clash_weight",
-                     "clash_distance", "pair_reach", "margin"):
+                     "clash_distance", "pair_reach", "margin", "coarse_resolution"):
             value = getattr(self, name)
             if not (math.isfinite(value) and value >= 0):
                 raise ValueError(f"RefineConfig.{name} must be a finite number ≥ 0, got {value!r}")
@@ -86,8 +90,9 @@ class Refinement:
     """A refined model and how it got there."""
 
     coords: np.ndarray  # (N, 3) float64, Å, the grid's frame
-    log: pd.DataFrame  # row k: the terms where step k + 1 starts (the last row: the result): step (0 … steps),
-    # loss, correlation, residue, backbone and bond (unweighted, Å²), clash (Å²), clash_pairs (pairs in the list)
+    log: pd.DataFrame  # row k: the terms of step k + 1's stage where it starts (the last row: the result, at the
+    # grid's resolution): step (0 … steps), loss, correlation, residue, backbone and bond (unweighted, Å²),
+    # clash (Å²), clash_pairs (pairs in the list)
     correlation_start: float  # r of the start model with the map (cropped box, grid's resolution)
     correlation_end: float  # the same for the refined model
 
@@ -150,7 +155,7 @@ def refine(coords0: np.ndarray, reference: Structure, volume: np.ndarray, grid: 
 
     def terms(coords: torch.Tensor) -> dict[str, torch.Tensor]:
         scale = state["scale"]
-        r = pearson(target, render_density(coords[None], weights, box, check_bounds=False))[0]
+        r = pearson(target, render_density(coords[None], weights, state["box"], check_bounds=False))[0]
         restraints = structural_loss(coords[None], ref, pairs_r, pairs_b,
                                      lambda_r=scale * config.residue_weight * len(pairs_r),
                                      lambda_b=scale * config.backbone_weight * len(pairs_b))
@@ -173,10 +178,16 @@ def refine(coords0: np.ndarray, reference: Structure, volume: np.ndarray, grid: 
 
     rows = []
     rebuild()
+    state["scale"], state["box"] = config.stages[-1], box
+    with torch.no_grad():
+        start = float(terms(x)["correlation"])
     for step in range(config.steps):
         stage = step * len(config.stages) // config.steps
-        if step == 0 or state["scale"] != config.stages[stage]:  # a new objective: L-BFGS forgets the last one
-            state["scale"] = config.stages[stage]
+        if stage != state.get("stage"):  # a new objective: L-BFGS forgets the last one
+            last = stage == len(config.stages) - 1
+            state["stage"], state["scale"] = stage, config.stages[stage]
+            state["box"] = box if last else dataclasses.replace(
+                box, resolution=max(box.resolution, config.coarse_resolution))
             optimizer = torch.optim.LBFGS([x], lr=1.0, max_iter=1, max_eval=MAX_LINE_SEARCH, history_size=20,
                                           line_search_fn="strong_wolfe")
         if step and step % config.pair_every == 0:
@@ -184,8 +195,7 @@ def refine(coords0: np.ndarray, reference: Structure, volume: np.ndarray, grid: 
         state.pop("first", None)
         optimizer.step(closure)
         rows.append(row(state["first"], step))
-    state["scale"] = config.stages[-1]
+    state["scale"], state["box"] = config.stages[-1], box
     with torch.no_grad():
         rows.append(row(terms(x), config.steps))
-    return Refinement(x.detach().double().numpy() + shift, pd.DataFrame(rows),
-                      rows[0]["correlation"], rows[-1]["correlation"])
+    return Refinement(x.detach().double().numpy() + shift, pd.DataFrame(rows), start, rows[-1]["correlation"])

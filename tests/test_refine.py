@@ -55,6 +55,18 @@ def test_refinement_is_deterministic_and_zero_steps_leave_the_start():
     assert still.correlation_start == still.correlation_end
 
 
+def test_stages_before_the_last_render_no_sharper_than_the_coarse_resolution():
+    structure = make_helix(12)
+    sharp = dataclasses.replace(GRID, resolution=4.0)
+    volume = render(structure.coords + [1.0, 0.0, 0.0], structure.atomic_numbers, sharp)
+    config = RefineConfig(steps=4, stages=(0.5, 1.0), coarse_resolution=8.0)
+    coarse = refine(structure.coords, structure, volume, sharp, config).log
+    at_map = refine(structure.coords, structure, volume, sharp, dataclasses.replace(config, coarse_resolution=0.0))
+    # Step 1 starts from the same model: only the resolution of the first stage's render differs.
+    assert at_map.log["correlation"].iloc[0] == pytest.approx(at_map.correlation_start)
+    assert abs(coarse["correlation"].iloc[0] - at_map.correlation_start) > 0.05
+
+
 def test_the_clash_term_removes_a_planted_clash():
     structure, _ = make_two_domains()
     # Move one helix of the second domain onto the core until atoms of residues far apart overlap.
