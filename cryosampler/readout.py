@@ -1,9 +1,11 @@
 """The read-out of one given map (eq. 12 without sampling): the atomic model a trained encoder assigns to a map,
-read at the diffusion time whose noise matches the map's own (``cryosampler fit``), and the probes' read-out of a
-known map noised to a chosen time."""
+read at the diffusion time whose noise matches the map's own (``cryosampler fit``), optionally read again with the
+reference replaced by the read-out ("recycling") and refined into the map (``refine``); and the probes' read-out
+of a known map noised to a chosen time."""
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -16,6 +18,7 @@ from cryosampler.model.denoiser import CryoSampler
 from cryosampler.model.diffusion import DiffusionConfig, add_noise, alpha_sigma, time_at_noise
 from cryosampler.model.featurize import ProteinFeatures, collate
 from cryosampler.reference import PlacedReference
+from cryosampler.refine import RefineConfig, refine
 
 __all__ = ["matched_time", "read_out", "read_out_noised", "MapFit", "fit_map", "EMPTY_FRACTION", "MIN_EMPTY_VOXELS"]
 
@@ -86,24 +89,45 @@ def read_out_noised(model: CryoSampler, protein: ProteinFeatures, v0: torch.Tens
 class MapFit:
     """The model read out of one map (:func:`fit_map`)."""
 
-    coords: np.ndarray  # (N, 3) float64, Å, the reference's (the map's) frame
+    coords: np.ndarray  # (N, 3) float64, Å, the reference's (the map's) frame: the fitted model
     correlation_reference: float  # map–model Pearson r of the reference, at the model's resolution
     correlation_fitted: float  # the same for the fitted model
+    readout: np.ndarray  # (N, 3) float64, Å, the map's frame: the read-out before refinement (coords without it)
+    correlation_readout: float  # r of the read-out, at the model's resolution
 
 
 def fit_map(model: CryoSampler, reference: Structure, placed: PlacedReference, volume: np.ndarray,
-            device: str | torch.device = "cpu", precision: str = "fp32") -> MapFit:
+            device: str | torch.device = "cpu", precision: str = "fp32", recycle: int = 0,
+            refinement: RefineConfig | None = None, resolution: float | None = None) -> MapFit:
     """The atomic model ``model`` assigns to a map of ``reference``'s protein (``cryosampler fit``).
 
     volume: (D, D, D) on the model's grid, axis-aligned in the reference's frame and centred where the
     model's box is (``ingest.ingest_map`` with centre = the reference's centroid gives it). The map is
     turned into the model's frame, scaled to the renderer's units (``ingest.model_scale``) and read out
     (:func:`read_out`); the result goes back to the reference's frame.
+
+    recycle: read the map out again this many times, each time with the reference's coordinates replaced by the
+    last read-out (the model sees the protein placed where it last put it). refinement: if given, the read-out is
+    refined into ``volume`` (``refine.refine``) on the model's grid, rendered at ``resolution`` Å (the map's own;
+    default the model's).
     """
+    if not (isinstance(recycle, int) and recycle >= 0):
+        raise ValueError(f"recycle must be an int ≥ 0 (read-outs after the first), got {recycle!r}")
     grid, numbers = model.config.grid, reference.atomic_numbers
     back = placed.place.inverse()
     centre = back.apply(np.zeros(3))
     in_model, _ = to_model_units(volume, placed.place, reference.coords, numbers, grid)
-    fitted = back.apply(read_out(model, placed.protein, in_model, device, precision).astype(np.float64))
+    protein = placed.protein
+    for _ in range(1 + recycle):
+        coords = read_out(model, protein, in_model, device, precision)  # (N, 3) float32 Å, model frame
+        protein = dataclasses.replace(protein, ref_coords=torch.as_tensor(coords))
+    readout = back.apply(coords.astype(np.float64))
+    fitted = readout
+    if refinement is not None:
+        on = grid if resolution is None else dataclasses.replace(grid, resolution=float(resolution))
+        fitted = refine(readout - centre, reference, volume, on, refinement).coords + centre
+    correlation_readout = map_model_correlation(volume, readout, numbers, grid, centre)
     return MapFit(fitted, map_model_correlation(volume, reference.coords, numbers, grid, centre),
-                  map_model_correlation(volume, fitted, numbers, grid, centre))
+                  correlation_readout if refinement is None else map_model_correlation(volume, fitted, numbers,
+                                                                                        grid, centre),
+                  readout, correlation_readout)

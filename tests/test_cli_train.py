@@ -265,9 +265,9 @@ def trained(user_data, tmp_path_factory):
     return out / "checkpoint.pt"
 
 
-def fit(checkpoint, reference, maps, output):
+def fit(checkpoint, reference, maps, output, *extra):
     return cli.main(["fit", "--checkpoint", str(checkpoint), "--reference", str(reference), "--maps",
-                     *map(str, maps), "-o", str(output), "--device", "cpu"])
+                     *map(str, maps), "-o", str(output), "--device", "cpu", *extra])
 
 
 def test_fit_writes_one_model_per_map_in_the_map_frame(user_data, trained, tmp_path, capsys):
@@ -307,6 +307,37 @@ def test_fit_takes_the_deprecated_map_with_a_note_and_quiet_leaves_the_summary(u
     assert err[1].startswith("fitted 1 map(s) in ") and err[2].startswith("validity: 1 model, ") and len(err) == 3
     structure = read_structure(reference)
     assert read_ensemble(output, structure).shape == (1, structure.n_atoms, 3)
+
+
+def test_fit_refine_and_recycle_write_the_refined_models_and_both_correlations(user_data, trained, tmp_path,
+                                                                               capsys):
+    reference, maps = user_data
+    structure = read_structure(reference)
+    out = tmp_path / "fits"
+    assert fit(trained, reference, [maps], out, "--refine", "--recycle", "1", "--resolution", "6") == 0
+    table = pd.read_csv(out / "fit.csv")
+    assert list(table.columns) == ["map", "model", "correlation_reference", "correlation_readout",
+                                   "correlation_fitted", "rmsd_to_reference"]
+    # Refinement raises the correlation it maximises (at 6 Å here; the table's is at the model's 8 Å).
+    assert (table["correlation_fitted"] > table["correlation_readout"]).all()
+    models = read_ensemble(out / "vol_000.pdb", structure)
+    validity = pd.read_csv(out / "validity.csv")
+    assert (validity["clashes"] == 0).all() and (validity["bond_dev_rmsd"] < 0.05).all()
+    assert np.sqrt(((models[0] - structure.coords) ** 2).sum(-1).mean()) < 1.5  # near the maps' structures
+    err = capsys.readouterr().err
+    assert "(read out) → " in err and "(refined)" in err
+
+
+@pytest.mark.parametrize("option, expected", [
+    (["--recycle", "-1"], "--recycle -1 must be 0 or more"),
+    (["--refine", "--resolution", "0"], "--resolution 0.0 must be a positive"),
+    (["--resolution", "4"], "pass --refine too")])
+def test_fit_refuses_bad_refinement_options_before_any_output(user_data, trained, tmp_path, capsys, option,
+                                                              expected):
+    reference, maps = user_data
+    assert fit(trained, reference, [maps], tmp_path / "fits", *option) == 2
+    assert expected in one_line_error(capsys)
+    assert not (tmp_path / "fits").exists()
 
 
 @pytest.mark.parametrize("case", ["output is the reference", "several maps to one file", "folder not empty",

@@ -27,3 +27,18 @@ def test_map_correlation_rejects_constant_maps_and_other_grids():
         map_correlation(volume, np.stack([volume[0], np.ones((4, 4, 4))]))
     with pytest.raises(ValueError, match="same grid"):
         map_correlation(volume, np.zeros((1, 5, 5, 5)))
+
+
+def test_pearson_is_map_correlation_in_torch_and_has_its_gradient():
+    import torch
+
+    from cryosampler.physics.correlation import pearson
+
+    rng = np.random.default_rng(7)
+    volume, rendered = rng.normal(size=(6, 6, 6)), rng.normal(size=(3, 6, 6, 6))
+    rendered[1] += 2.0 * volume
+    r = pearson(torch.tensor(volume), torch.tensor(rendered))
+    np.testing.assert_allclose(r.numpy(), map_correlation(volume[None], rendered)[0], atol=1e-12)
+    np.testing.assert_allclose(pearson(torch.tensor(rendered), torch.tensor(rendered)).numpy(), 1.0, atol=1e-12)
+    x = torch.tensor(rendered[:1], requires_grad=True)
+    assert torch.autograd.gradcheck(lambda y: pearson(torch.tensor(volume), y), (x,))

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from scipy.spatial.transform import Rotation
 
-from cryosampler.physics.nma import MotionConfig, anm_mode, sample_anm_conformations, simulate_motion
+from cryosampler.physics.nma import MotionConfig, anm_mode, anm_modes, sample_anm_conformations, simulate_motion
 from cryosampler.io.atomic_files import read_structure
 from cryosampler.physics.superpose import optimal_rotation
 
@@ -58,3 +58,17 @@ def test_anm_sampling_is_seeded_and_leaves_global_state(cam):
     assert a.shape == (4, cam.n_atoms, 3)
     np.testing.assert_array_equal(a, b)
     np.testing.assert_array_equal(np.random.get_state()[1], state)
+
+
+def test_anm_modes_are_unit_orthogonal_and_start_with_anm_mode(cam):
+    modes, eigenvalues = anm_modes(cam, 4)
+    assert modes.shape == (4, cam.n_atoms, 3) and np.all(np.diff(eigenvalues) >= 0)
+    np.testing.assert_allclose(np.linalg.norm(modes.reshape(4, -1), axis=1), 1.0)
+    mode, eigenvalue = anm_mode(cam)
+    np.testing.assert_allclose(modes[0], mode, atol=1e-9)
+    assert eigenvalue == pytest.approx(eigenvalues[0], rel=1e-9)
+    # Extended to heavy atoms the modes stay nearly orthogonal (each residue's atoms move with its CA).
+    gram = modes.reshape(4, -1) @ modes.reshape(4, -1).T
+    assert np.abs(gram - np.eye(4)).max() < 0.2
+    with pytest.raises(ValueError, match="n_modes must be a positive int"):
+        anm_modes(cam, 0)

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from cryosampler.physics.render import PROFILE_CUTOFF, render_density, trilinear_sum
-from cryosampler.io.grid import MapGrid
+from cryosampler.io.grid import MapGrid, crop_around
 
 SMALL = MapGrid(size=12, apix=2.0, resolution=8.0)
 
@@ -242,6 +242,24 @@ def test_map_grid():
         MapGrid(size=0)
     with pytest.raises(ValueError, match="apix"):
         MapGrid(apix=-1.0)
+
+
+def test_crop_around_keeps_the_atoms_and_the_voxels_where_they_were():
+    grid = MapGrid(size=32)
+    rng = np.random.default_rng(12)
+    coords, weights = random_atoms(rng, batch=1, atoms=40, half_width=8.0)
+    coords = coords[0] + [6.0, -4.0, 2.0]
+
+    def render(x, on):
+        return render_density(torch.tensor(x)[None], torch.tensor(weights), on)[0].numpy()
+
+    volume = render(coords, grid)
+    cube, box, shift = crop_around(volume, grid, coords, margin=8.0)
+    assert box.size < grid.size and box.apix == grid.apix and box.resolution == grid.resolution
+    # Rendering in the cube's frame gives the voxels the whole box holds there.
+    np.testing.assert_allclose(render(coords - shift, box), cube, rtol=1e-6, atol=1e-6)
+    whole, same, none = crop_around(volume, grid, coords, margin=100.0)
+    assert same == grid and whole.shape == volume.shape and not none.any()
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")

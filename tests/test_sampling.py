@@ -150,3 +150,27 @@ def test_read_out_noised_is_read_out_when_nearly_clean_and_follows_its_generator
     noisy = [read_out_noised(model, protein, v0, 0.9, torch.Generator().manual_seed(s)) for s in (1, 1, 2)]
     np.testing.assert_array_equal(noisy[0], noisy[1])
     assert np.abs(noisy[0] - noisy[2]).max() > 1e-4 and noisy[0].dtype == np.float64
+
+
+def test_fit_map_recycles_its_read_out_and_refines_it(tiny_structure):
+    from cryosampler.readout import fit_map, read_out
+    from cryosampler.refine import REFINE_PRESETS
+
+    model = tiny_model(tiny_structure)
+    placed = prepare_reference(model, tiny_structure)
+    grid = model.config.grid
+    moved = tiny_structure.coords - tiny_structure.coords.mean(0) + [1.0, 0.0, 0.0]  # the grid's frame
+    volume = render_density(torch.tensor(moved)[None], torch.tensor(tiny_structure.atomic_numbers), grid)[0].numpy()
+    once = fit_map(model, tiny_structure, placed, volume)
+    np.testing.assert_array_equal(once.coords, once.readout)
+    assert once.correlation_fitted == once.correlation_readout
+    # A second read-out starts from the first: the model sees the protein where it put it, so it differs.
+    twice = fit_map(model, tiny_structure, placed, volume, recycle=1)
+    assert twice.coords.shape == once.coords.shape and np.isfinite(twice.coords).all()
+    assert np.abs(twice.coords - once.coords).max() > 1e-4
+    np.testing.assert_array_equal(fit_map(model, tiny_structure, placed, volume, recycle=1).coords, twice.coords)
+    refined = fit_map(model, tiny_structure, placed, volume, refinement=REFINE_PRESETS["fast"])
+    np.testing.assert_array_equal(refined.readout, once.readout)
+    assert refined.correlation_fitted > refined.correlation_readout == once.correlation_readout
+    with pytest.raises(ValueError, match="recycle must be an int ≥ 0"):
+        fit_map(model, tiny_structure, placed, volume, recycle=-1)

@@ -13,8 +13,8 @@ from cryosampler.commands import (Relaxation, add_device_arg, add_far_conformati
 from cryosampler.commands.listing import MAP_SUFFIXES, is_map, resolve_maps
 from cryosampler.io.files import staged_directory
 
-__all__ = ["add_args", "main", "check_outputs", "writes_one_file", "model_name", "validity_path", "HELP",
-           "DESCRIPTION", "TABLE", "VALIDITY"]
+__all__ = ["add_args", "main", "check_numbers", "check_outputs", "writes_one_file", "model_name", "validity_path",
+           "HELP", "DESCRIPTION", "TABLE", "VALIDITY"]
 
 TABLE = "fit.csv"
 VALIDITY = "validity.csv"
@@ -27,7 +27,9 @@ DESCRIPTION = (
     "written in the map's frame, with the map–model correlation of the reference and of the fitted model. "
     "One map: -o FILE.pdb|.cif, with FILE_validity.csv beside it. Several maps (or a folder or CSV): -o FOLDER, "
     f"which receives one PDB per map (named after the map), {TABLE} and {VALIDITY} (each model's validity); the "
-    "folder must be new or empty.")
+    "folder must be new or empty. --refine refines each read-out into its map (real-space refinement through the "
+    "renderer, under the reference's bond, residue and backbone-window distances and a clash term); --recycle N "
+    "reads each map out N more times, the reference replaced by the last read-out.")
 
 
 def add_args(parser: argparse.ArgumentParser) -> None:
@@ -43,6 +45,25 @@ def add_args(parser: argparse.ArgumentParser) -> None:
     add_device_arg(parser)
     add_far_conformation_arg(parser)
     add_quiet_arg(parser)
+    parser.add_argument("--refine", action="store_true",
+                        help="refine each read-out into its map (refine.refine; adds correlation_readout, the "
+                             "read-out's correlation before refinement, to the table)")
+    parser.add_argument("--resolution", type=float, default=None,
+                        help="the maps' resolution (Å), at which --refine renders the model (default: the model's "
+                             "training resolution)")
+    parser.add_argument("--recycle", type=int, default=0,
+                        help="read each map out this many more times, with the reference replaced by the last "
+                             "read-out (default 0)")
+
+
+def check_numbers(args: argparse.Namespace) -> None:
+    """Refuse a --resolution or --recycle that cannot be used (ValueError naming the option)."""
+    if args.resolution is not None and not (args.resolution > 0 and args.resolution < float("inf")):
+        raise ValueError(f"--resolution {args.resolution} must be a positive number of Å")
+    if args.resolution is not None and not args.refine:
+        raise ValueError("--resolution is the resolution --refine renders at; pass --refine too, or leave it out")
+    if args.recycle < 0:
+        raise ValueError(f"--recycle {args.recycle} must be 0 or more read-outs")
 
 
 def model_name(map_path: Path) -> str:
@@ -94,6 +115,7 @@ def check_outputs(args: argparse.Namespace, inputs: list[Path]) -> None:
 
 
 def main(args: argparse.Namespace) -> None:
+    check_numbers(args)
     maps = resolve_maps(args.maps, args.reference)
     check_outputs(args, [args.reference, args.checkpoint, *maps])
     single = writes_one_file(args, maps)
@@ -105,6 +127,7 @@ def main(args: argparse.Namespace) -> None:
     from cryosampler.ingest import ingest_map
     from cryosampler.reference import prepare_reference
     from cryosampler.readout import fit_map
+    from cryosampler.refine import REFINE_PRESETS
     from cryosampler.evaluation.validate import sample_validity, validity_summary
     from cryosampler.io.atomic_files import read_structure, write_mmcif, write_pdb
     from cryosampler.io.files import atomic_path
@@ -125,15 +148,18 @@ def main(args: argparse.Namespace) -> None:
     for k, path in enumerate(maps, start=1):
         volume, _ = ingest_map(path, model.config.grid, reference.coords, reference.atomic_numbers, centre,
                                probes=not args.allow_far_conformation, res_nums=reference.res_nums)
-        result = fit_map(model, reference, placed, volume, device)
+        result = fit_map(model, reference, placed, volume, device, recycle=args.recycle,
+                         refinement=REFINE_PRESETS["default"] if args.refine else None, resolution=args.resolution)
         models.append(result.coords)
         rows.append({"map": str(path), "model": None, "correlation_reference": result.correlation_reference,
+                     **({"correlation_readout": result.correlation_readout} if args.refine else {}),
                      "correlation_fitted": result.correlation_fitted,
                      "rmsd_to_reference": rmsd(result.coords, reference.coords)})
         if not args.quiet:
-            print(f"map {k}/{len(maps)} {path}: map–model correlation {result.correlation_reference:.3f} "
-                  f"(reference) → {result.correlation_fitted:.3f} (fitted), {rows[-1]['rmsd_to_reference']:.2f} Å "
-                  "from the reference", file=sys.stderr, flush=True)
+            refined = f" → {result.correlation_fitted:.3f} (refined)" if args.refine else " (fitted)"
+            print(f"map {k}/{len(maps)} {path}: map–model correlation {result.correlation_reference:.3f} (reference) "
+                  f"→ {result.correlation_readout:.3f}{' (read out)' if args.refine else ''}{refined}, "
+                  f"{rows[-1]['rmsd_to_reference']:.2f} Å from the reference", file=sys.stderr, flush=True)
 
     relaxation = Relaxation(reference) if args.relax else None
     if relaxation is not None:

@@ -14,13 +14,12 @@ from scipy.spatial import cKDTree
 
 from cryosampler.evaluation.metrics import checked_coords
 from cryosampler.io.structure import Structure
+from cryosampler.model.structural_losses import BOND_CUTOFF, bond_pairs
 
 __all__ = ["validity", "sample_validity", "clash_counts", "validity_summary", "covalent_bonds", "bond_angles",
            "BOND_CUTOFF", "CLASH_CUTOFF", "CHAIN_BREAK", "BIOEMU_MAX_CA_CA", "BIOEMU_MAX_C_N", "BIOEMU_CLASH",
            "BIOEMU_MIN_SEPARATION"]
 
-# Å. Covalent heavy-atom bonds are 1.2-1.6 Å (S-C 1.8 Å); 1-3 distances within a residue start near 2.2 Å.
-BOND_CUTOFF = 1.9
 # Å. Non-bonded heavy-atom contacts (H-bonds included) are ≥ 2.5 Å in well-refined structures.
 CLASH_CUTOFF = 2.2
 # Å. Consecutive CA atoms are 3.8 Å apart (trans peptide; 2.9 Å cis); beyond this the chain is broken.
@@ -37,13 +36,9 @@ BIOEMU_MIN_SEPARATION = 3  # residues
 
 
 def covalent_bonds(reference: Structure) -> np.ndarray:
-    """Atom pairs (n_bonds, 2) closer than BOND_CUTOFF in the reference, within a residue or peptide C–N."""
-    pairs = cKDTree(reference.coords).query_pairs(BOND_CUTOFF, output_type="ndarray")  # (P, 2), i < j
-    nums, names = reference.res_nums[pairs], reference.atom_names[pairs]  # (P, 2) each
-    same_residue = nums[:, 0] == nums[:, 1]
-    # Atoms are grouped by residue in chain order, so the earlier residue's atom comes first.
-    peptide = (nums[:, 1] == nums[:, 0] + 1) & (names[:, 0] == "C") & (names[:, 1] == "N")
-    return pairs[same_residue | peptide]
+    """Atom pairs (n_bonds, 2) closer than BOND_CUTOFF in the reference, within a residue or peptide C–N
+    (``structural_losses.bond_pairs``)."""
+    return bond_pairs(reference.coords, reference.res_nums, reference.atom_names)
 
 
 def bond_angles(bonds: np.ndarray) -> np.ndarray:

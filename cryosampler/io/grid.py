@@ -9,9 +9,10 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
-__all__ = ["MapGrid"]
+__all__ = ["MapGrid", "crop_around"]
 
 
 @dataclass(frozen=True)
@@ -49,3 +50,24 @@ class MapGrid:
     def axis(self, dtype: torch.dtype = torch.float32, device: torch.device | str | None = None) -> torch.Tensor:
         """Voxel-centre coordinates along one axis, (D,) in Å: (i - D//2) * apix for i = 0 … D-1."""
         return (torch.arange(self.size, dtype=dtype, device=device) - self.size // 2) * self.apix
+
+
+def crop_around(volume: np.ndarray, grid: MapGrid, coords: np.ndarray,
+                margin: float) -> tuple[np.ndarray, MapGrid, np.ndarray]:
+    """The cube of ``volume`` that holds ``coords`` with ``margin`` Å to spare on every side, as a grid of its own:
+    what a fit of atoms into a map needs to render, at a fraction of the whole box's cost.
+
+    volume : (D, D, D) on ``grid``; coords : (N, 3) Å in the grid's frame. Returns (the cube (d, d, d), a view of
+    ``volume``; its grid, same apix and resolution; shift (3,) Å: a point x of the grid's frame is x − shift in
+    the cube's). The cube is the whole volume when it would not be smaller, and stays inside it.
+    """
+    coords = np.asarray(coords, np.float64)
+    lo = np.floor((coords.min(0) - margin) / grid.apix).astype(int) + grid.size // 2  # (3,) voxel indices
+    hi = np.ceil((coords.max(0) + margin) / grid.apix).astype(int) + grid.size // 2
+    size = int((hi - lo).max()) + 1
+    if size >= grid.size:
+        return np.asarray(volume), grid, np.zeros(3)
+    start = np.clip(lo - (size - (hi - lo + 1)) // 2, 0, grid.size - size)  # the atoms centred in the cube
+    cube = np.asarray(volume)[start[0]:start[0] + size, start[1]:start[1] + size, start[2]:start[2] + size]
+    shift = (start + size // 2 - grid.size // 2) * grid.apix
+    return cube, MapGrid(size=size, apix=grid.apix, resolution=grid.resolution), shift.astype(np.float64)

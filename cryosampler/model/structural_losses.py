@@ -13,8 +13,11 @@ from typing import Literal, NamedTuple
 
 import numpy as np
 import torch
+from scipy.spatial import cKDTree
 
 __all__ = [
+    "BOND_CUTOFF",
+    "bond_pairs",
     "residue_pairs",
     "backbone_window_pairs",
     "pad_pairs",
@@ -28,6 +31,23 @@ __all__ = [
 # Distances are floored at 1e-6 Å (squared: 1e-12 Å²) so that the gradient stays finite when two atoms
 # coincide; every real interatomic distance is far above, so the losses are exact there.
 _MIN_SQUARED_DISTANCE = 1e-12
+
+
+# Å. Covalent heavy-atom bonds are 1.2-1.6 Å (S-C 1.8 Å); 1-3 distances within a residue start near 2.2 Å.
+BOND_CUTOFF = 1.9
+
+
+def bond_pairs(coords: np.ndarray, res_nums: np.ndarray, atom_names: np.ndarray) -> np.ndarray:
+    """The covalent bonds of a reference: atom pairs (n_bonds, 2), i < j, closer than ``BOND_CUTOFF`` within one
+    residue, or the peptide C–N of consecutive residue numbers. coords (N, 3) Å; res_nums, atom_names (N,), atoms
+    grouped by residue in chain order. The one definition of a bond (``evaluation.validate`` judges samples by it,
+    ``refine`` holds it)."""
+    pairs = cKDTree(np.asarray(coords, np.float64)).query_pairs(BOND_CUTOFF, output_type="ndarray").reshape(-1, 2)
+    nums, names = np.asarray(res_nums)[pairs], np.asarray(atom_names)[pairs]  # (P, 2) each
+    same_residue = nums[:, 0] == nums[:, 1]
+    # Atoms are grouped by residue in chain order, so the earlier residue's atom comes first.
+    peptide = (nums[:, 1] == nums[:, 0] + 1) & (names[:, 0] == "C") & (names[:, 1] == "N")
+    return pairs[same_residue | peptide]
 
 
 def residue_pairs(residue_starts: np.ndarray | torch.Tensor) -> tuple[torch.Tensor, int]:  # P_k of eq. 7

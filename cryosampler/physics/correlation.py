@@ -1,11 +1,13 @@
 """How alike two maps are: Pearson's correlation over voxels, the measure ingestion's fit check, the read-out's
-report and the notebooks' map comparisons share."""
+report and the notebooks' map comparisons share; :func:`pearson` is the same r in torch, differentiable, for the
+fits that maximise it (``refine``, ``physics.nma_fit``)."""
 
 from __future__ import annotations
 
 import numpy as np
+import torch
 
-__all__ = ["map_correlation"]
+__all__ = ["map_correlation", "pearson"]
 
 
 def map_correlation(maps_a: np.ndarray, maps_b: np.ndarray) -> np.ndarray:
@@ -38,3 +40,15 @@ def map_correlation(maps_a: np.ndarray, maps_b: np.ndarray) -> np.ndarray:
             raise ValueError(f"{name}[{int(np.flatnonzero(norms == 0)[0])}] is constant; its correlation is undefined")
         unit.append(flat / norms)
     return np.clip(unit[0] @ unit[1].T, -1.0, 1.0)
+
+
+def pearson(volume: torch.Tensor, rendered: torch.Tensor) -> torch.Tensor:
+    """Pearson r of voxel values of each map of ``rendered`` with ``volume``, differentiable in both.
+
+    volume : (D, D, D) or (B, D, D, D); rendered : (B, D, D, D), the same grid. Returns (B,), in [-1, 1];
+    :func:`map_correlation` is the same r in float64 numpy, with the checks. A constant map gives NaN.
+    """
+    b = rendered.reshape(len(rendered), -1)  # (B, D³)
+    a = volume.reshape(-1 if volume.ndim == 4 else 1, b.shape[1])  # (B or 1, D³)
+    a, b = a - a.mean(1, keepdim=True), b - b.mean(1, keepdim=True)
+    return (a * b).sum(1) / (a.norm(dim=1) * b.norm(dim=1))

@@ -24,7 +24,7 @@ from cryosampler.io.structure import Structure
 from cryosampler.io.correspondence import shared_ca
 from cryosampler.physics.superpose import optimal_rotation
 
-__all__ = ["MotionConfig", "Motion", "anm_mode", "orient_like", "orient_anchor", "traverse_endpoints",
+__all__ = ["MotionConfig", "Motion", "anm_modes", "anm_mode", "orient_like", "orient_anchor", "traverse_endpoints",
            "simulate_motion", "sample_anm_conformations"]
 
 prody.confProDy(verbosity="none")
@@ -90,6 +90,25 @@ def _extended_anm(structure: Structure, n_modes: int,
     return anm, extended, ag
 
 
+def anm_modes(structure: Structure, n_modes: int,
+              config: MotionConfig = MotionConfig()) -> tuple[np.ndarray, np.ndarray]:
+    """The ``n_modes`` lowest non-trivial ANM modes on CA atoms, extended to all heavy atoms (``config.mode_index``
+    is not used).
+
+    Returns
+    -------
+    modes : (n_modes, N, 3) float64, each of unit norm over its 3N components, in the Structure's atom order;
+        signs as ProDy gives them.
+    eigenvalues : (n_modes,) float64, ascending (ProDy units, γ = config.gamma).
+    """
+    if not (isinstance(n_modes, int) and n_modes >= 1):
+        raise ValueError(f"n_modes must be a positive int, got {n_modes!r}")
+    anm, extended, _ = _extended_anm(structure, n_modes, config)
+    modes = extended.getArray().T.reshape(-1, structure.n_atoms, 3)  # (M, N, 3)
+    modes = modes / np.linalg.norm(modes.reshape(len(modes), -1), axis=1)[:, None, None]
+    return modes.astype(np.float64), np.asarray(anm.getEigvals(), np.float64)
+
+
 def anm_mode(structure: Structure, config: MotionConfig = MotionConfig()) -> tuple[np.ndarray, float]:
     """ANM mode ``config.mode_index`` on CA atoms, extended to all heavy atoms.
 
@@ -98,9 +117,8 @@ def anm_mode(structure: Structure, config: MotionConfig = MotionConfig()) -> tup
     mode : (N, 3) float64, unit norm over all 3N components, in the Structure's atom order.
     eigenvalue : float (ProDy units, γ = config.gamma).
     """
-    anm, extended, _ = _extended_anm(structure, config.mode_index + 1, config)
-    mode = extended[config.mode_index].getArray().reshape(-1, 3)  # (N, 3)
-    return mode / np.linalg.norm(mode), float(anm.getEigvals()[config.mode_index])
+    modes, eigenvalues = anm_modes(structure, config.mode_index + 1, config)
+    return modes[config.mode_index], float(eigenvalues[config.mode_index])
 
 
 def orient_anchor(structure: Structure, mode: np.ndarray) -> np.ndarray:
