@@ -20,8 +20,9 @@ it), and then fitted by every method (``METHODS``): the read-out (``readout.fit_
 ``--recycle`` times, each refined (``refine.refine``, rendered at the map set's resolution); the rigid reference
 refined; the normal-mode fit of the reference (``physics.nma_fit``) alone and refined; the rigid reference
 itself; and, per model, the better (by map–model correlation) of the refined read-out and the refined normal-mode
-fit, which is what ``fit --refine --normal-modes`` keeps. Per map and method: RMSD to the truth, map–model correlation at the map's resolution, clashes and bond
-deviation from the reference (``validate.sample_validity``), seconds (ingestion excluded, measured apart).
+fit, which is what ``fit --refine --normal-modes`` keeps. Per map and method: RMSD to the truth, map–model
+correlation at the map's resolution, clashes and bond deviation from the reference (``validate.sample_validity``),
+seconds (ingestion excluded, measured apart).
 
 Writes ``fit_methods.{csv,md}`` (method × map set × resolution: mean and largest RMSD, mean correlation, clashes,
 bond deviation, seconds per map) and ``fit_methods_maps.{csv,md}`` (one row per map and method) under

@@ -114,7 +114,7 @@ def fit_map(model: CryoSampler, reference: Structure, placed: PlacedReference, v
     refined into ``volume`` (``refine.refine``) on the model's grid, rendered at ``resolution`` Å (the map's own;
     default the model's). normal_modes (with refinement): the reference is also fitted along its normal modes
     (``physics.nma_fit``) and refined, and the refined model whose map–model correlation at ``resolution`` is the
-    higher is kept: the classical fit reaches motions the encoder misses (docs/results.md, "fit").
+    higher is kept: the classical fit reaches motions the encoder misses (docs/results.md, "Fitting methods").
     """
     if not (isinstance(recycle, int) and recycle >= 0):
         raise ValueError(f"recycle must be an int ≥ 0 (read-outs after the first), got {recycle!r}")
