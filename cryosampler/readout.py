@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -17,9 +18,11 @@ from cryosampler.io.structure import Structure
 from cryosampler.model.denoiser import CryoSampler
 from cryosampler.model.diffusion import DiffusionConfig, add_noise, alpha_sigma, time_at_noise
 from cryosampler.model.featurize import ProteinFeatures, collate
-from cryosampler.physics.nma_fit import NmaFitConfig, nma_fit
 from cryosampler.reference import PlacedReference
 from cryosampler.refine import RefineConfig, refine
+
+if TYPE_CHECKING:
+    from cryosampler.physics.nma_fit import NmaFitConfig
 
 __all__ = ["matched_time", "read_out", "read_out_noised", "MapFit", "fit_map", "EMPTY_FRACTION", "MIN_EMPTY_VOXELS"]
 
@@ -136,6 +139,8 @@ def fit_map(model: CryoSampler, reference: Structure, placed: PlacedReference, v
     on = grid if resolution is None else dataclasses.replace(grid, resolution=float(resolution))
     starts = {"read-out": readout - centre}
     if normal_modes is not None:
+        from cryosampler.physics.nma_fit import nma_fit  # ProDy is slow to import: only this start needs it
+
         starts["normal modes"] = nma_fit(reference, reference.coords - centre, volume, on, normal_modes).coords
     fits = {name: refine(start, reference, volume, on, refinement).coords + centre for name, start in starts.items()}
     best = max(fits, key=lambda name: map_model_correlation(volume, fits[name], numbers, on, centre))
