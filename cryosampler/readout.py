@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -19,6 +20,9 @@ from cryosampler.model.diffusion import DiffusionConfig, add_noise, alpha_sigma,
 from cryosampler.model.featurize import ProteinFeatures, collate
 from cryosampler.reference import PlacedReference
 from cryosampler.refine import RefineConfig, refine
+
+if TYPE_CHECKING:
+    from cryosampler.physics.nma_fit import NmaFitConfig
 
 __all__ = ["matched_time", "read_out", "read_out_noised", "MapFit", "fit_map", "EMPTY_FRACTION", "MIN_EMPTY_VOXELS"]
 
@@ -94,11 +98,13 @@ class MapFit:
     correlation_fitted: float  # the same for the fitted model
     readout: np.ndarray  # (N, 3) float64, Å, the map's frame: the read-out before refinement (coords without it)
     correlation_readout: float  # r of the read-out, at the model's resolution
+    start: str = "read-out"  # what the fitted model was refined from: "read-out" or "normal modes"
 
 
 def fit_map(model: CryoSampler, reference: Structure, placed: PlacedReference, volume: np.ndarray,
             device: str | torch.device = "cpu", precision: str = "fp32", recycle: int = 0,
-            refinement: RefineConfig | None = None, resolution: float | None = None) -> MapFit:
+            refinement: RefineConfig | None = None, resolution: float | None = None,
+            normal_modes: NmaFitConfig | None = None) -> MapFit:
     """The atomic model ``model`` assigns to a map of ``reference``'s protein (``cryosampler fit``).
 
     volume: (D, D, D) on the model's grid, axis-aligned in the reference's frame and centred where the
@@ -109,10 +115,14 @@ def fit_map(model: CryoSampler, reference: Structure, placed: PlacedReference, v
     recycle: read the map out again this many times, each time with the reference's coordinates replaced by the
     last read-out (the model sees the protein placed where it last put it). refinement: if given, the read-out is
     refined into ``volume`` (``refine.refine``) on the model's grid, rendered at ``resolution`` Å (the map's own;
-    default the model's).
+    default the model's). normal_modes (with refinement): the reference is also fitted along its normal modes
+    (``physics.nma_fit``) and refined, and the refined model whose map–model correlation at ``resolution`` is the
+    higher is kept: the classical fit reaches motions the encoder misses (docs/results.md, "Fitting methods").
     """
     if not (isinstance(recycle, int) and recycle >= 0):
         raise ValueError(f"recycle must be an int ≥ 0 (read-outs after the first), got {recycle!r}")
+    if normal_modes is not None and refinement is None:
+        raise ValueError("normal_modes needs refinement: the normal-mode fit is only a start for it")
     grid, numbers = model.config.grid, reference.atomic_numbers
     back = placed.place.inverse()
     centre = back.apply(np.zeros(3))
@@ -122,12 +132,17 @@ def fit_map(model: CryoSampler, reference: Structure, placed: PlacedReference, v
         coords = read_out(model, protein, in_model, device, precision)  # (N, 3) float32 Å, model frame
         protein = dataclasses.replace(protein, ref_coords=torch.as_tensor(coords))
     readout = back.apply(coords.astype(np.float64))
-    fitted = readout
-    if refinement is not None:
-        on = grid if resolution is None else dataclasses.replace(grid, resolution=float(resolution))
-        fitted = refine(readout - centre, reference, volume, on, refinement).coords + centre
     correlation_readout = map_model_correlation(volume, readout, numbers, grid, centre)
-    return MapFit(fitted, map_model_correlation(volume, reference.coords, numbers, grid, centre),
-                  correlation_readout if refinement is None else map_model_correlation(volume, fitted, numbers,
-                                                                                        grid, centre),
-                  readout, correlation_readout)
+    reference_r = map_model_correlation(volume, reference.coords, numbers, grid, centre)
+    if refinement is None:
+        return MapFit(readout, reference_r, correlation_readout, readout, correlation_readout)
+    on = grid if resolution is None else dataclasses.replace(grid, resolution=float(resolution))
+    starts = {"read-out": readout - centre}
+    if normal_modes is not None:
+        from cryosampler.physics.nma_fit import nma_fit  # ProDy is slow to import: only this start needs it
+
+        starts["normal modes"] = nma_fit(reference, reference.coords - centre, volume, on, normal_modes).coords
+    fits = {name: refine(start, reference, volume, on, refinement).coords + centre for name, start in starts.items()}
+    best = max(fits, key=lambda name: map_model_correlation(volume, fits[name], numbers, on, centre))
+    return MapFit(fits[best], reference_r, map_model_correlation(volume, fits[best], numbers, grid, centre), readout,
+                  correlation_readout, best)

@@ -80,7 +80,7 @@ class RefineConfig:
 
 REFINE_PRESETS = {
     "default": RefineConfig(),
-    "fast": RefineConfig(steps=40),  # most of the gain at 40 % of the time (docs/results.md, "fit")
+    "fast": RefineConfig(steps=40),  # most of the gain at 40 % of the time (docs/results.md, "Fitting methods")
     "smoke": RefineConfig(steps=3),  # tests: the same code, a few steps
 }
 

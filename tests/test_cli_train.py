@@ -325,13 +325,22 @@ def test_fit_refine_and_recycle_write_the_refined_models_and_both_correlations(u
     assert (validity["clashes"] == 0).all() and (validity["bond_dev_rmsd"] < 0.05).all()
     assert np.sqrt(((models[0] - structure.coords) ** 2).sum(-1).mean()) < 1.5  # near the maps' structures
     err = capsys.readouterr().err
-    assert "(read out) → " in err and "(refined)" in err
+    assert "(read out) → " in err and "(refined from the read-out)" in err
+
+
+def test_fit_normal_modes_keeps_the_refined_model_that_fits_better(user_data, trained, tmp_path):
+    reference, maps = user_data
+    out = tmp_path / "fits"
+    assert fit(trained, reference, [maps / "vol_000.mrc"], out, "--refine", "--normal-modes") == 0
+    table = pd.read_csv(out / "fit.csv")
+    assert list(table.columns)[-1] == "start" and table.loc[0, "start"] in ("read-out", "normal modes")
 
 
 @pytest.mark.parametrize("option, expected", [
     (["--recycle", "-1"], "--recycle -1 must be 0 or more"),
     (["--refine", "--resolution", "0"], "--resolution 0.0 must be a positive"),
-    (["--resolution", "4"], "pass --refine too")])
+    (["--resolution", "4"], "pass --refine too"),
+    (["--normal-modes"], "--normal-modes chooses between starts of refinement; pass --refine too")])
 def test_fit_refuses_bad_refinement_options_before_any_output(user_data, trained, tmp_path, capsys, option,
                                                               expected):
     reference, maps = user_data

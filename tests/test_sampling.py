@@ -174,3 +174,28 @@ def test_fit_map_recycles_its_read_out_and_refines_it(tiny_structure):
     assert refined.correlation_fitted > refined.correlation_readout == once.correlation_readout
     with pytest.raises(ValueError, match="recycle must be an int ≥ 0"):
         fit_map(model, tiny_structure, placed, volume, recycle=-1)
+
+
+def test_fit_map_keeps_the_normal_mode_start_when_it_fits_better():
+    from cryosampler.physics.nma import anm_modes
+    from cryosampler.physics.nma_fit import NmaFitConfig
+    from cryosampler.readout import fit_map
+    from cryosampler.refine import RefineConfig
+
+    from conftest import make_two_domains
+
+    structure, _ = make_two_domains()
+    grid = {"size": 32, "apix": 2.0, "resolution": 8.0}
+    model = tiny_model(structure, grid=grid)
+    placed = prepare_reference(model, structure)
+    # The map shows the reference moved 2 Å RMS along its first mode, which the untrained read-out cannot follow.
+    moved = structure.coords + 2.0 * np.sqrt(structure.n_atoms) * anm_modes(structure, 1)[0][0]
+    volume = render_density(torch.tensor(moved - structure.coords.mean(0))[None],
+                            torch.tensor(structure.atomic_numbers), MapGrid(**grid))[0].numpy()
+    refinement, modes = RefineConfig(steps=10), NmaFitConfig(modes=2, steps=10)
+    both = fit_map(model, structure, placed, volume, refinement=refinement, normal_modes=modes)
+    alone = fit_map(model, structure, placed, volume, refinement=refinement)
+    assert both.start == "normal modes" and alone.start == "read-out"
+    assert both.correlation_fitted > alone.correlation_fitted
+    with pytest.raises(ValueError, match="normal_modes needs refinement"):
+        fit_map(model, structure, placed, volume, normal_modes=modes)

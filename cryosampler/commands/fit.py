@@ -29,7 +29,8 @@ DESCRIPTION = (
     f"which receives one PDB per map (named after the map), {TABLE} and {VALIDITY} (each model's validity); the "
     "folder must be new or empty. --refine refines each read-out into its map (real-space refinement through the "
     "renderer, under the reference's bond, residue and backbone-window distances and a clash term); --recycle N "
-    "reads each map out N more times, the reference replaced by the last read-out.")
+    "reads each map out N more times, the reference replaced by the last read-out; --normal-modes (with --refine) "
+    "also refines the reference's normal-mode fit into each map and keeps the better-fitting model.")
 
 
 def add_args(parser: argparse.ArgumentParser) -> None:
@@ -51,6 +52,9 @@ def add_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--resolution", type=float, default=None,
                         help="the maps' resolution (Å), at which --refine renders the model (default: the model's "
                              "training resolution)")
+    parser.add_argument("--normal-modes", action="store_true",
+                        help="with --refine: also fit the reference along its 10 lowest normal modes, refine that "
+                             "too, and keep whichever refined model fits the map better (adds a start column)")
     parser.add_argument("--recycle", type=int, default=0,
                         help="read each map out this many more times, with the reference replaced by the last "
                              "read-out (default 0)")
@@ -62,6 +66,8 @@ def check_numbers(args: argparse.Namespace) -> None:
         raise ValueError(f"--resolution {args.resolution} must be a positive number of Å")
     if args.resolution is not None and not args.refine:
         raise ValueError("--resolution is the resolution --refine renders at; pass --refine too, or leave it out")
+    if args.normal_modes and not args.refine:
+        raise ValueError("--normal-modes chooses between starts of refinement; pass --refine too")
     if args.recycle < 0:
         raise ValueError(f"--recycle {args.recycle} must be 0 or more read-outs")
 
@@ -127,6 +133,7 @@ def main(args: argparse.Namespace) -> None:
     from cryosampler.ingest import ingest_map
     from cryosampler.reference import prepare_reference
     from cryosampler.readout import fit_map
+    from cryosampler.physics.nma_fit import NMA_FIT_PRESETS
     from cryosampler.refine import REFINE_PRESETS
     from cryosampler.evaluation.validate import sample_validity, validity_summary
     from cryosampler.io.atomic_files import read_structure, write_mmcif, write_pdb
@@ -149,14 +156,17 @@ def main(args: argparse.Namespace) -> None:
         volume, _ = ingest_map(path, model.config.grid, reference.coords, reference.atomic_numbers, centre,
                                probes=not args.allow_far_conformation, res_nums=reference.res_nums)
         result = fit_map(model, reference, placed, volume, device, recycle=args.recycle,
-                         refinement=REFINE_PRESETS["default"] if args.refine else None, resolution=args.resolution)
+                         refinement=REFINE_PRESETS["default"] if args.refine else None, resolution=args.resolution,
+                         normal_modes=NMA_FIT_PRESETS["default"] if args.normal_modes else None)
         models.append(result.coords)
         rows.append({"map": str(path), "model": None, "correlation_reference": result.correlation_reference,
                      **({"correlation_readout": result.correlation_readout} if args.refine else {}),
                      "correlation_fitted": result.correlation_fitted,
-                     "rmsd_to_reference": rmsd(result.coords, reference.coords)})
+                     "rmsd_to_reference": rmsd(result.coords, reference.coords),
+                     **({"start": result.start} if args.normal_modes else {})})
         if not args.quiet:
-            refined = f" → {result.correlation_fitted:.3f} (refined)" if args.refine else " (fitted)"
+            refined = (f" → {result.correlation_fitted:.3f} (refined from the {result.start})" if args.refine
+                       else " (fitted)")
             print(f"map {k}/{len(maps)} {path}: map–model correlation {result.correlation_reference:.3f} (reference) "
                   f"→ {result.correlation_readout:.3f}{' (read out)' if args.refine else ''}{refined}, "
                   f"{rows[-1]['rmsd_to_reference']:.2f} Å from the reference", file=sys.stderr, flush=True)

@@ -36,7 +36,7 @@ class NmaFitConfig:
 
     modes: int = 10  # lowest non-trivial ANM modes fitted per round
     # Rounds of modes, each computed at the structure the previous round reached. More rounds raised r but moved
-    # adenylate kinase away from its open state on noisy maps (docs/results.md, "fit").
+    # adenylate kinase away from its open state on noisy maps (docs/results.md, "Fitting methods").
     rounds: int = 1
     steps: int = 20  # L-BFGS iterations per round
     margin: float = 15.0  # Å of map kept around the start structure on every side (io.grid.crop_around)
