@@ -27,11 +27,11 @@ import pandas as pd
 import torch
 from scipy.spatial import cKDTree
 
-from cryosampler.io.grid import MapGrid, crop_around
+from cryosampler.io.grid import MapGrid
 from cryosampler.io.structure import Structure
 from cryosampler.model.structural_losses import (backbone_window_pairs, bond_pairs, pair_distance_loss, residue_pairs,
                                                  structural_loss)
-from cryosampler.physics.correlation import pearson
+from cryosampler.physics.correlation import fit_target, pearson
 from cryosampler.physics.render import render_density
 
 __all__ = ["RefineConfig", "REFINE_PRESETS", "Refinement", "refine", "clash_pairs", "clash_penalty",
@@ -127,18 +127,7 @@ def refine(coords0: np.ndarray, reference: Structure, volume: np.ndarray, grid: 
 
     Deterministic: the same inputs give the same model. Atoms that leave the cropped box add only what reaches it.
     """
-    coords0 = np.asarray(coords0, np.float64)
-    if coords0.shape != (reference.n_atoms, 3):
-        raise ValueError(f"coords0 must be ({reference.n_atoms}, 3) like the reference {reference.name}, got "
-                         f"{coords0.shape}")
-    volume = np.asarray(volume)
-    if volume.shape != (grid.size,) * 3:
-        raise ValueError(f"volume must be {(grid.size,) * 3} to match the grid, got {volume.shape}")
-    if not volume.std() > 0:
-        raise ValueError("the map is constant; no model can be refined into it")
-    cube, box, shift = crop_around(volume, grid, coords0, config.margin)
-    target = torch.as_tensor(cube, dtype=torch.float32)
-    weights = torch.tensor(reference.atomic_numbers, dtype=torch.float32)
+    coords0, target, box, shift, weights = fit_target(reference, coords0, volume, grid, config.margin)
     ref = torch.tensor(reference.coords, dtype=torch.float32)
     pairs_r, _ = residue_pairs(reference.residue_starts)
     pairs_b = backbone_window_pairs(reference.backbone_index, res_nums=reference.backbone_res_nums).reshape(-1, 2)

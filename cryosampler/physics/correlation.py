@@ -4,10 +4,15 @@ fits that maximise it (``refine``, ``physics.nma_fit``)."""
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 import torch
 
-__all__ = ["map_correlation", "pearson"]
+from cryosampler.io.grid import MapGrid, crop_around
+from cryosampler.io.structure import Structure
+
+__all__ = ["map_correlation", "pearson", "FitTarget", "fit_target"]
 
 
 def map_correlation(maps_a: np.ndarray, maps_b: np.ndarray) -> np.ndarray:
@@ -52,3 +57,32 @@ def pearson(volume: torch.Tensor, rendered: torch.Tensor) -> torch.Tensor:
     a = volume.reshape(-1 if volume.ndim == 4 else 1, b.shape[1])  # (B or 1, D³)
     a, b = a - a.mean(1, keepdim=True), b - b.mean(1, keepdim=True)
     return (a * b).sum(1) / (a.norm(dim=1) * b.norm(dim=1))
+
+
+class FitTarget(NamedTuple):
+    """What a fit of atoms into a map works on (:func:`fit_target`)."""
+
+    coords0: np.ndarray  # (N, 3) float64, Å: the start, checked
+    target: torch.Tensor  # (d, d, d) float32: the cube of the map around the start
+    box: MapGrid  # the cube's own grid, at the map's resolution
+    shift: np.ndarray  # as io.grid.crop_around returns it
+    weights: torch.Tensor  # (N,) float32: atomic numbers, the renderer's weights
+
+
+def fit_target(structure: Structure, coords0: np.ndarray, volume: np.ndarray, grid: MapGrid,
+               margin: float) -> FitTarget:
+    """Check a start and a map for a fit of ``structure``'s atoms into the map, and crop the map around the start
+    with ``margin`` Å to spare (io.grid.crop_around). coords0 : (N, 3) Å in the grid's frame, ``structure``'s atom
+    order; volume : (D, D, D) on ``grid``. ValueError (one line) for a start of other atoms, a map of another
+    shape, or a constant map (no correlation to raise)."""
+    coords0 = np.asarray(coords0, np.float64)
+    if coords0.shape != (structure.n_atoms, 3):
+        raise ValueError(f"coords0 must be ({structure.n_atoms}, 3) like {structure.name}, got {coords0.shape}")
+    volume = np.asarray(volume)
+    if volume.shape != (grid.size,) * 3:
+        raise ValueError(f"volume must be {(grid.size,) * 3} to match the grid, got {volume.shape}")
+    if not volume.std() > 0:
+        raise ValueError("the map is constant; no model can be fitted into it")
+    cube, box, shift = crop_around(volume, grid, coords0, margin)
+    return FitTarget(coords0, torch.as_tensor(cube, dtype=torch.float32), box, shift,
+                     torch.tensor(structure.atomic_numbers, dtype=torch.float32))

@@ -18,9 +18,9 @@ import numpy as np
 import pandas as pd
 import torch
 
-from cryosampler.io.grid import MapGrid, crop_around
+from cryosampler.io.grid import MapGrid
 from cryosampler.io.structure import Structure
-from cryosampler.physics.correlation import pearson
+from cryosampler.physics.correlation import fit_target, pearson
 from cryosampler.physics.nma import MotionConfig, anm_modes
 from cryosampler.physics.render import render_density
 
@@ -84,17 +84,7 @@ def nma_fit(structure: Structure, coords0: np.ndarray, volume: np.ndarray, grid:
 
     Deterministic: the same inputs give the same structure.
     """
-    coords0 = np.asarray(coords0, np.float64)
-    if coords0.shape != (structure.n_atoms, 3):
-        raise ValueError(f"coords0 must be ({structure.n_atoms}, 3) like {structure.name}, got {coords0.shape}")
-    volume = np.asarray(volume)
-    if volume.shape != (grid.size,) * 3:
-        raise ValueError(f"volume must be {(grid.size,) * 3} to match the grid, got {volume.shape}")
-    if not volume.std() > 0:
-        raise ValueError("the map is constant; no model can be fitted into it")
-    cube, box, shift = crop_around(volume, grid, coords0, config.margin)
-    target = torch.as_tensor(cube, dtype=torch.float32)
-    weights = torch.tensor(structure.atomic_numbers, dtype=torch.float32)
+    coords0, target, box, shift, weights = fit_target(structure, coords0, volume, grid, config.margin)
 
     def correlation(coords: torch.Tensor) -> torch.Tensor:
         return pearson(target, render_density(coords[None], weights, box, check_bounds=False))[0]
