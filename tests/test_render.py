@@ -275,3 +275,28 @@ def test_cuda_matches_cpu():
     v_gpu.square().sum().backward()
     torch.testing.assert_close(v_gpu.cpu(), v_cpu, rtol=1e-4, atol=1e-4)
     torch.testing.assert_close(gpu.grad.cpu(), cpu.grad, rtol=1e-3, atol=1e-3)
+
+
+def test_atoms_in_a_corner_render_as_the_dense_sum_with_the_same_gradient():
+    # The renderer contracts only the sub-box the atoms' cut profiles reach; the rest of the map must be exactly
+    # zero and the map and its gradient those of the full dense contraction.
+    grid = MapGrid(size=24, apix=2.0, resolution=8.0)
+    rng = np.random.default_rng(3)
+    coords = torch.tensor(rng.uniform(-22.0, -12.0, size=(2, 5, 3)), requires_grad=True)
+    weights = torch.tensor(rng.choice([6.0, 7.0, 8.0], size=(2, 5)))
+    volume = render_density(coords, weights, grid)
+    axis = grid.axis(torch.float64)
+    g = torch.exp(-((coords.transpose(1, 2)[..., None] - axis) / grid.width) ** 2)  # (B, 3, N, D)
+    g = torch.where(g < PROFILE_CUTOFF, torch.zeros((), dtype=g.dtype), g)
+    dense = torch.einsum("ba,bai,baj,bak->bijk", weights, g[:, 0], g[:, 1], g[:, 2])
+    torch.testing.assert_close(volume, dense)
+    assert float(volume[:, 12:].detach().abs().max()) == 0.0  # the far half of the box is never reached
+    probe = torch.tensor(rng.normal(size=volume.shape))
+    (grad,) = torch.autograd.grad((volume * probe).sum(), coords)
+    (dense_grad,) = torch.autograd.grad((dense * probe).sum(), coords)
+    torch.testing.assert_close(grad, dense_grad)
+
+
+def test_atoms_that_reach_no_voxel_render_an_empty_map():
+    volume = render_density(torch.full((1, 2, 3), 500.0), torch.tensor([6.0, 8.0]), SMALL, check_bounds=False)
+    assert volume.shape == (1, 12, 12, 12) and float(volume.abs().max()) == 0.0

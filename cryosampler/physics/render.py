@@ -17,7 +17,8 @@ The Gaussian is separable, so a map is the trilinear sum
 
     V[b, i, j, k] = Σ_a Z_a gx[b, a, i] gy[b, a, j] gz[b, a, k],   g?[b, a, i] = exp(-(x_a - X_i)² / w²),
 
-computed by ``trilinear_sum`` in O(N·D + D³) memory with a hand-written backward (see there).
+computed by ``trilinear_sum`` in O(N·D + D³) memory with a hand-written backward (see there), over the
+sub-box that some atom's cut profile reaches (outside it every voxel is exactly zero).
 """
 
 from __future__ import annotations
@@ -81,8 +82,31 @@ def render_density(coords: torch.Tensor, weights: torch.Tensor, grid: MapGrid,
         weights = torch.where(mask, weights, torch.zeros((), dtype=coords.dtype, device=coords.device))
 
     profiles = _GaussianProfiles.apply(coords, grid.axis(coords.dtype, coords.device), grid.width)  # (B, 3, N, D)
-    gx, gy, gz = profiles.unbind(1)  # 3 × (B, N, D)
-    return trilinear_sum(weights[..., None] * gx, gy, gz)  # (B, D, D, D)
+    # Voxels that no atom's cut profile reaches are exactly zero, so only the box some atom reaches is contracted
+    # and the rest padded with zeros: a protein in a box twice its size costs a fraction of the dense sum.
+    support = _support(profiles)
+    if support is None:  # no atom reaches the box
+        return profiles.new_zeros(B, grid.size, grid.size, grid.size)
+    (x0, x1), (y0, y1), (z0, z1) = support
+    gx, gy, gz = profiles[:, 0, :, x0:x1], profiles[:, 1, :, y0:y1], profiles[:, 2, :, z0:z1]  # (B, N, D?)
+    inner = trilinear_sum(weights[..., None] * gx, gy, gz)  # (B, x1 - x0, y1 - y0, z1 - z0)
+    D = grid.size
+    return torch.nn.functional.pad(inner, (z0, D - z1, y0, D - y1, x0, D - x1))  # (B, D, D, D)
+
+
+def _support(profiles: torch.Tensor) -> tuple[tuple[int, int], ...] | None:
+    """Per axis, the half-open voxel range [first, last + 1) where any atom's profile is non-zero; profiles
+    (B, 3, N, D). None when no atom reaches the box. (One host synchronisation on a GPU.)"""
+    if profiles.numel() == 0:  # no structure or no atom
+        return None
+    reach = (profiles.detach().amax(dim=(0, 2)) > 0).cpu()  # (3, D) bool
+    if not bool(reach.any(1).all()):
+        return None
+    ranges = []
+    for axis in reach:
+        hit = axis.nonzero().flatten()
+        ranges.append((int(hit[0]), int(hit[-1]) + 1))
+    return tuple(ranges)
 
 
 def trilinear_sum(gx: torch.Tensor, gy: torch.Tensor, gz: torch.Tensor, chunk: int | None = None) -> torch.Tensor:
