@@ -27,6 +27,13 @@ from cryosampler.experiments.experimental_maps import EXPERIMENTAL_MAPS, experim
 from cryosampler.experiments.profiles import repo_root
 
 
+# Markdown titles of the table's columns.
+TITLES = {"resolution_A": "resolution (Å)", "train_exit": "train exit", "train_s": "train (s)",
+          "correlation_deposited": "r deposited", "correlation_readout": "r read-out",
+          "rmsd_readout_A": "RMSD read-out (Å)", "fit_s": "fit (s)", "correlation_refined": "r refined",
+          "rmsd_refined_A": "RMSD refined (Å)", "refine_s": "refine (s)"}
+
+
 def run_cli(arguments: list[str]) -> tuple[int, float, list[str]]:
     """Run ``python -m cryosampler ARGUMENTS``: exit status, wall time (s), its warning and error lines."""
     start = time.perf_counter()
@@ -67,8 +74,9 @@ def main() -> None:
                     "rmsd_readout_A": fit.rmsd_to_reference, "fit_s": fit_s,
                     "correlation_refined": refined.correlation_fitted, "rmsd_refined_A": refined.rmsd_to_reference,
                     "refine_s": refine_s}
-        row["messages"] = " | ".join(dict.fromkeys(notes)).replace(str(args.work), "…").replace(
-            str(files[entry.map_file].parent), "…")
+        # One line per distinct message, without the program name and the cache folder.
+        row["messages"] = " | ".join(dict.fromkeys(notes)).replace("cryosampler: ", "").replace(
+            f"{files[entry.map_file].parent}/", "").replace(str(args.work), "…")
         rows.append(row)
         print(row, flush=True)
     table = pd.DataFrame(rows)
@@ -77,7 +85,9 @@ def main() -> None:
                 "seconds including start-up and ingestion. Correlations are map–model correlations on the model's "
                 "64³ × 2 Å grid; RMSDs are heavy-atom RMSDs of the fitted model to the deposited one, no "
                 "superposition. Maps: EMDB (CC0) via the ccpem-utils 0.0.1.dev34 wheel's test data.")
-    for path in save_table(table, args.tables, "experimental_maps", floatfmt=".3f", footnote=footnote):
+    shown = table.rename(columns=TITLES).drop(columns=["note"])
+    for path in save_table(table, args.tables, "experimental_maps", floatfmt=".3f", footnote=footnote,
+                           markdown=shown):
         print("wrote", path)
 
 
