@@ -157,3 +157,11 @@ def adk_files() -> dict:
     from cryosampler.experiments.transition import adk_files as find_files
 
     return downloaded_or_skip(find_files, "adenylate kinase path")
+
+
+@pytest.fixture(scope="session")
+def experimental_maps() -> dict:
+    """The real EMDB maps and deposited models of ccpem-utils' test data."""
+    from cryosampler.experiments.experimental_maps import experimental_map_files as find_files
+
+    return downloaded_or_skip(find_files, "experimental maps")
