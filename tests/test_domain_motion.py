@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 
 from cryosampler.experiments import domain_motion as dm
+from cryosampler.evaluation.validate import validity_table
 from cryosampler.io.grid import MapGrid
 from cryosampler.io.atomic_files import write_pdb
 from cryosampler.physics.superpose import rmsd
@@ -260,8 +261,6 @@ def test_score_table_rows_methods_and_coverage(tmp_path):
 
 
 def test_validity_rows_cover_every_reference_method_and_both_experimental_states(tmp_path):
-    from cryosampler.evaluation.validate import validity_table
-
     case, states, _ = _two_state_case(tmp_path)
     i, j = states["1ABC_A"], states["2XYZ_B"]
     clashing = i.coords.copy()
