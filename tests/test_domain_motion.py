@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 
 from cryosampler.experiments import domain_motion as dm
+from cryosampler.evaluation.validate import validity_table
 from cryosampler.io.grid import MapGrid
 from cryosampler.io.atomic_files import write_pdb
 from cryosampler.physics.superpose import rmsd
@@ -257,6 +258,32 @@ def test_score_table_rows_methods_and_coverage(tmp_path):
     assert np.array_equal(table["coverage_1A"], (table["best_rmsd"] < 1.0).astype(float))
     assert "rotation augmentation off" in dm.score_footnote(10, "smoke", False, 0, 1.5)
     assert "1.5 Å amplitude" in dm.score_footnote(10, "smoke", True, 0, 1.5)
+
+
+def test_validity_rows_cover_every_reference_method_and_both_experimental_states(tmp_path):
+    case, states, _ = _two_state_case(tmp_path)
+    i, j = states["1ABC_A"], states["2XYZ_B"]
+    clashing = i.coords.copy()
+    clashing[-1] = clashing[0]  # last residue's CB on the first residue's N: a clash
+    ensembles = {"1ABC_A": np.stack([i.coords, clashing]), "2XYZ_B": j.coords[None]}
+    directions = [("P00001", "train", "1ABC_A", ("1ABC_A", "2XYZ_B")),
+                  ("P00002", "held out", "1ABC_A", ("2XYZ_B",)), ("P00002", "held out", "2XYZ_B", ("1ABC_A",))]
+    rows = dm.validity_ensembles(directions, states, ensembles, anm_amplitude=1.0, n_samples=3, seed=0)
+    table = validity_table(rows)
+    assert list(table.columns[:4]) == ["protein", "split", "reference", "method"]
+    methods = ["CryoSampler", "ANM", "static reference"]
+    assert list(table["method"]) == methods + ["experimental state"] * 2 + methods * 2 + ["experimental state"] * 2
+    assert list(table["reference"]) == (["1ABC_A"] * 4 + ["2XYZ_B"]) + (["1ABC_A"] * 3 + ["2XYZ_B"] * 3
+                                                                      + ["1ABC_A", "2XYZ_B"])
+    assert list(table["samples"]) == [2, 3, 1, 1, 1] + [2, 3, 1, 1, 3, 1, 1, 1]
+    ours = table.iloc[0]
+    assert ours["clashes_per_sample"] > 0 and ours["bioemu_pass"] == 0.5
+    # ANM is drawn as score_table draws it: the same samples for the same seed.
+    anm = dm.method_samples(i, ensembles["1ABC_A"], 1.0, 3, 0)["ANM"]
+    assert table.iloc[1]["bond_dev_max"] == validity_table([({}, anm, i)]).iloc[0]["bond_dev_max"]
+    experimental = table[table["method"] == "experimental state"]
+    assert (experimental[["clashes_per_sample", "bond_dev_max", "angle_dev_max"]] == 0).all().all()
+    assert "experimental state" in dm.VALIDITY_FOOTNOTE and "clashes_per_sample" in dm.VALIDITY_FOOTNOTE
 
 
 def _scores():

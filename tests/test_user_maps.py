@@ -14,11 +14,13 @@ from cryosampler.physics.correlation import map_correlation
 from cryosampler.io.mrc import read_mrc
 from cryosampler.physics.render import render_density
 from cryosampler.io.grid import MapGrid
+from cryosampler.experiments import user_maps
 from cryosampler.experiments.user_maps import (APIX_RANGE, BOX_RANGE, draw_frames, fit_map_name, fit_table,
                                                gridding_around, ingest_table, own_maps_footnote, own_maps_table,
                                                progress_table, random_gridding, random_griddings, render_gridded,
                                                sampling_scores, write_map_folder)
 from cryosampler.evaluation.metrics import progress_wasserstein, score_ensemble
+from cryosampler.evaluation.validate import validity_table
 from cryosampler.io.atomic_files import read_structure, write_pdb
 from cryosampler.physics.superpose import rmsd
 
@@ -217,3 +219,18 @@ def test_own_maps_table_by_hand():
     assert clean.loc["fit RMSD on 4 Å maps, largest (Å)"].tolist() == [3.0, 4.0]
     assert clean.loc["fit RMSD on 8 Å maps, mean (Å)"].tolist() == [5.0, 6.0]
     assert "20 training maps per folder" in own_maps_footnote(20, 100, "smoke", 16, 0, 5)
+
+
+def test_validity_rows_are_each_model_the_reference_and_the_training_structures():
+    reference = make_helix()
+    broken = reference.coords.copy()
+    broken[reference.res_nums > 5] += [0.0, 0.0, 3.0]  # CA 5 → CA 6 stretched by about 3 Å: a chain break
+    training = np.stack([reference.coords, reference.coords + 0.01])
+    table = validity_table(user_maps.validity_ensembles({"clean": np.stack([reference.coords, broken]),
+                                               "6 Å": reference.coords[None]}, reference, training))
+    assert list(table["method"]) == ["CryoSampler", "CryoSampler", "static reference", "path frames"]
+    assert list(table["training maps"][:2]) == ["clean", "6 Å"]
+    assert list(table["samples"]) == [2, 1, 1, 2]
+    assert list(table["chain_breaks_per_sample"]) == [0.5, 0, 0, 0]
+    assert table["bond_dev_max"].iloc[3] == pytest.approx(0.0, abs=1e-9)  # a rigid shift keeps every bond
+    assert "path frames" in user_maps.VALIDITY_FOOTNOTE

@@ -7,7 +7,7 @@ import pytest
 from scipy.spatial.distance import cdist
 
 from cryosampler.evaluation.validate import (BIOEMU_MAX_C_N, CHAIN_BREAK, bond_angles, clash_counts, covalent_bonds,
-                                             sample_validity, validity, validity_summary)
+                                             sample_validity, validity, validity_summary, validity_table)
 from cryosampler.io.atomic_files import read_structure, write_pdb
 from cryosampler.io.structure import Structure
 from conftest import make_helix
@@ -228,3 +228,49 @@ def test_sample_validity_rejects_samples_of_another_atom_set():
     reference = make_helix()
     with pytest.raises(ValueError, match="samples must have shape"):
         sample_validity(reference.coords[None, :-1], reference)
+
+
+def test_validity_table_has_a_row_per_ensemble_and_the_target_rows():
+    reference = make_helix()
+    planted = reference.coords.copy()
+    planted[_index(reference, 2, "CB")] = planted[_index(reference, 8, "CB")] + [0.8, 0.0, 0.0]
+    ours = np.stack([reference.coords, planted, _broken(reference, 5, 5.0)])
+    table = validity_table([({"slot": "tiny", "method": "Ours"}, ours, reference),
+                            ({"slot": "tiny", "method": "target A"}, reference.coords[None], reference)])
+    assert list(table.columns[:2]) == ["slot", "method"] and table.columns[2] == "samples"
+    assert list(table["method"]) == ["Ours", "target A"] and list(table["samples"]) == [3, 1]
+    row = table.set_index("method").loc["Ours"]
+    n_planted = _brute_force_clashes(planted, reference.res_nums)
+    assert n_planted > 0
+    assert row["clashes_per_sample"] == pytest.approx(n_planted / 3)
+    assert row["chain_breaks_per_sample"] == pytest.approx(1 / 3)
+    assert row["ca_ca_max"] == pytest.approx(5.0)
+    assert row["bioemu_pass"] == pytest.approx(1 / 3)  # the planted clash and the break each fail the filter
+    per_sample = sample_validity(ours, reference)
+    assert row["bond_dev_rmsd"] == pytest.approx(np.sqrt(np.mean(per_sample["bond_dev_rmsd"] ** 2)))
+    assert row["angle_dev_max"] == pytest.approx(per_sample["angle_dev_max"].max())
+    target = table.set_index("method").loc["target A"]
+    for column in ("clashes_per_sample", "clashes_reference", "chain_breaks_per_sample", "bond_dev_rmsd",
+                   "bond_dev_max", "angle_dev_rmsd", "angle_dev_max"):
+        assert target[column] == 0, column
+    assert target["bioemu_pass"] == 1.0
+
+
+def test_validity_table_labels_may_differ_between_rows():
+    reference = make_helix()
+    table = validity_table([({"method": "Ours", "training maps": "clean"}, reference.coords[None], reference),
+                            ({"method": "static reference"}, reference.coords[None], reference)])
+    assert list(table.columns[:2]) == ["method", "training maps"]
+    assert table["training maps"].isna().tolist() == [False, True]
+
+
+@pytest.mark.parametrize("case", ["no ensembles", "label named like a column", "samples of another atom set"])
+def test_validity_table_rejects_bad_input(case):
+    reference = make_helix()
+    ensembles = {"no ensembles": [],
+                 "label named like a column": [({"samples": "Ours"}, reference.coords[None], reference)],
+                 "samples of another atom set": [({"method": "Ours"}, reference.coords[None, :-1], reference)]}[case]
+    match = {"no ensembles": "no ensembles to judge", "label named like a column": "'samples' is a validity column",
+             "samples of another atom set": "samples must have shape"}[case]
+    with pytest.raises(ValueError, match=match):
+        validity_table(ensembles)

@@ -8,6 +8,8 @@ atom. Everything works on heavy atoms only, so a backbone-only reference (N, CA,
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import numpy as np
 import pandas as pd
 from scipy.spatial import cKDTree
@@ -16,7 +18,8 @@ from cryosampler.evaluation.metrics import checked_coords
 from cryosampler.io.structure import Structure
 from cryosampler.model.structural_losses import BOND_CUTOFF, bond_pairs
 
-__all__ = ["validity", "sample_validity", "clash_counts", "validity_summary", "covalent_bonds", "bond_angles",
+__all__ = ["validity", "sample_validity", "clash_counts", "validity_summary", "validity_table", "VALIDITY_FOOTNOTE",
+           "covalent_bonds", "bond_angles",
            "BOND_CUTOFF", "CLASH_CUTOFF", "CHAIN_BREAK", "BIOEMU_MAX_CA_CA", "BIOEMU_MAX_C_N", "BIOEMU_CLASH",
            "BIOEMU_MIN_SEPARATION"]
 
@@ -207,20 +210,86 @@ def sample_validity(samples: np.ndarray, reference: Structure, clash_cutoff: flo
     })
 
 
+def _ensemble_numbers(table: pd.DataFrame, reference: Structure, clash_cutoff: float) -> dict[str, float]:
+    """A :func:`sample_validity` table of ``reference``'s samples summed up: the columns of
+    :func:`validity_table`."""
+    # Every sample has the same bonds and angles, so the overall rms is the rms of the per-sample rms values.
+    return {"samples": len(table),
+            "clashes_per_sample": float(table["clashes"].mean()),
+            "clashes_reference": float(_count_clashes(reference.coords, reference.res_nums, clash_cutoff)),
+            "chain_breaks_per_sample": float(table["chain_breaks"].mean()),
+            "bond_dev_rmsd": float(np.sqrt(np.mean(table["bond_dev_rmsd"] ** 2))),
+            "bond_dev_max": float(table["bond_dev_max"].max()),
+            "angle_dev_rmsd": float(np.sqrt(np.mean(table["angle_dev_rmsd"] ** 2))),
+            "angle_dev_max": float(table["angle_dev_max"].max()),
+            "ca_ca_max": float(table["ca_ca_max"].max()),
+            "bioemu_pass": float(table["bioemu_physical"].mean())}
+
+
 def validity_summary(table: pd.DataFrame, reference: Structure, clash_cutoff: float = CLASH_CUTOFF,
                      noun: str = "samples") -> str:
     """One line from a :func:`sample_validity` table of ``reference``'s samples: clashes per sample (and the
     reference's own), chain breaks in all, the rms bond-length and bond-angle deviations over all samples, and
     how many pass BioEmu's filter. ``noun`` names the rows ("samples", "models")."""
+    numbers = _ensemble_numbers(table, reference, clash_cutoff)
     n = len(table)
-    # Every sample has the same bonds and angles, so the overall rms is the rms of the per-sample rms values.
-    bonds = np.sqrt(np.mean(table["bond_dev_rmsd"] ** 2))
-    angles = np.sqrt(np.mean(table["angle_dev_rmsd"] ** 2))
-    own = _count_clashes(reference.coords, reference.res_nums, clash_cutoff)
     breaks = int(table["chain_breaks"].sum())
     one = noun.removesuffix("s")
-    return (f"{n} {noun if n != 1 else one}, {table['clashes'].mean():.1f} clashes < {clash_cutoff:g} Å per {one} "
-            f"(reference {own}), "
+    return (f"{n} {noun if n != 1 else one}, {numbers['clashes_per_sample']:.1f} clashes < {clash_cutoff:g} Å per "
+            f"{one} (reference {numbers['clashes_reference']:.0f}), "
             f"{breaks} chain break{'s' if breaks != 1 else ''} (CA–CA > {CHAIN_BREAK:g} Å), bond lengths "
-            f"±{bonds:.3f} Å and angles ±{angles:.1f}° rms from the reference, "
+            f"±{numbers['bond_dev_rmsd']:.3f} Å and angles ±{numbers['angle_dev_rmsd']:.1f}° rms from the reference, "
             f"{int(table['bioemu_physical'].sum())}/{n} pass BioEmu's filter")
+
+
+def validity_table(ensembles: Iterable[tuple[dict, np.ndarray, Structure]],
+                   clash_cutoff: float = CLASH_CUTOFF) -> pd.DataFrame:
+    """The validity of several ensembles side by side, one row each: the table notebooks 05, 06 and 07 save, so
+    that a method's samples can be set against the baselines' and against the true structures themselves.
+
+    Parameters
+    ----------
+    ensembles : iterable of (labels, samples, reference)
+        labels: dict of the row's label columns (e.g. {"slot": "4CLN", "method": "Ours"}); samples: (S, N, 3) Å
+        in the atom order of reference (Structure), whose covalent geometry they are judged against
+        (:func:`sample_validity`). A single structure is an ensemble of one, (1, N, 3).
+    clash_cutoff : float, Å
+
+    Returns
+    -------
+    DataFrame, one row per ensemble in input order: the label columns (in order of first appearance; missing
+    labels are NaN), then
+        ``samples``: S;
+        ``clashes_per_sample``: clashes (< ``clash_cutoff``, residues ≥ 2 apart), mean over samples;
+        ``clashes_reference``: the same count for the reference itself;
+        ``chain_breaks_per_sample``: CA–CA of consecutive residue numbers > ``CHAIN_BREAK``, mean over samples;
+        ``bond_dev_rmsd``, ``bond_dev_max`` (Å): rms and largest bond-length deviation from the reference over all
+        bonds and samples; ``angle_dev_rmsd``, ``angle_dev_max`` (degrees): the same for bond angles;
+        ``ca_ca_max`` (Å): the longest consecutive CA–CA of any sample;
+        ``bioemu_pass``: fraction of samples that pass BioEmu's filter.
+    """
+    rows = []
+    for labels, samples, reference in ensembles:
+        clashing = sorted(set(labels) & set(_VALIDITY_COLUMNS))
+        if clashing:
+            raise ValueError(f"label {clashing[0]!r} is a validity column: rename it")
+        table = sample_validity(samples, reference, clash_cutoff)
+        rows.append({**labels, **_ensemble_numbers(table, reference, clash_cutoff)})
+    if not rows:
+        raise ValueError("no ensembles to judge: give at least one (labels, samples, reference)")
+    table = pd.DataFrame(rows)
+    return table[[c for c in table.columns if c not in _VALIDITY_COLUMNS] + list(_VALIDITY_COLUMNS)]
+
+
+_VALIDITY_COLUMNS = ("samples", "clashes_per_sample", "clashes_reference", "chain_breaks_per_sample",
+                     "bond_dev_rmsd", "bond_dev_max", "angle_dev_rmsd", "angle_dev_max", "ca_ca_max", "bioemu_pass")
+
+VALIDITY_FOOTNOTE = (
+    f"Each row judges an ensemble against its reference's covalent geometry (cryosampler.evaluation.validate). "
+    f"clashes_per_sample: heavy-atom pairs closer than {CLASH_CUTOFF:g} Å whose residues are ≥ 2 apart, mean "
+    f"over samples (clashes_reference: the reference's own); chain_breaks_per_sample: consecutive CA–CA farther "
+    f"than {CHAIN_BREAK:g} Å; bond_dev_* (Å) and angle_dev_* (°): rms and largest deviation of bond lengths and "
+    f"bond angles from the reference's; ca_ca_max (Å): longest consecutive CA–CA; bioemu_pass: fraction passing "
+    f"BioEmu's physicality filter (CA–CA < {BIOEMU_MAX_CA_CA:g} Å, C–N < {BIOEMU_MAX_C_N:g} Å, no atoms within "
+    f"{BIOEMU_CLASH:g} Å of residues ≥ {BIOEMU_MIN_SEPARATION} apart). A structure judged against itself has no "
+    f"deviation by construction.")

@@ -28,6 +28,7 @@ import pandas as pd
 
 from cryosampler.experiments.downloads import data_dir, pip_download
 from cryosampler.evaluation.metrics import closest_sample_rmsd, state_occupancy
+from cryosampler.evaluation.validate import VALIDITY_FOOTNOTE as _VALIDITY_BASICS
 from cryosampler.evaluation.coverage import (COVERAGE_THRESHOLDS, SUCCESS_THRESHOLD, aligned_rmsd_matrix, coverage_auc,
                                              coverage_curve)
 from cryosampler.io.correspondence import aligned_atoms, aligned_residues
@@ -40,7 +41,8 @@ from cryosampler.physics.superpose import optimal_rotation
 __all__ = ["REQUIREMENT", "WHEEL_NAME", "TRAIN_CASES", "HELD_OUT_CASES", "MIN_BOX_MARGIN", "ANM_AMPLITUDES",
            "Case", "benchmark_wheel", "read_cases", "read_state", "box_margin", "check_fits_box", "directions",
            "superposed_state", "score_samples", "choose_anm_amplitude", "DATASET_FOOTNOTE", "dataset_table",
-           "FIT_FOOTNOTE", "fit_table", "anm_trials", "anm_trials_table", "score_table", "score_footnote",
+           "FIT_FOOTNOTE", "fit_table", "anm_trials", "anm_trials_table", "method_samples", "score_table",
+           "score_footnote", "validity_ensembles", "VALIDITY_FOOTNOTE",
            "SUMMARY_FOOTNOTE", "summary_table", "coverage_curves", "closest_sample_traces"]
 
 REQUIREMENT = "bioemu-benchmarks==0.0.2.post1"
@@ -302,6 +304,16 @@ def anm_trials_table(trials: pd.DataFrame) -> pd.DataFrame:
         mean=lambda t: t.mean(axis=1))
 
 
+def method_samples(reference: Structure, ensemble: np.ndarray, anm_amplitude: float, n_samples: int,
+                   seed: int) -> dict[str, np.ndarray]:
+    """The benchmark's three methods on one reference state, method → samples (S, N, 3) Å in its atom order:
+    "CryoSampler" (``ensemble``, as sampled), "ANM" (``n_samples`` conformations at ``anm_amplitude`` Å drawn with
+    ``seed``) and "static reference" (the reference itself, S = 1)."""
+    return {"CryoSampler": ensemble,
+            "ANM": sample_anm_conformations(reference, n_samples, anm_amplitude, seed=seed),
+            "static reference": reference.coords[None]}
+
+
 def score_table(directions: list[tuple[str, str, str, tuple[str, ...]]], states: dict[str, Structure],
                 ensembles: dict[str, np.ndarray], sample_seconds: dict[str, float], anm_amplitude: float,
                 n_samples: int, seed: int) -> pd.DataFrame:
@@ -317,10 +329,9 @@ def score_table(directions: list[tuple[str, str, str, tuple[str, ...]]], states:
     rows = []
     for name, split, reference, targets in directions:
         target_states = [states[t] for t in targets]
-        anm = sample_anm_conformations(states[reference], n_samples, anm_amplitude, seed=seed)
-        for method, samples, seconds in (("CryoSampler", ensembles[reference], sample_seconds[reference]),
-                                         ("ANM", anm, np.nan),
-                                         ("static reference", states[reference].coords[None], np.nan)):
+        methods = method_samples(states[reference], ensembles[reference], anm_amplitude, n_samples, seed)
+        for method, samples in methods.items():
+            seconds = sample_seconds[reference] if method == "CryoSampler" else np.nan
             for row in score_samples(samples, states[reference], target_states).itertuples():
                 rows.append({"protein": name, "split": split, "reference": reference, "target": row.target,
                              "method": method, "n_samples": len(samples), "best_rmsd": row.best_rmsd,
@@ -339,6 +350,39 @@ def score_footnote(steps: int, encoder_preset: str, rotate: bool, seed: int, anm
             f"rotation augmentation {'on' if rotate else 'off'}), `cryosampler sample` with its default "
             f"DDIM steps, seed {seed}; ANM: {anm_amplitude:g} Å amplitude chosen on the training proteins; "
             "sample_seconds: wall time of the sample command (model load included).")
+
+
+def validity_ensembles(directions: list[tuple[str, str, str, tuple[str, ...]]], states: dict[str, Structure],
+                       ensembles: dict[str, np.ndarray], anm_amplitude: float, n_samples: int,
+                       seed: int) -> list[tuple[dict, np.ndarray, Structure]]:
+    """The input of validate.validity_table for notebook 06: per protein, each reference state's three methods
+    (:func:`method_samples`, judged against that reference), then both experimental states, each judged against
+    itself (method "experimental state").
+
+    directions, states, ensembles, anm_amplitude, n_samples, seed: as for :func:`score_table`. Labels: protein,
+    split, reference (the state judged against), method.
+    """
+    by_protein: dict[str, list[tuple[str, str, str, tuple[str, ...]]]] = {}
+    for direction in directions:
+        by_protein.setdefault(direction[0], []).append(direction)
+    out = []
+    for name, group in by_protein.items():
+        seen: list[str] = []  # the protein's states, in order of first mention
+        for _, split, reference, targets in group:
+            labels = {"protein": name, "split": split, "reference": reference}
+            methods = method_samples(states[reference], ensembles[reference], anm_amplitude, n_samples, seed)
+            out += [({**labels, "method": method}, samples, states[reference]) for method, samples in methods.items()]
+            seen += [s for s in dict.fromkeys((reference, *targets)) if s not in seen]
+        out += [({"protein": name, "split": split, "reference": s, "method": "experimental state"},
+                 states[s].coords[None], states[s]) for s in seen]
+    return out
+
+
+VALIDITY_FOOTNOTE = (_VALIDITY_BASICS + " Backbone atoms only (N, CA, C, O), so bonds and angles are the "
+                     "backbone's. CryoSampler, ANM and static reference rows are judged against the reference state "
+                     "they were sampled from; an 'experimental state' row is the deposited structure judged "
+                     "against itself (no deviations by construction): its clashes, chain breaks and BioEmu filter "
+                     "are what the samples should match.")
 
 
 SUMMARY_FOOTNOTE = ("Over the rows of tables/domain_motion for each split and method. Training: targets are both "

@@ -19,6 +19,7 @@ import torch
 
 from cryosampler.physics.degrade import DegradeConfig, degrade
 from cryosampler.evaluation.metrics import progress_wasserstein, score_ensemble
+from cryosampler.evaluation.validate import VALIDITY_FOOTNOTE as _VALIDITY_BASICS
 from cryosampler.physics.correlation import map_correlation
 from cryosampler.ingest import ingest_map
 from cryosampler.io.files import staged_directory
@@ -32,7 +33,8 @@ from cryosampler.physics.superpose import rmsd
 __all__ = ["Gridding", "gridding_around", "random_gridding", "render_gridded", "write_gridded", "draw_frames",
            "random_griddings", "write_map_folder", "APIX_RANGE", "BOX_RANGE", "CLEAN_RESOLUTION", "BASINS",
            "TRAINING_RECIPES", "FIT_RECIPES", "MAP_FRAME", "SLUGS", "fit_map_name", "ingest_table", "INGEST_FOOTNOTE",
-           "sampling_scores", "progress_table", "fit_table", "own_maps_table", "own_maps_footnote"]
+           "sampling_scores", "progress_table", "fit_table", "own_maps_table", "own_maps_footnote",
+           "validity_ensembles", "VALIDITY_FOOTNOTE"]
 
 APIX_RANGE = (1.0, 2.7)  # Å, voxel sizes users' maps come at (issue 10: 0.8–3 Å)
 BOX_RANGE = (96, 200)  # voxels per side
@@ -318,3 +320,23 @@ def own_maps_footnote(n_maps: int, steps: int, encoder_preset: str, n_samples: i
             f"{n_samples} samples (DDIM, the sample command's default steps), seed {seed}; fit on "
             f"{n_fit_frames} frames evenly along the path per resolution. 'reference or truth': the "
             "rigid reference (1AKE) for RMSDs, the training maps' share for occupancy. Heavy atoms.")
+
+
+def validity_ensembles(ensembles: dict[str, np.ndarray], reference: Structure,
+                       training: np.ndarray) -> list[tuple[dict, np.ndarray, Structure]]:
+    """The input of validate.validity_table for notebook 07, every row judged against ``reference``: each model's
+    ensemble (method "CryoSampler", training maps its recipe), the rigid reference (method "static reference")
+    and the true structures of the training maps (method "path frames", shared by every folder).
+
+    ensembles: training recipe → samples (S, N, 3) Å; training: (F, N, 3) Å, the training maps' structures;
+    both in ``reference``'s atom order. Labels: method, training maps.
+    """
+    return ([({"method": "CryoSampler", "training maps": name}, samples, reference)
+             for name, samples in ensembles.items()]
+            + [({"method": "static reference", "training maps": "none"}, reference.coords[None], reference),
+               ({"method": "path frames", "training maps": "all (their true structures)"}, training, reference)])
+
+
+VALIDITY_FOOTNOTE = (_VALIDITY_BASICS + " Heavy atoms, every row judged against the reference (1AKE). 'path "
+                     "frames': the DIMS path's structures drawn for the training maps, the data the models learn "
+                     "from; 'static reference': 1AKE itself.")
