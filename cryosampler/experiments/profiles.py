@@ -70,8 +70,8 @@ class Profile:
 
 PROFILES = {
     "full": Profile(name="full", publish=True, encoder_preset="default", train_preset="default", n_samples=16,
-                    ddim_steps=100, seeds=(0, 1, 2), step_sweep=(10, 25, 50, 100), own_maps_steps=600,
-                    own_maps_count=20, own_maps_fit_frames=9, domain_motion_steps=1200),
+                    ddim_steps=100, seeds=(0, 1, 2), step_sweep=(10, 25, 50, 100), own_maps_steps=300,
+                    own_maps_count=20, own_maps_fit_frames=9, domain_motion_steps=800),
     # Same code at toy sizes: a few training steps, few samples, few DDIM steps.
     "fast": Profile(name="fast", publish=False, encoder_preset="smoke", train_preset="smoke", n_samples=4,
                     ddim_steps=10, seeds=(0,), step_sweep=(5, 10), own_maps_steps=4,
