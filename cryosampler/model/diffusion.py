@@ -66,6 +66,8 @@ class DiffusionConfig:
             raise ValueError(f"DiffusionConfig.s must lie in (0, 1) so that σ_0 > 0 and t_max > 0, got {self.s}")
         if not self.gamma > 0.0:
             raise ValueError(f"DiffusionConfig.gamma must be positive, got {self.gamma}")
+        if not self.weight_floor >= 0.0:  # a negative floor would silently do nothing; NaN is refused too
+            raise ValueError(f"DiffusionConfig.weight_floor must be 0 or more, got {self.weight_floor}")
         if self.n_steps < 2:
             raise ValueError(f"DiffusionConfig.n_steps must be at least 2 (t_1 = 1 and t_K = 0), got {self.n_steps}")
 
