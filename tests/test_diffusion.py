@@ -64,7 +64,8 @@ def test_snr_is_finite_and_strictly_decreasing(dtype):
 def test_config_validation_and_round_trip():
     assert DiffusionConfig(**dataclasses.asdict(CONFIG)) == CONFIG == DIFFUSION_PRESETS["paper"]
     assert (CONFIG.t_min, CONFIG.t_max) == (0.0, 1 - CONFIG.s)
-    for bad in [dict(s=0.0), dict(s=1.0), dict(gamma=0.0), dict(n_steps=1), dict(weight_floor=-1.0), dict(weight_floor=float("nan"))]:
+    for bad in [dict(s=0.0), dict(s=1.0), dict(gamma=0.0), dict(n_steps=1), dict(weight_floor=-1.0),
+                dict(weight_floor=float("nan"))]:
         with pytest.raises(ValueError):
             DiffusionConfig(**bad)
 
