@@ -7,11 +7,12 @@ lowest ANM mode until the state lies ``MotionConfig.rmsd`` (4 Å) from the refer
 linear move along a mode stretches and bends what the elastic network does not hold rigid. For every protein of
 the paper's manifest (``$CRYOSAMPLER_PDB_DIR``, as notebook 01 resolves it) and each amplitude, both end states
 are scored with ``evaluation.validate.sample_validity``, the definition notebook 05's validity table uses:
-clashes (heavy-atom pairs < 2.2 Å, not bonded), chain breaks (CA–CA > 4.2 Å), the longest CA–CA, bond-length and
-bond-angle deviation from the reference (rms), and BioEmu's physicality filter.
+clashes (heavy-atom pairs < 2.2 Å, not bonded), chain breaks (CA–CA > 4.2 Å), the longest CA–CA and peptide C–N,
+bond-length and bond-angle deviation from the reference (rms), and BioEmu's physicality filter (CA–CA < 4.5 Å,
+C–N < 2.0 Å, no atom pair within 1 Å).
 
 Writes ``anm_geometry.{csv,md}`` under ``--tables``: one row per protein and amplitude, means over the two states
-(the longest CA–CA: the larger), after a row for the reference itself (RMSD 0). Runs in seconds.
+(the longest CA–CA and C–N: the larger), after a row for the reference itself (RMSD 0). Runs in seconds.
 """
 
 from __future__ import annotations
@@ -30,8 +31,9 @@ from cryosampler.io.atomic_files import read_structure
 from cryosampler.physics.nma import MotionConfig, simulate_motion
 
 FOOTNOTE = ("Notebook 01's end states (linear moves along ANM mode 1, nma.simulate_motion) at each RMSD from the "
-            "reference (0: the reference); notebook 01 uses 4 Å. Means over the two states; clashes: heavy-atom pairs < 2.2 Å; breaks: "
-            "CA–CA > 4.2 Å; bond/angle: rms deviation from the reference; BioEmu: share of states passing its filter.")
+            "reference (0: the reference); notebook 01 uses 4 Å. Means over the two states; clashes: heavy-atom "
+            "pairs < 2.2 Å; breaks: CA–CA > 4.2 Å; ca_ca_max, c_n_max: longest CA–CA and peptide C–N, Å; bond/angle: "
+            "rms deviation from the reference; BioEmu: share of states passing its filter.")
 
 
 def geometry_rows(manifest: pd.DataFrame, amplitudes: list[float]) -> list[dict]:
@@ -48,7 +50,8 @@ def geometry_rows(manifest: pd.DataFrame, amplitudes: list[float]) -> list[dict]
             validity = sample_validity(states, structure)
             rows.append({"slot": entry["slot"], "rmsd": amplitude,
                          "clashes": validity["clashes"].mean(), "chain_breaks": validity["chain_breaks"].mean(),
-                         "ca_ca_max": validity["ca_ca_max"].max(), "bond_dev_rmsd": validity["bond_dev_rmsd"].mean(),
+                         "ca_ca_max": validity["ca_ca_max"].max(),
+                         "c_n_max": validity["c_n_max"].max(), "bond_dev_rmsd": validity["bond_dev_rmsd"].mean(),
                          "angle_dev_rmsd": validity["angle_dev_rmsd"].mean(),
                          "bioemu_pass": validity["bioemu_physical"].mean()})
     return rows
