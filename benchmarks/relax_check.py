@@ -44,10 +44,10 @@ from cryosampler.physics.superpose import rmsd
 CALMODULINS = ("1EXR", "3CLN", "1CLL", "1CLM", "4CLN", "1PRW")
 
 
-def table1_rows(results: Path, n_samples: int, seed: int, config: RelaxConfig) -> list[dict]:
-    """One row per protein of notebook 03's ensembles under ``results`` (module docstring, ``--table1``)."""
+def table1_rows(results: Path, dataset: pd.DataFrame, n_samples: int, seed: int, config: RelaxConfig) -> list[dict]:
+    """One row per protein of notebook 01's ``dataset`` with notebook 03's ensembles under ``results`` (module
+    docstring, ``--table1``)."""
     profile = get_profile("full")
-    dataset, _ = load_dataset(results / "data")
     rows = []
     for entry in dataset.itertuples():
         reference, coords = load_states(results / "data", entry.slot)
@@ -89,7 +89,11 @@ def main() -> None:
     args = parser.parse_args()
     config = RelaxConfig(stiffness=args.stiffness)
     if args.table1 is not None:
-        table = pd.DataFrame(table1_rows(args.table1, args.samples, args.seed, config))
+        try:
+            dataset, _ = load_dataset(args.table1 / "data")
+        except ValueError as error:
+            raise SystemExit(f"relax_check.py: {error}") from None
+        table = pd.DataFrame(table1_rows(args.table1, dataset, args.samples, args.seed, config))
         print(table.to_markdown(index=False, floatfmt=".3f"))
         if args.csv is not None:
             table.to_csv(args.csv, index=False)
