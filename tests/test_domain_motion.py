@@ -224,6 +224,17 @@ def test_fit_table_scores_each_map_against_the_state_it_shows(tmp_path):
     assert table["rmsd_reference"].iloc[1] == pytest.approx(expected, abs=1e-6) and expected > 0.3
     np.testing.assert_allclose(table["rmsd_fitted"], 0.0, atol=2e-3)  # PDB's 3 decimals
     assert list(table["correlation_fitted"]) == [0.95, 0.93]
+    assert "rmsd_refined" not in table
+    # A refinement of the state-j map only, that returned state i: scored against j, state i's row left empty.
+    refined = tmp_path / "refined"
+    refined.mkdir()
+    pd.DataFrame({"map": [str(tmp_path / "maps" / "2XYZ_B.mrc")], "model": [str(tmp_path / "fit_i.pdb")],
+                  "correlation_reference": [0.7], "correlation_fitted": [0.99]}).to_csv(refined / "fit.csv", index=False)
+    table = dm.fit_table({"P00001": tmp_path}, {"P00001": case}, states, refined_dirs={"P00001": refined})
+    assert np.isnan(table["rmsd_refined"].iloc[0]) and np.isnan(table["correlation_refined"].iloc[0])
+    assert table["rmsd_refined"].iloc[1] == pytest.approx(expected, abs=2e-3)
+    assert table["correlation_refined"].iloc[1] == 0.99
+    np.testing.assert_allclose(table["rmsd_fitted"], 0.0, atol=2e-3)  # the read-out columns are unchanged
 
 
 def test_anm_trials_skip_held_out_directions_and_repeat_with_the_seed(tmp_path):

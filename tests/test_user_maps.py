@@ -199,6 +199,19 @@ def test_fit_table_scores_each_map_against_its_frame(tmp_path):
     assert table["rmsd_fitted"].iloc[1] > 0.1
     assert table["rmsd_reference"].iloc[1] == pytest.approx(rmsd(reference.coords, frames[5]))
     assert list(table["correlation_fitted"]) == [0.9, 0.8] * 2
+    assert "rmsd_refined" not in table
+    # The clean model's fits refined, and frame 5's refinement returned its own frame: the noisy model's rows and
+    # the read-out columns are left as they were.
+    refined = tmp_path / "refined"
+    refined.mkdir()
+    write_pdb(refined / "fit_b.pdb", reference, frames[5])
+    pd.DataFrame({"map": [f"maps/{fit_map_name(5)}.mrc"], "model": [str(refined / "fit_b.pdb")],
+                  "correlation_reference": [0.6], "correlation_fitted": [0.97]}).to_csv(refined / "fit.csv", index=False)
+    table = fit_table({("clean", "4 Å"): tmp_path, ("noisy", "4 Å"): tmp_path}, reference, frames,
+                      refined_dirs={("clean", "4 Å"): refined})
+    assert np.isnan(table["rmsd_refined"].iloc[[0, 2, 3]]).all()
+    assert table["rmsd_refined"].iloc[1] == pytest.approx(0.0, abs=2e-3) and table["correlation_refined"].iloc[1] == 0.97
+    assert table["rmsd_fitted"].iloc[1] == pytest.approx(rmsd(frames[0], frames[5]), abs=2e-3)
 
 
 def test_own_maps_table_by_hand():
@@ -219,6 +232,16 @@ def test_own_maps_table_by_hand():
     assert clean.loc["fit RMSD on 4 Å maps, largest (Å)"].tolist() == [3.0, 4.0]
     assert clean.loc["fit RMSD on 8 Å maps, mean (Å)"].tolist() == [5.0, 6.0]
     assert "20 training maps per folder" in own_maps_footnote(20, 100, "smoke", 16, 0, 5)
+    assert not table["measure"].str.startswith("refined").any()
+    # Refined fits of the clean model's 4 Å maps only (one not refined): two more rows for that recipe alone.
+    fits["rmsd_refined"] = [0.5, np.nan, np.nan, np.nan, np.nan, np.nan]
+    table = own_maps_table(sampling, fits, {"closed": 0.5, "open": 7.0}, training_occupancy=0.67,
+                           static_wasserstein=2.5)
+    assert len(table) == 2 * (4 + 2 * 2) + 2
+    clean = table[table["training maps"] == "clean"].set_index("measure")[["CryoSampler", "reference or truth"]]
+    assert clean.loc["refined fit RMSD on 4 Å maps, mean (Å)"].tolist() == [0.5, 2.0]
+    assert clean.loc["refined fit RMSD on 4 Å maps, largest (Å)"].tolist() == [0.5, 2.0]
+    assert clean.loc["fit RMSD on 4 Å maps, mean (Å)"].tolist() == [2.0, 3.0]
 
 
 def test_validity_rows_are_each_model_the_reference_and_the_training_structures():

@@ -249,30 +249,48 @@ def dataset_table(cases: dict[str, Case], splits: dict[str, str], states: dict[s
 FIT_FOOTNOTE = ("Each training map read out by `cryosampler fit` with the protein's reference (state i); "
                 "rmsd_*: backbone RMSD (Å) of the reference and of the fitted model to the state the map shows "
                 "(aligned as the benchmark pairs residues); correlation_*: map–model correlations that fit "
-                "reports.")
+                "reports. *_refined: state j's map fitted by `cryosampler fit --refine --normal-modes` (the read-out "
+                "and the reference's normal-mode fit, each refined into the map, the better by correlation); "
+                "state i's maps are not refined (their read-out is already the reference).")
 
 
-def fit_table(fit_dirs: dict[str, Path], cases: dict[str, Case], states: dict[str, Structure]) -> pd.DataFrame:
+def fit_table(fit_dirs: dict[str, Path], cases: dict[str, Case], states: dict[str, Structure],
+              refined_dirs: dict[str, Path] | None = None) -> pd.DataFrame:
     """The read-out of training maps: one row per map that ``cryosampler fit`` read, proteins in the order of
     ``fit_dirs``, maps in the order of each fit.csv.
 
     fit_dirs: protein → the fit command's output folder (its fit.csv and fitted models), run with the
-    protein's state i as reference on maps named "<state>.mrc" after the state they were rendered from.
+    protein's state i as reference on maps named "<state>.mrc" after the state they were rendered from;
+    refined_dirs: the same for ``fit --refine`` runs on some of those maps (any subset of proteins and maps).
     Columns: protein, map (the state the map shows), rmsd_reference and rmsd_fitted (backbone RMSD, Å, of the
     reference and of the fitted model to that state, residues paired by sequence alignment),
-    correlation_reference and correlation_fitted (fit.csv's map–model correlations).
+    correlation_reference and correlation_fitted (fit.csv's map–model correlations); with ``refined_dirs`` also
+    rmsd_refined and correlation_refined, NaN for maps that were not refined.
     """
+
+    def read(fit_dir: Path, reference: Structure) -> dict[str, dict]:
+        """state shown → the fitted model's backbone RMSD to it (Å) and fit.csv's correlations."""
+        scores = {}
+        for row in pd.read_csv(Path(fit_dir) / "fit.csv").itertuples():
+            shown = states[Path(row.map).name.removesuffix(".mrc")]  # the state the map was rendered from
+            scores[shown.name] = {"rmsd": aligned_rmsd_matrix(read_ensemble(row.model, reference), reference,
+                                                              [shown])[0, 0],
+                                  "fitted": row.correlation_fitted, "reference": row.correlation_reference}
+        return scores
+
     rows = []
     for name, fit_dir in fit_dirs.items():
         reference = states[cases[name].state_i]
-        for row in pd.read_csv(Path(fit_dir) / "fit.csv").itertuples():
-            shown = states[Path(row.map).name.removesuffix(".mrc")]  # the state the map was rendered from
-            fitted = read_ensemble(row.model, reference)
-            rows.append({"protein": name, "map": shown.name,
-                         "rmsd_reference": aligned_rmsd_matrix(reference.coords[None], reference, [shown])[0, 0],
-                         "rmsd_fitted": aligned_rmsd_matrix(fitted, reference, [shown])[0, 0],
-                         "correlation_reference": row.correlation_reference,
-                         "correlation_fitted": row.correlation_fitted})
+        refined = read(refined_dirs[name], reference) if refined_dirs and name in refined_dirs else {}
+        for shown, fit in read(fit_dir, reference).items():
+            rows.append({"protein": name, "map": shown,
+                         "rmsd_reference": aligned_rmsd_matrix(reference.coords[None], reference,
+                                                               [states[shown]])[0, 0],
+                         "rmsd_fitted": fit["rmsd"], "correlation_reference": fit["reference"],
+                         "correlation_fitted": fit["fitted"]})
+            if refined_dirs is not None:
+                rows[-1]["rmsd_refined"] = refined[shown]["rmsd"] if shown in refined else np.nan
+                rows[-1]["correlation_refined"] = refined[shown]["fitted"] if shown in refined else np.nan
     return pd.DataFrame(rows)
 
 

@@ -258,26 +258,39 @@ def progress_table(ensembles: dict[str, np.ndarray], states: dict[str, np.ndarra
                       for name, coords in parts.items()], ignore_index=True)
 
 
-def fit_table(fit_dirs: dict[tuple[str, str], Path], reference: Structure, frames: np.ndarray) -> pd.DataFrame:
+def fit_table(fit_dirs: dict[tuple[str, str], Path], reference: Structure, frames: np.ndarray,
+              refined_dirs: dict[tuple[str, str], Path] | None = None) -> pd.DataFrame:
     """Single-map read-out scored against the truth: one row per map that ``cryosampler fit`` read, in the
     order of ``fit_dirs`` and of each fit.csv.
 
     fit_dirs: (training recipe, fit-map recipe) → the fit command's output folder (fit.csv and fitted models),
     run on maps named :func:`fit_map_name` of their path frame; frames: (F, N, 3) Å, the true structures, in
-    ``reference``'s atom order. Columns: training, fit_maps, frame, rmsd_reference and rmsd_fitted (heavy-atom
-    RMSD, Å, after superposition, of the reference and of the fitted model to the map's true structure),
-    correlation_reference and correlation_fitted (fit.csv's map–model correlations).
+    ``reference``'s atom order; refined_dirs: the same for ``fit --refine`` runs on the same maps, for any subset
+    of the keys. Columns: training, fit_maps, frame, rmsd_reference and rmsd_fitted (heavy-atom RMSD, Å, after
+    superposition, of the reference and of the fitted model to the map's true structure), correlation_reference
+    and correlation_fitted (fit.csv's map–model correlations); with ``refined_dirs`` also rmsd_refined and
+    correlation_refined, NaN where a map was not refined.
     """
-    rows = []
-    for (name, maps_name), fit_dir in fit_dirs.items():
+
+    def read(fit_dir: Path) -> dict[int, dict]:
+        """frame → the fitted model's RMSD to it (Å) and fit.csv's correlations."""
+        scores = {}
         for row in pd.read_csv(Path(fit_dir) / "fit.csv").itertuples():
             frame = int(Path(row.map).name.removeprefix("frame_").split(".")[0])  # fit_map_name's frame
-            fitted = read_ensemble(row.model, reference)[0]
-            rows.append({"training": name, "fit_maps": maps_name, "frame": frame,
-                         "rmsd_reference": rmsd(reference.coords, frames[frame]),
-                         "rmsd_fitted": rmsd(fitted, frames[frame]),
-                         "correlation_reference": row.correlation_reference,
-                         "correlation_fitted": row.correlation_fitted})
+            scores[frame] = {"rmsd": rmsd(read_ensemble(row.model, reference)[0], frames[frame]),
+                             "fitted": row.correlation_fitted, "reference": row.correlation_reference}
+        return scores
+
+    rows = []
+    for key, fit_dir in fit_dirs.items():
+        refined = read(refined_dirs[key]) if refined_dirs and key in refined_dirs else {}
+        for frame, fit in read(fit_dir).items():
+            rows.append({"training": key[0], "fit_maps": key[1], "frame": frame,
+                         "rmsd_reference": rmsd(reference.coords, frames[frame]), "rmsd_fitted": fit["rmsd"],
+                         "correlation_reference": fit["reference"], "correlation_fitted": fit["fitted"]})
+            if refined_dirs is not None:
+                rows[-1]["rmsd_refined"] = refined[frame]["rmsd"] if frame in refined else np.nan
+                rows[-1]["correlation_refined"] = refined[frame]["fitted"] if frame in refined else np.nan
     return pd.DataFrame(rows)
 
 
@@ -291,7 +304,7 @@ def own_maps_table(sampling: pd.DataFrame, fits: pd.DataFrame, static: dict[str,
     Columns: training maps, measure, CryoSampler, reference or truth. Six rows per recipe: closest sample to
     each end (Å), occupancy of the closed half, the distribution along the path against the training maps' (1-D
     Wasserstein, Å), and per fit-map recipe the mean and largest fit RMSD (Å; the rigid reference's RMSD to the
-    truth beside it).
+    truth beside it), and the same for the refined fits where ``fits`` has any (over the refined maps).
     """
     rows = []
     for r in sampling.itertuples():
@@ -308,6 +321,12 @@ def own_maps_table(sampling: pd.DataFrame, fits: pd.DataFrame, static: dict[str,
                       "CryoSampler": group["rmsd_fitted"].mean(), "reference or truth": group["rmsd_reference"].mean()},
                      {"training maps": r.training, "measure": f"fit RMSD on {maps_name} maps, largest (Å)",
                       "CryoSampler": group["rmsd_fitted"].max(), "reference or truth": group["rmsd_reference"].max()}]
+            refined = group.dropna(subset=["rmsd_refined"]) if "rmsd_refined" in group else group.iloc[:0]
+            if len(refined):
+                rows += [{"training maps": r.training, "measure": f"refined fit RMSD on {maps_name} maps, {name} (Å)",
+                          "CryoSampler": getattr(refined["rmsd_refined"], how)(),
+                          "reference or truth": getattr(refined["rmsd_reference"], how)()}
+                         for name, how in (("mean", "mean"), ("largest", "max"))]
     return pd.DataFrame(rows)
 
 
