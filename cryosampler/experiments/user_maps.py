@@ -301,11 +301,19 @@ def own_maps_table(sampling: pd.DataFrame, fits: pd.DataFrame, static: dict[str,
     sampling: :func:`sampling_scores`; fits: :func:`fit_table`; static: {"closed": Å, "open": Å}, the rigid
     reference's RMSD to each end of the path; training_occupancy: the training maps' share nearer the closed end;
     static_wasserstein: the Wasserstein distance of the rigid reference alone to the training maps' (Å).
-    Columns: training maps, measure, CryoSampler, reference or truth. Six rows per recipe: closest sample to
+    Columns: training maps, measure, CryoSampler, reference or truth. Per recipe four rows: closest sample to
     each end (Å), occupancy of the closed half, the distribution along the path against the training maps' (1-D
-    Wasserstein, Å), and per fit-map recipe the mean and largest fit RMSD (Å; the rigid reference's RMSD to the
-    truth beside it), and the same for the refined fits where ``fits`` has any (over the refined maps).
+    Wasserstein, Å); then per fit-map recipe two: the mean and largest fit RMSD (Å; the rigid reference's RMSD to
+    the truth beside it), and two more for the refined fits where ``fits`` has any (over the refined maps).
     """
+
+    def fit_rows(training: str, measure: str, group: pd.DataFrame, column: str) -> list[dict]:
+        """The mean and largest of ``column`` over ``group``'s maps, the rigid reference's beside them; none if
+        ``group`` is empty."""
+        return [{"training maps": training, "measure": f"{measure}, {name} (Å)", "CryoSampler": how(group[column]),
+                 "reference or truth": how(group["rmsd_reference"])}
+                for name, how in (("mean", pd.Series.mean), ("largest", pd.Series.max))] if len(group) else []
+
     rows = []
     for r in sampling.itertuples():
         rows += [{"training maps": r.training, "measure": "closest sample to the closed end (Å)",
@@ -317,16 +325,10 @@ def own_maps_table(sampling: pd.DataFrame, fits: pd.DataFrame, static: dict[str,
                  {"training maps": r.training, "measure": "Wasserstein to the training maps along the path (Å)",
                   "CryoSampler": r.wasserstein_progress, "reference or truth": static_wasserstein}]
         for maps_name, group in fits[fits["training"] == r.training].groupby("fit_maps", sort=False):
-            rows += [{"training maps": r.training, "measure": f"fit RMSD on {maps_name} maps, mean (Å)",
-                      "CryoSampler": group["rmsd_fitted"].mean(), "reference or truth": group["rmsd_reference"].mean()},
-                     {"training maps": r.training, "measure": f"fit RMSD on {maps_name} maps, largest (Å)",
-                      "CryoSampler": group["rmsd_fitted"].max(), "reference or truth": group["rmsd_reference"].max()}]
-            refined = group.dropna(subset=["rmsd_refined"]) if "rmsd_refined" in group else group.iloc[:0]
-            if len(refined):
-                rows += [{"training maps": r.training, "measure": f"refined fit RMSD on {maps_name} maps, {name} (Å)",
-                          "CryoSampler": getattr(refined["rmsd_refined"], how)(),
-                          "reference or truth": getattr(refined["rmsd_reference"], how)()}
-                         for name, how in (("mean", "mean"), ("largest", "max"))]
+            rows += fit_rows(r.training, f"fit RMSD on {maps_name} maps", group, "rmsd_fitted")
+            if "rmsd_refined" in group:  # over the maps that were refined, if any
+                refined = group.dropna(subset=["rmsd_refined"])
+                rows += fit_rows(r.training, f"refined fit RMSD on {maps_name} maps", refined, "rmsd_refined")
     return pd.DataFrame(rows)
 
 
