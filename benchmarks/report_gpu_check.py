@@ -18,8 +18,8 @@ import matplotlib
 
 matplotlib.use("Agg")
 
-from cryosampler.experiments.gpu_report import report  # noqa: E402
-from cryosampler.experiments.profiles import repo_root  # noqa: E402
+from cryosampler.experiments.gpu_report import report
+from cryosampler.experiments.profiles import repo_root
 
 
 def main() -> None:

@@ -238,7 +238,7 @@ def test_fit_table_scores_each_map_against_the_state_it_shows(tmp_path):
 
 
 def test_anm_trials_skip_held_out_directions_and_repeat_with_the_seed(tmp_path):
-    case, states, _ = _two_state_case(tmp_path)
+    _, states, _ = _two_state_case(tmp_path)
     directions = [("P00001", "train", "1ABC_A", ("1ABC_A", "2XYZ_B")), ("P00002", "held out", "1ABC_A", ("2XYZ_B",))]
     trials = dm.anm_trials(directions, states, n_samples=3, seed=4, amplitudes=(0.5, 2.0))
     assert list(trials.columns) == ["protein", "split", "amplitude", "best_rmsd_other"]
@@ -250,7 +250,7 @@ def test_anm_trials_skip_held_out_directions_and_repeat_with_the_seed(tmp_path):
 
 
 def test_score_table_rows_methods_and_coverage(tmp_path):
-    case, states, bent = _two_state_case(tmp_path)
+    _, states, _ = _two_state_case(tmp_path)
     i = states["1ABC_A"]
     samples = np.stack([i.coords, dm.superposed_state(states["2XYZ_B"], i)])  # one sample on each state
     directions = [("P00001", "train", "1ABC_A", ("1ABC_A", "2XYZ_B")), ("P00002", "held out", "1ABC_A", ("2XYZ_B",))]
@@ -272,7 +272,7 @@ def test_score_table_rows_methods_and_coverage(tmp_path):
 
 
 def test_validity_rows_cover_every_reference_method_and_both_experimental_states(tmp_path):
-    case, states, _ = _two_state_case(tmp_path)
+    _, states, _ = _two_state_case(tmp_path)
     i, j = states["1ABC_A"], states["2XYZ_B"]
     clashing = i.coords.copy()
     clashing[-1] = clashing[0]  # last residue's CB on the first residue's N: a clash
@@ -324,7 +324,7 @@ def test_coverage_curves_by_hand():
 
 
 def test_closest_sample_traces_find_the_sample_on_the_target(tmp_path):
-    case, states, bent = _two_state_case(tmp_path)
+    _, states, bent = _two_state_case(tmp_path)
     i, j = states["1ABC_A"], states["2XYZ_B"]
     samples = np.stack([i.coords + 0.8, bent, i.coords])  # the second is the target in the reference's frame
     traces, displacement = dm.closest_sample_traces(samples, i, j)

@@ -4,11 +4,11 @@ import matplotlib
 
 matplotlib.use("Agg")
 
-import pandas as pd  # noqa: E402
-import pytest  # noqa: E402
+import pandas as pd
+import pytest
 
-from cryosampler.experiments.gpu_report import report  # noqa: E402
-from cryosampler.experiments.profiles import repo_root  # noqa: E402
+from cryosampler.experiments.gpu_report import report
+from cryosampler.experiments.profiles import repo_root
 
 
 def test_every_recorded_gpu_measurement_gives_its_tables_and_figure(tmp_path):
