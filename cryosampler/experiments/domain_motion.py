@@ -38,8 +38,9 @@ from cryosampler.io.structure import Structure
 from cryosampler.io.atomic_files import read_ensemble, read_structure
 from cryosampler.physics.superpose import optimal_rotation
 
-__all__ = ["REQUIREMENT", "WHEEL_NAME", "WHEEL_SHA256", "TRAIN_CASES", "HELD_OUT_CASES", "MIN_BOX_MARGIN", "ANM_AMPLITUDES",
-           "Case", "benchmark_wheel", "read_cases", "read_state", "box_margin", "check_fits_box", "directions",
+__all__ = ["REQUIREMENT", "WHEEL_NAME", "WHEEL_SHA256", "TRAIN_CASES", "HELD_OUT_CASES", "MIN_BOX_MARGIN",
+           "ANM_AMPLITUDES", "Case", "benchmark_wheel", "read_cases", "read_state", "box_margin", "check_fits_box",
+           "directions",
            "superposed_state", "score_samples", "choose_anm_amplitude", "DATASET_FOOTNOTE", "dataset_table",
            "FIT_FOOTNOTE", "fit_table", "anm_trials", "anm_trials_table", "method_samples", "score_table",
            "score_footnote", "validity_ensembles", "VALIDITY_FOOTNOTE",

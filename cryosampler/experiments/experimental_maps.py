@@ -30,8 +30,8 @@ from pathlib import Path
 from cryosampler.experiments.downloads import damaged_files, data_dir, pip_download
 from cryosampler.io.files import atomic_path
 
-__all__ = ["REQUIREMENT", "WHEEL_NAME", "WHEEL_SHA256", "FILES", "FILE_SHA256", "ExperimentalMap", "EXPERIMENTAL_MAPS",
-           "experimental_map_files"]
+__all__ = ["REQUIREMENT", "WHEEL_NAME", "WHEEL_SHA256", "FILES", "FILE_SHA256", "ExperimentalMap",
+           "EXPERIMENTAL_MAPS", "experimental_map_files"]
 
 REQUIREMENT = "ccpem-utils==0.0.1.dev34"
 WHEEL_NAME = "ccpem_utils-0.0.1.dev34-py3-none-any.whl"

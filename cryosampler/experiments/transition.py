@@ -27,7 +27,8 @@ from cryosampler.io.structure import Structure
 from cryosampler.io.trajectory import read_trajectory
 from cryosampler.physics.superpose import optimal_rotation
 
-__all__ = ["REQUIREMENT", "SDIST_NAME", "SDIST_SHA256", "FILES", "FILE_SHA256", "CORE_RESIDUES", "TransitionPath", "adk_files", "read_adk_path"]
+__all__ = ["REQUIREMENT", "SDIST_NAME", "SDIST_SHA256", "FILES", "FILE_SHA256", "CORE_RESIDUES", "TransitionPath",
+           "adk_files", "read_adk_path"]
 
 REQUIREMENT = "MDAnalysisTests==2.11.0"
 SDIST_NAME = "mdanalysistests-2.11.0.tar.gz"
