@@ -21,41 +21,14 @@ reporting a chosen model, never for choosing one.
 from __future__ import annotations
 
 import argparse
-import dataclasses
-import time
+import functools
 from pathlib import Path
 
-import numpy as np
-import pandas as pd
-import torch
-
 from cryosampler.device import resolve_device
-from cryosampler.model.denoiser import PRECISIONS
-from cryosampler.model.encoder import ENCODER_PRESETS
-from cryosampler.model.featurize import featurize
-from cryosampler.evaluation.metrics import score_ensemble
-from cryosampler.model.denoiser import ModelConfig
+from cryosampler.experiments.ablation import ablation_configs, choose_proteins, run_ablation
 from cryosampler.experiments.profiles import get_profile
-from cryosampler.sampling import sample_ensemble
-from cryosampler.experiments.simulate import load_dataset, load_states
-from cryosampler.training import TrainConfig, train
-from cryosampler.experiments.simulate import training_examples
-
-
-def choose_proteins(dataset: pd.DataFrame, proteins: list[str] | None, report_held_out: bool) -> list[str]:
-    """The slots to score: ``proteins`` (default: every training slot), plus every held-out slot with
-    ``report_held_out``. ValueError for an unknown slot, or a held-out one without ``report_held_out``."""
-    split = dict(zip(dataset["slot"], dataset["split"]))
-    chosen = list(proteins) if proteins else [slot for slot in split if split[slot] == "train"]
-    for slot in chosen:
-        if slot not in split:
-            raise ValueError(f"--proteins {slot}: not in the dataset; choose from {', '.join(split)}")
-        if split[slot] != "train" and not report_held_out:
-            raise ValueError(f"--proteins {slot}: a {split[slot]} protein; ablations select on training proteins "
-                             "only. Add --report-held-out to score it for reporting (not for model selection)")
-    if report_held_out:
-        chosen += [slot for slot in split if split[slot] != "train" and slot not in chosen]
-    return chosen
+from cryosampler.experiments.simulate import load_dataset
+from cryosampler.model.denoiser import PRECISIONS
 
 
 def main() -> None:
@@ -90,39 +63,12 @@ def main() -> None:
         device = resolve_device(args.device)
     except ValueError as error:
         parser.error(str(error))
-    encoder = ENCODER_PRESETS[args.preset]
-    if args.no_sequence_features:
-        encoder = dataclasses.replace(encoder, sequence_features=False)
-    config = TrainConfig(steps=args.steps, seed=args.seed, precision=args.precision)
-    for name in ("lambda_r", "lambda_b"):
-        if getattr(args, name) is not None:
-            config = dataclasses.replace(config, **{name: getattr(args, name)})
-    train_slots = list(dataset.loc[dataset["split"] == "train", "slot"])
-    examples = training_examples(profile.data_dir, train_slots, tokens=encoder.tokens)
-    tic = time.perf_counter()
-    model = train(examples, ModelConfig(encoder=encoder), config, template, args.out, progress=False, device=device)
-    seconds_per_step = (time.perf_counter() - tic) / args.steps
-    settings = {"method": args.label or args.preset, "preset": args.preset,
-                "sequence_features": encoder.sequence_features, "precision": args.precision, "steps": args.steps,
-                "train_seed": args.seed, "lambda_r": config.lambda_r, "lambda_b": config.lambda_b,
-                "train_seconds_per_step": seconds_per_step, "device": str(device)}
-    rows = []
-    for slot in proteins:
-        reference, coords = load_states(profile.data_dir, slot)
-        protein = featurize(reference, coords["ref"], tokens=encoder.tokens)
-        split = dataset.set_index("slot").loc[slot, "split"]
-        for seed in args.sampling_seeds:
-            tic = time.perf_counter()
-            ensemble = sample_ensemble(model, protein, 16, torch.Generator(device).manual_seed(seed), n_steps=100,
-                                       device=device, precision=args.precision)
-            score = score_ensemble(ensemble.coords, np.stack([coords["A"], coords["B"]]))
-            rows.append({"slot": slot, "split": split, "seed": seed,
-                         "use": "selection" if split == "train" else "held out (report only)", **score.summary(),
-                         "sample_seconds": time.perf_counter() - tic, **settings})
-            print(rows[-1], flush=True)
-            # Rewritten after every ensemble: a run stopped part-way keeps what it scored.
-            pd.DataFrame(rows).to_csv(args.out / "result.csv", index=False)
-    result = pd.DataFrame(rows)
+    encoder, config = ablation_configs(args.preset, args.steps, args.seed, args.precision,
+                                       sequence_features=not args.no_sequence_features, lambda_r=args.lambda_r,
+                                       lambda_b=args.lambda_b)
+    result = run_ablation(args.out, profile.data_dir, dataset, template, proteins, encoder, config, device,
+                          args.sampling_seeds, method=args.label or args.preset, preset=args.preset,
+                          on_row=functools.partial(print, flush=True))
     print(result[result["use"] == "selection"].to_string(index=False))
     held_out = result[result["use"] != "selection"]
     if len(held_out):

@@ -59,8 +59,9 @@ def iter_samples(model: CryoSampler, protein: ProteinFeatures, n_samples: int, g
     for size in tqdm(chunks, desc="sample", disable=not progress or len(chunks) == 1):
         batch = collate([protein] * size).to(device)
 
+        # Called only by this chunk's ddim_sample, so the chunk's batch is the one meant (B023).
         def denoise_fn(v_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-            return model.denoise(v_t, t, batch, precision)[1] / model.sigma_data  # eq. 9
+            return model.denoise(v_t, t, batch, precision)[1] / model.sigma_data  # noqa: B023 (eq. 9)
 
         # The generator draws V_{t_1} on its own device, the one the model is on.
         v_final = ddim_sample(denoise_fn, (size,) + (grid.size,) * 3, generator, config, progress=progress)

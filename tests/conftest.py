@@ -6,6 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from cryosampler.experiments.downloads import DownloadUnavailable
 from cryosampler.io.structure import Structure
 
 PDB_DIR = Path(os.environ.get("CRYOSAMPLER_PDB_DIR", Path(__file__).resolve().parents[2] / "shared" / "data" / "pdb"))
@@ -136,10 +137,14 @@ def tiny_checkpoint(tiny_structure, tmp_path) -> Path:
 
 
 def downloaded_or_skip(fetch, what: str):
-    """``fetch()`` (data from the cache, downloaded there once if missing), or skip naming ``what`` when offline."""
+    """``fetch()`` (data from the cache, downloaded there once if missing), or skip naming ``what`` when offline.
+
+    Only ``DownloadUnavailable`` (not in the cache, PyPI out of reach) skips: a damaged cache that a new download
+    does not mend, or an archive without the expected files, is any other ValueError, and fails the test.
+    """
     try:
         return fetch()
-    except ValueError as err:
+    except DownloadUnavailable as err:
         pytest.skip(f"{what} unavailable (no network?): {err}")
 
 

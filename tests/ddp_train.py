@@ -16,11 +16,11 @@ from torch.nn.parallel import DistributedDataParallel
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-import cryosampler.training as training  # noqa: E402
-from conftest import make_helix, tiny_examples  # noqa: E402
-from test_distributed import CONFIGS, MODEL  # noqa: E402
+import cryosampler.training as training
+from conftest import make_helix, tiny_examples
+from test_distributed import CONFIGS, MODEL
 
-from cryosampler.physics.frame import principal_axes_template  # noqa: E402
+from cryosampler.physics.frame import principal_axes_template
 
 wrapped = []
 

@@ -332,7 +332,7 @@ def test_write_error_is_one_line_naming_the_path_and_leaves_nothing(inputs, tmp_
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
 
     monkeypatch.setattr(cryosampler.io.mrc, "write_mrc", disk_full)
-    code, out = _run_main(inputs, tmp_path)
+    code, _ = _run_main(inputs, tmp_path)
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 1 and len(err) == 1 and "sample_000.mrc: No space left on device" in err[0]
     assert files_in(tmp_path / "run") == set()
@@ -347,7 +347,7 @@ def test_out_of_memory_suggests_a_smaller_batch(inputs, tmp_path, monkeypatch, c
         yield
 
     monkeypatch.setattr(cryosampler.sampling, "iter_reference_samples", out_of_memory)
-    code, out = _run_main(inputs, tmp_path)
+    code, _ = _run_main(inputs, tmp_path)
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 1 and len(err) == 1 and "can't allocate memory" in err[0] and "smaller --batch-size" in err[0]
     assert files_in(tmp_path / "run") == set()
@@ -362,8 +362,9 @@ def test_ctrl_c_exits_130_and_leaves_no_output(inputs, tmp_path):
                                 "-o", str(out), "--maps-dir", str(maps), "--quiet"],
                                stderr=subprocess.PIPE, text=True,
                                # As from a terminal: a test runner started in the background (CI, nohup) passes
-                               # SIGINT on as ignored, and Python then never raises KeyboardInterrupt.
-                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+                               # SIGINT on as ignored, and Python then never raises KeyboardInterrupt. (PLW1509:
+                               # signal.signal takes no lock that another thread of the test runner could hold.)
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # noqa: PLW1509
     try:
         # Wait until a first model is in the temporary ensemble file: sampling is under way.
         deadline = time.monotonic() + 120

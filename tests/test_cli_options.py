@@ -55,9 +55,9 @@ def test_help_shows_the_new_spelling_and_the_old_one_only_as_deprecated(capsys, 
 
 
 def test_a_missing_option_is_named_by_its_new_spelling(capsys):
-    with pytest.raises(SystemExit) as exit:
+    with pytest.raises(SystemExit) as raised:
         cli.main(["train", "--maps", "m.mrc"])
-    assert exit.value.code == 2 and "the following arguments are required: -o/--output" in capsys.readouterr().err
+    assert raised.value.code == 2 and "the following arguments are required: -o/--output" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("command", sorted(BASE))

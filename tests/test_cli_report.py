@@ -5,15 +5,15 @@ import matplotlib
 
 matplotlib.use("Agg")
 
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-import pytest  # noqa: E402
+import numpy as np
+import pandas as pd
+import pytest
 
-import cryosampler.cli as cli  # noqa: E402
-from cryosampler.io.atomic_files import EnsembleWriter, write_pdb  # noqa: E402
-from cryosampler.io.trajectory import XTC_PRECISION, XtcWriter  # noqa: E402
+import cryosampler.cli as cli
+from cryosampler.io.atomic_files import EnsembleWriter, write_pdb
+from cryosampler.io.trajectory import XTC_PRECISION, XtcWriter
 
-from conftest import make_helix  # noqa: E402
+from conftest import make_helix
 
 N_SAMPLES = 5
 

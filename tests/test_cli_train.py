@@ -36,8 +36,8 @@ def user_data(tmp_path_factory):
     maps = root / "maps"
     maps.mkdir()
     generator = np.random.default_rng(0)
-    for k, (apix, box, axes, name, use_start) in enumerate([(1.5, (60, 56, 64), (3, 2, 1), "vol_000.mrc", False),
-                                                            (2.7, (40, 44, 42), (1, 2, 3), "vol_001.mrc.gz", True)]):
+    for apix, box, axes, name, use_start in [(1.5, (60, 56, 64), (3, 2, 1), "vol_000.mrc", False),
+                                             (2.7, (40, 44, 42), (1, 2, 3), "vol_001.mrc.gz", True)]:
         state = reference.coords + generator.normal(scale=0.3, size=reference.coords.shape)
         write_user_map(maps / name, state, reference.atomic_numbers, apix, box, axes=axes, use_start=use_start)
     return root / "model.pdb", maps

@@ -65,7 +65,7 @@ def test_weights_pick_the_component_a_lightly_noised_map_shows_and_hesitate_in_n
         noise = torch.randn((32,) + (24,) * 3, generator=generator)
         _, weights, _ = model.mixture(noise, torch.ones(32), collate([batch_protein(helix, model)] * 32))
         assert 0.3 < float(weights[:, 0].mean()) < 0.7
-        coords, v0_hat = model.denoise(noise[:2], torch.ones(2), collate([batch_protein(helix, model)] * 2))
+        _, v0_hat = model.denoise(noise[:2], torch.ones(2), collate([batch_protein(helix, model)] * 2))
         _, weights, maps = model.mixture(noise[:2], torch.ones(2), collate([batch_protein(helix, model)] * 2))
         torch.testing.assert_close(v0_hat, torch.einsum("bk,bkxyz->bxyz", weights, maps))
 

@@ -6,12 +6,14 @@ import pytest
 
 import cryosampler.cli as cli
 from cryosampler.experiments import experimental_maps
+from cryosampler.experiments.downloads import DownloadUnavailable
+from cryosampler.experiments.experimental_maps import FILES, experimental_map_files
 
 FAST = ["--steps", "1", "--batch-size", "1", "--preset", "smoke", "--device", "cpu", "--quiet"]
 
 
 def test_missing_files_name_the_cache_and_the_pip_command(tmp_path):
-    with pytest.raises(ValueError, match=r"not found; download it with: python -m pip download --no-deps "
+    with pytest.raises(DownloadUnavailable, match=r"not found; download it with: python -m pip download --no-deps "
                                          r"ccpem-utils==0\.0\.1\.dev34 -d .*experimental_maps"):
         experimental_maps.experimental_map_files(tmp_path, download=False)
     assert not (tmp_path / "experimental_maps").exists()
@@ -24,8 +26,21 @@ def test_a_wheel_with_another_sha256_is_refused_in_one_line_and_leaves_no_files(
     with pytest.raises(ValueError, match=r"ccpem_utils-0\.0\.1\.dev34-py3-none-any\.whl: SHA-256 is not that of "
                                          r"ccpem-utils==0\.0\.1\.dev34 .*delete it and run again") as err:
         experimental_maps.experimental_map_files(tmp_path, download=False)
-    assert "\n" not in str(err.value)
+    assert not isinstance(err.value, DownloadUnavailable) and "\n" not in str(err.value)
     assert [p.name for p in folder.iterdir()] == [experimental_maps.WHEEL_NAME]
+
+
+def test_a_damaged_cached_file_is_an_error_when_only_looking(experimental_maps, tmp_path):
+    folder = tmp_path / "experimental_maps"
+    folder.mkdir()
+    for name, path in experimental_maps.items():
+        (folder / name).write_bytes(path.read_bytes())
+    assert experimental_map_files(tmp_path, download=False) == {
+        n: folder / n for n in FILES}
+    (folder / "5me2.pdb").write_text("ATOM")
+    with pytest.raises(ValueError, match=r"5me2\.pdb: SHA-256 is not that of ccpem-utils==0\.0\.1\.dev34's") as err:
+        experimental_map_files(tmp_path, download=False)
+    assert not isinstance(err.value, DownloadUnavailable)
 
 
 def test_every_entry_names_cached_files():

@@ -2,12 +2,12 @@ import matplotlib
 
 matplotlib.use("Agg")
 
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-import pytest  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import pytest
 
-from cryosampler.evaluation.figures import (plot_best_rmsd_bars, plot_ca_traces, plot_coverage_curves,  # noqa: E402
+from cryosampler.evaluation.figures import (plot_best_rmsd_bars, plot_ca_traces, plot_coverage_curves,
                                  plot_ddim_steps, plot_figure2, plot_loss_curves, plot_mode_displacement,
                                  plot_ensemble_report, plot_precision_curves,
                                  plot_sample_rmsds, plot_state_maps, save_figure)
@@ -66,7 +66,7 @@ def test_ddim_steps_figure_draws_each_protein_and_marks_the_chosen_k():
                           "steps": [10, 100, 10, 100], "closest_A": [0.5, 0.1, 0.6, 0.4], "closest_B": 0.2,
                           "occupancy_A": 0.5, "seconds": [2.0, 20.0, 2.0, 20.0]})
     fig = plot_ddim_steps(sweep, chosen=10)
-    rmsd_panel, occupancy_panel, time_panel = fig.axes
+    rmsd_panel, _, time_panel = fig.axes
     assert len(rmsd_panel.lines) == 2 * 2 + 1  # A and B per protein, and the marker line
     assert time_panel.lines[0].get_ydata().tolist() == [2.0, 20.0]
     assert rmsd_panel.lines[-1].get_xdata()[0] == 10

@@ -1,12 +1,12 @@
-"""benchmarks/fit_methods.py runs every method on a folder laid out as notebook 06 writes it and writes its tables."""
+"""The fitting methods compared (benchmarks/fit_methods.py) run on a folder laid out as notebook 06 writes it and write
+their tables."""
 
-import importlib.util
-import sys
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from cryosampler.experiments.profiles import repo_root
+from cryosampler.experiments import fit_methods
 from cryosampler.io.atomic_files import write_pdb
 from cryosampler.model.checkpoint import save_checkpoint
 
@@ -14,15 +14,7 @@ from conftest import checkpoint_state, make_helix, tiny_model
 from test_ingest import write_user_map
 
 
-def _fit_methods(monkeypatch):
-    spec = importlib.util.spec_from_file_location("fit_methods", repo_root() / "benchmarks" / "fit_methods.py")
-    module = importlib.util.module_from_spec(spec)
-    monkeypatch.setitem(sys.modules, "fit_methods", module)  # its dataclass looks itself up there
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_fit_methods_scores_every_method_on_a_domain_motion_folder(tmp_path, monkeypatch, capsys):
+def test_fit_methods_scores_every_method_on_a_domain_motion_folder(tmp_path):
     # Notebook 06's layout, for one protein: its two states, the maps of both in state A's frame, the model.
     helix = make_helix(12, name="helix")
     bent = helix.coords.copy()
@@ -39,12 +31,11 @@ def test_fit_methods_scores_every_method_on_a_domain_motion_folder(tmp_path, mon
     save_checkpoint(work / "run" / "checkpoint.pt", checkpoint_state(tiny_model(helix)))
 
     tables = tmp_path / "tables"
-    monkeypatch.setattr(sys, "argv", ["fit_methods.py", "--domain-motion", str(work), "--tables", str(tables),
-                                      "--refine-preset", "smoke", "--nma-preset", "smoke"])
-    module = _fit_methods(monkeypatch)
-    module.main()
+    log = []
+    returned = fit_methods.compare_fit_methods(fit_methods.domain_motion_cases(work), tables, refine_preset="smoke",
+                                               nma_preset="smoke", log=log.append)
     per_map = pd.read_csv(tables / "fit_methods_maps.csv")
-    methods = [m.format(n=1) for m in module.METHODS]
+    methods = [m.format(n=1) for m in fit_methods.METHODS]
     assert list(per_map["method"]) == methods * 2 and list(per_map["map"]) == ["A.mrc"] * 9 + ["B.mrc"] * 9
     best = per_map[per_map["method"] == methods[-1]].reset_index(drop=True)
     candidates = per_map[per_map["method"].isin(["ANM fit + refine", "read-out + refine"])]
@@ -61,4 +52,12 @@ def test_fit_methods_scores_every_method_on_a_domain_motion_folder(tmp_path, mon
     assert list(summary["method"]) == methods and (summary["maps"] == 2).all()
     np.testing.assert_allclose(summary["rmsd_max"], per_map.groupby("method", sort=False)["rmsd"].max())
     assert (tables / "fit_methods.md").read_text().startswith("| map_set")
-    assert "map 2/2" in capsys.readouterr().out
+    pd.testing.assert_frame_equal(summary, returned, check_dtype=False)
+    assert [line.split(":")[0] for line in log] == [f"map {k}/2 {work / 'maps' / 'helix' / s}.mrc"
+                                                    for k, s in ((1, "A"), (2, "B"))]
+
+
+def test_first_maps_keeps_the_first_of_each_map_set():
+    cases = [fit_methods.Case(name, Path(f"{name}{k}.mrc"), 8.0, None, {}, None)
+             for name, k in (("a", 0), ("b", 0), ("a", 1), ("a", 2), ("b", 1))]
+    assert [c.path.name for c in fit_methods.first_maps(cases, 2)] == ["a0.mrc", "b0.mrc", "a1.mrc", "b1.mrc"]

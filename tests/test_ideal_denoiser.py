@@ -59,8 +59,8 @@ def test_the_nearest_map_denoiser_returns_training_maps_and_the_switch_follows_t
     v_t = torch.randn((5, 16, 16, 16), generator=generator)
     out = nearest_map_denoiser(maps, CONFIG)(v_t, torch.full((5,), 0.5))
     assert all(any(torch.equal(o, m) for m in maps) for o in out)
-    zero = lambda v, t: torch.zeros_like(v)  # noqa: E731 - a stand-in for the learned denoiser
-    one = lambda v, t: torch.ones_like(v)  # noqa: E731
+    zero = lambda v, t: torch.zeros_like(v)  # a stand-in for the learned denoiser
+    one = lambda v, t: torch.ones_like(v)
     switched = switched_denoiser(zero, one, t_switch=0.6)
     assert float(switched(v_t, torch.full((5,), 0.65)).mean()) == 1.0
     assert float(switched(v_t, torch.full((5,), 0.55)).mean()) == 0.0

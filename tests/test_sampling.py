@@ -153,7 +153,7 @@ def test_read_out_noised_is_read_out_when_nearly_clean_and_follows_its_generator
 
 
 def test_fit_map_recycles_its_read_out_and_refines_it(tiny_structure):
-    from cryosampler.readout import fit_map, read_out
+    from cryosampler.readout import fit_map
     from cryosampler.refine import REFINE_PRESETS
 
     model = tiny_model(tiny_structure)

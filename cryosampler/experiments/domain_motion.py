@@ -38,8 +38,9 @@ from cryosampler.io.structure import Structure
 from cryosampler.io.atomic_files import read_ensemble, read_structure
 from cryosampler.physics.superpose import optimal_rotation
 
-__all__ = ["REQUIREMENT", "WHEEL_NAME", "TRAIN_CASES", "HELD_OUT_CASES", "MIN_BOX_MARGIN", "ANM_AMPLITUDES",
-           "Case", "benchmark_wheel", "read_cases", "read_state", "box_margin", "check_fits_box", "directions",
+__all__ = ["REQUIREMENT", "WHEEL_NAME", "WHEEL_SHA256", "TRAIN_CASES", "HELD_OUT_CASES", "MIN_BOX_MARGIN",
+           "ANM_AMPLITUDES", "Case", "benchmark_wheel", "read_cases", "read_state", "box_margin", "check_fits_box",
+           "directions",
            "superposed_state", "score_samples", "choose_anm_amplitude", "DATASET_FOOTNOTE", "dataset_table",
            "FIT_FOOTNOTE", "fit_table", "anm_trials", "anm_trials_table", "method_samples", "score_table",
            "score_footnote", "validity_ensembles", "VALIDITY_FOOTNOTE",
@@ -47,6 +48,7 @@ __all__ = ["REQUIREMENT", "WHEEL_NAME", "TRAIN_CASES", "HELD_OUT_CASES", "MIN_BO
 
 REQUIREMENT = "bioemu-benchmarks==0.0.2.post1"
 WHEEL_NAME = "bioemu_benchmarks-0.0.2.post1-py3-none-any.whl"
+WHEEL_SHA256 = "6be31aa3a04d2a2a01a69eb93dd53614e2211eebb7abcd55394ba7df8cfb373f"
 _ASSETS = "bioemu_benchmarks/assets/multiconf_benchmark_0.1/domainmotion"
 
 # Issue 9's cases, (state i, state j) as "<PDBID>_<chain>". Training: maps of both states are seen.
@@ -82,9 +84,12 @@ class Case:
 
 def benchmark_wheel(cache: str | Path | None = None, download: bool = True) -> Path:
     """Path of the ``bioemu-benchmarks`` wheel in ``cache`` (default :func:`~cryosampler.experiments.downloads.data_dir`),
-    downloaded there with pip on first use (``download=False``: only look); ValueError naming the cache and the
-    pip command when it is not there and cannot be downloaded."""
-    return pip_download(REQUIREMENT, WHEEL_NAME, data_dir() if cache is None else cache, download)
+    downloaded there with pip on first use (``download=False``: only look), and again if the cached one is not
+    :data:`WHEEL_SHA256`'s. :class:`~cryosampler.experiments.downloads.DownloadUnavailable` naming the cache and
+    the pip command when it is not there and cannot be downloaded (offline); ValueError when it is wrong
+    (:func:`~cryosampler.experiments.downloads.pip_download`)."""
+    cache = data_dir() if cache is None else cache
+    return pip_download(REQUIREMENT, WHEEL_NAME, cache, download, sha256=WHEEL_SHA256)
 
 
 def _read_member(wheel: Path, member: str) -> bytes:

@@ -22,17 +22,16 @@ six files out and deletes the wheel.
 
 from __future__ import annotations
 
-import hashlib
 import shutil
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from cryosampler.experiments.downloads import data_dir, pip_download
+from cryosampler.experiments.downloads import damaged_files, data_dir, pip_download
 from cryosampler.io.files import atomic_path
 
-__all__ = ["REQUIREMENT", "WHEEL_NAME", "WHEEL_SHA256", "FILES", "ExperimentalMap", "EXPERIMENTAL_MAPS",
-           "experimental_map_files"]
+__all__ = ["REQUIREMENT", "WHEEL_NAME", "WHEEL_SHA256", "FILES", "FILE_SHA256", "ExperimentalMap",
+           "EXPERIMENTAL_MAPS", "experimental_map_files"]
 
 REQUIREMENT = "ccpem-utils==0.0.1.dev34"
 WHEEL_NAME = "ccpem_utils-0.0.1.dev34-py3-none-any.whl"
@@ -40,6 +39,13 @@ WHEEL_SHA256 = "794731edd86b3038235db0b4dee1c71a857d675d1548056d38c11388b46adc90
 _FOLDER = "ccpem_utils_tests/test_data"
 FILES = ("emd_3488.mrc", "5me2.pdb", "emd_21457_seg.mrc", "emd_21457_seg_nstart.mrc", "emd_21457_seg_orig0.mrc",
          "6vyb_Ndom.pdb")
+# The cached files are checked against these on every call: a damaged one is taken out of the wheel again.
+FILE_SHA256 = {"emd_3488.mrc": "2fdf1909cbfbc21d3af4230e8a8ff57bf4d4b6ccc72b480992df4dfe39e30209",
+               "5me2.pdb": "03f02baa67021db02426f511dcfdbc34e8c30bb5f7560cbc320caa9c4ef42a5b",
+               "emd_21457_seg.mrc": "4b5513e98bc8c4c0ce3cb7b2b127955b90278aaa3c68ddfa97ba57861172cf27",
+               "emd_21457_seg_nstart.mrc": "28319876bad242746d0e6e754de2ead03b7f59ac940f89a34f617379f2b5c10e",
+               "emd_21457_seg_orig0.mrc": "5d357153bae8ca514f75b2b6dcd19e4f4f87ff06b13839478f41eec782d2ac2a",
+               "6vyb_Ndom.pdb": "b925807400c86d6c9b67a2f48d15314035fc6381cbfc6a2baf41b0b9b89ea77c"}
 
 
 @dataclass(frozen=True)
@@ -68,28 +74,25 @@ EXPERIMENTAL_MAPS = (
 )
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as stream:
-        for block in iter(lambda: stream.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def experimental_map_files(cache: str | Path | None = None, download: bool = True) -> dict[str, Path]:
     """The six cached files of :data:`FILES`, {name: path}, in ``cache/experimental_maps`` (default cache
     :func:`~cryosampler.experiments.downloads.data_dir`), fetched on first use (``download=False``: only look).
 
-    ValueError naming the cache and the pip command when they are missing and cannot be downloaded, naming the
-    wheel when its SHA-256 is not the pinned one or it lacks one of the files.
+    A cached wheel whose SHA-256 is not :data:`WHEEL_SHA256`, or a cached file whose SHA-256 is not
+    :data:`FILE_SHA256`'s, is downloaded or taken out of the wheel again, once.
+    :class:`~cryosampler.experiments.downloads.DownloadUnavailable` naming the cache and the pip command when
+    they are missing and cannot be downloaded (offline); ValueError naming the wheel when it lacks one of the
+    files or is still wrong after the new download, naming a file that is, or, with ``download=False``, naming
+    what is damaged.
     """
     folder = (data_dir() if cache is None else Path(cache)) / "experimental_maps"
     paths = {name: folder / name for name in FILES}
-    if all(p.is_file() for p in paths.values()):
+    damaged = damaged_files(paths, FILE_SHA256)
+    if not damaged and all(p.is_file() for p in paths.values()):
         return paths
-    wheel = pip_download(REQUIREMENT, WHEEL_NAME, folder, download)
-    if _sha256(wheel) != WHEEL_SHA256:
-        raise ValueError(f"{wheel}: SHA-256 is not that of {REQUIREMENT} ({WHEEL_SHA256}); delete it and run again")
+    if damaged and not download:
+        raise ValueError(f"{damaged[0]}: SHA-256 is not that of {REQUIREMENT}'s file; delete {folder} and run again")
+    wheel = pip_download(REQUIREMENT, WHEEL_NAME, folder, download, sha256=WHEEL_SHA256)
     try:
         with zipfile.ZipFile(wheel) as archive:
             for name in FILES:
@@ -100,5 +103,9 @@ def experimental_map_files(cache: str | Path | None = None, download: bool = Tru
         reason = (str(err).strip().splitlines() or [type(err).__name__])[0].rstrip(":")
         raise ValueError(f"{wheel}: cannot take the experimental maps from {REQUIREMENT}'s wheel ({reason}); "
                          f"delete {folder} and run again") from None
+    damaged = damaged_files(paths, FILE_SHA256)
+    if damaged:
+        raise ValueError(f"{damaged[0]}: SHA-256 is not that of {REQUIREMENT}'s file even when taken out of "
+                         f"{wheel} again; delete {folder} and run again")
     wheel.unlink()  # the six files are all that is used
     return paths

@@ -21,21 +21,28 @@ from pathlib import Path
 
 import numpy as np
 
-from cryosampler.experiments.downloads import data_dir, pip_download
+from cryosampler.experiments.downloads import damaged_files, data_dir, pip_download
 from cryosampler.io.files import atomic_path
 from cryosampler.io.structure import Structure
 from cryosampler.io.trajectory import read_trajectory
 from cryosampler.physics.superpose import optimal_rotation
 
-__all__ = ["REQUIREMENT", "SDIST_NAME", "FILES", "CORE_RESIDUES", "TransitionPath", "adk_files", "read_adk_path"]
+__all__ = ["REQUIREMENT", "SDIST_NAME", "SDIST_SHA256", "FILES", "FILE_SHA256", "CORE_RESIDUES", "TransitionPath",
+           "adk_files", "read_adk_path"]
 
 REQUIREMENT = "MDAnalysisTests==2.11.0"
 SDIST_NAME = "mdanalysistests-2.11.0.tar.gz"
+SDIST_SHA256 = "5edeb5b01805da728b202103aa8d2b5974a37f1005ab1fe0150ed7d59702d2ea"
 _MEMBERS = {"adk_dims.dcd": "MDAnalysisTests/data/adk_dims.dcd",
             "adk_closed.pdb": "MDAnalysisTests/data/adk_closed.pdb",
             "adk_open.pdb": "MDAnalysisTests/data/adk_open.pdb",
             "LICENSE": "LICENSE"}
 FILES = tuple(_MEMBERS)
+# The cached files are checked against these on every call: a damaged one is taken out of the archive again.
+FILE_SHA256 = {"adk_dims.dcd": "859a5bd9e7de45a0f2401f7971c5ffc296168e7c23f6f65382bde7c1686c19f1",
+               "adk_closed.pdb": "e5f4b595e93662f2915630a54769d65ca92566cf7c5cd66646e22a6139aa01fd",
+               "adk_open.pdb": "d988a6845a7489f8641ce8918471e4b2a19e94f46490571bb33522041fc48f9a",
+               "LICENSE": "7614dd55e5b9851e0a2d197abc0e319dd10034f5a729aa7e698193aa7a8779e9"}
 CORE_RESIDUES = (*range(1, 30), *range(60, 122), *range(160, 215))
 
 
@@ -43,14 +50,19 @@ def adk_files(cache: str | Path | None = None, download: bool = True) -> dict[st
     """The four cached files, {name: path}, in ``cache/adk_dims`` (default cache
     :func:`~cryosampler.experiments.downloads.data_dir`), fetched on first use (``download=False``: only look).
 
-    ValueError naming the cache and the pip command when they are missing and cannot be downloaded, or when
-    the archive lacks one of them.
+    A cached file whose SHA-256 is not :data:`FILE_SHA256`'s is taken out of a fresh download again, once.
+    :class:`~cryosampler.experiments.downloads.DownloadUnavailable` naming the cache and the pip command when
+    they are missing and cannot be downloaded (offline); ValueError when the archive is damaged or lacks one of
+    them, when a file is still wrong after the new download, or, with ``download=False``, when one is damaged.
     """
     folder = (data_dir() if cache is None else Path(cache)) / "adk_dims"
     paths = {name: folder / name for name in FILES}
-    if all(p.is_file() for p in paths.values()):
+    damaged = damaged_files(paths, FILE_SHA256)
+    if not damaged and all(p.is_file() for p in paths.values()):
         return paths
-    sdist = pip_download(REQUIREMENT, SDIST_NAME, folder, download)
+    if damaged and not download:
+        raise ValueError(f"{damaged[0]}: SHA-256 is not that of {REQUIREMENT}'s file; delete {folder} and run again")
+    sdist = pip_download(REQUIREMENT, SDIST_NAME, folder, download, sha256=SDIST_SHA256)
     root = SDIST_NAME.removesuffix(".tar.gz")
     try:
         with tarfile.open(sdist) as archive:
@@ -64,6 +76,10 @@ def adk_files(cache: str | Path | None = None, download: bool = True) -> dict[st
         reason = (str(err).strip().splitlines() or [type(err).__name__])[0].rstrip(":")
         raise ValueError(f"{sdist}: cannot take the adenylate kinase files from {REQUIREMENT}'s archive "
                          f"({reason}); delete {folder} and run again") from None
+    damaged = damaged_files(paths, FILE_SHA256)
+    if damaged:
+        raise ValueError(f"{damaged[0]}: SHA-256 is not that of {REQUIREMENT}'s file even when taken out of "
+                         f"{sdist} again; delete {folder} and run again")
     sdist.unlink()  # the four files are all that is used
     return paths
 

@@ -94,7 +94,7 @@ class CryoSampler(nn.Module):
         B, K = coords.shape[:2]
         if K == 1:
             return coords, coords.new_ones(B, 1), self.render(coords[:, 0], batch)[:, None]
-        repeat = lambda x: x.repeat_interleave(K, dim=0)  # noqa: E731 - (B, …) → (B·K, …), components inner
+        repeat = lambda x: x.repeat_interleave(K, dim=0)  # (B, …) → (B·K, …), components inner
         maps = render_density(coords.flatten(0, 1), repeat(batch.atomic_numbers), self.config.grid,
                               mask=repeat(batch.atom_mask), check_bounds=False).unflatten(0, (B, K))
         alpha, sigma = alpha_sigma(t, self.config.diffusion)  # (B,)

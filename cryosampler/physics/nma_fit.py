@@ -101,9 +101,10 @@ def nma_fit(structure: Structure, coords0: np.ndarray, volume: np.ndarray, grid:
         optimizer = torch.optim.LBFGS([a], lr=1.0, max_iter=1, max_eval=MAX_LINE_SEARCH, history_size=20,
                                       line_search_fn="strong_wolfe")
 
+        # Called only by this round's optimizer.step, so the round's variables are the ones meant (B023).
         def closure() -> torch.Tensor:
-            optimizer.zero_grad()
-            loss = 1 - correlation(base + torch.tensordot(a, basis, 1))
+            optimizer.zero_grad()  # noqa: B023
+            loss = 1 - correlation(base + torch.tensordot(a, basis, 1))  # noqa: B023
             loss.backward()
             return loss
 

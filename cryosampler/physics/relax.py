@@ -73,7 +73,7 @@ def require_openmm(what: str = "relaxation"):
     """The ``openmm`` package, or ValueError saying that ``what`` needs it and how to install it."""
     try:
         import openmm
-        import openmm.app  # noqa: F401 (the submodule the rest uses)
+        import openmm.app  # the submodule the rest uses
     except ImportError:
         raise ValueError(f"{what} needs OpenMM, which is not installed: {INSTALL}") from None
     return openmm

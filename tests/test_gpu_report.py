@@ -1,30 +1,21 @@
-"""benchmarks/report_gpu_check.py turns the recorded GPU measurements into tables and the precision figure."""
-
-import importlib.util
+"""The recorded GPU measurements become tables and the precision figure (benchmarks/report_gpu_check.py)."""
 
 import matplotlib
 
 matplotlib.use("Agg")
 
-import pandas as pd  # noqa: E402
-import pytest  # noqa: E402
+import pandas as pd
+import pytest
 
-from cryosampler.experiments.profiles import repo_root  # noqa: E402
-
-
-def _report():
-    spec = importlib.util.spec_from_file_location("report_gpu_check",
-                                                  repo_root() / "benchmarks" / "report_gpu_check.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.report
+from cryosampler.experiments.gpu_report import report
+from cryosampler.experiments.profiles import repo_root
 
 
 def test_every_recorded_gpu_measurement_gives_its_tables_and_figure(tmp_path):
     folders = sorted((repo_root() / "benchmarks" / "measured").glob("*/"))
     assert folders, "no recorded measurements"
     for folder in folders:
-        written = {p.name for p in _report()(folder, tmp_path / "figures", tmp_path / "tables")}
+        written = {p.name for p in report(folder, tmp_path / "figures", tmp_path / "tables")}
         assert {"gpu_bench_train.md", "gpu_runs.md", "fig_precision_loss.png"} <= written
         runs = pd.read_csv(tmp_path / "tables" / "gpu_runs.csv")
         recorded = pd.read_csv(folder / "runs.csv")
