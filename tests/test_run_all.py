@@ -57,5 +57,5 @@ def test_extras_name_only_existing_scripts():
     block = text[text.index("EXTRAS=("):text.index(")", text.index("EXTRAS=(") + len("EXTRAS=("))]
     entries = re.findall(r'"(\w+)\|python (benchmarks/\w+\.py)[^"]*"', block)
     assert len(entries) == block.count('"') // 2 >= 5
-    for name, script in entries:
+    for _, script in entries:
         assert (SCRIPT.parent / script).is_file(), script
