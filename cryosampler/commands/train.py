@@ -66,7 +66,7 @@ def add_args(parser: argparse.ArgumentParser) -> None:
     add_overwrite_arg(parser, "the --output folder's earlier run (its checkpoint.pt, train_log.csv and config.json, "
                               "removed when training starts)")
     parser.add_argument("--steps", type=int_at_least(1), default=STEPS,
-                        help=f"training steps (default {STEPS}: about 15 min on an idle 2-core CPU)")
+                        help=f"training steps (default {STEPS}; how long they take: README, 'Use it on your own maps')")
     parser.add_argument("--checkpoint-every", type=int_at_least(1), default=CHECKPOINT_EVERY,
                         help=f"write checkpoint.pt every this many steps (default {CHECKPOINT_EVERY}); it is also "
                              "written at the end and when Ctrl-C or SIGTERM stops the run")
