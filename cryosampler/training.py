@@ -196,7 +196,8 @@ def train(examples: list[TrainingExample], model_config: ModelConfig, config: Tr
     Writes ``out_dir/checkpoint.pt`` every ``config.checkpoint_every`` steps and at the end, and
     ``out_dir/train_log.csv`` with every loss term at every step; prints a progress line every
     ``config.log_every`` steps and at the end (``lines``; ``progress``: the progress bar). SIGINT (Ctrl-C) or
-    SIGTERM ends the step under way, writes its checkpoint and raises :class:`TrainingInterrupted`. If a checkpoint exists, training resumes from it and ends with the same
+    SIGTERM ends the step under way, writes its checkpoint and raises :class:`TrainingInterrupted`. If a
+    checkpoint exists, training resumes from it and ends with the same
     weights as an uninterrupted run (CPU, same seed): the generator state is saved with the weights, and
     the log is cut back to the checkpoint's step (partial or malformed lines left by a kill during a write
     are dropped with a warning).

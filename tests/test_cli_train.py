@@ -328,7 +328,10 @@ def test_fit_refine_and_recycle_write_the_refined_models_and_both_correlations(u
     assert (validity["clashes"] == 0).all() and (validity["bond_dev_rmsd"] < 0.05).all()
     assert np.sqrt(((models[0] - structure.coords) ** 2).sum(-1).mean()) < 1.5  # near the maps' structures
     err = capsys.readouterr().err
-    assert "(read out) → " in err and "(refined from the read-out)" in err
+    assert "(read out) → " in err and "(refined from the read-out)" in err and "--refine renders" not in err
+    assert fit(trained, reference, [maps / "vol_000.mrc"], tmp_path / "at_8.pdb", "--refine") == 0
+    assert ("cryosampler: note: --refine renders the models at the model's 8 Å; for maps of higher resolution give "
+            "theirs, e.g. --resolution 3.5") in capsys.readouterr().err
 
 
 def test_fit_normal_modes_keeps_the_refined_model_that_fits_better(user_data, trained, tmp_path):
@@ -505,6 +508,9 @@ def test_a_folder_with_a_users_config_or_log_is_refused_unless_overwrite(user_da
     assert train(reference, [maps], out) == 2 and "pass --resume to continue it, --overwrite" in one_line_error(capsys)
     assert train(reference, [maps], out, "--resume", "--overwrite") == 2
     assert "give one of them" in one_line_error(capsys)
+    (out / "checkpoint.pt").unlink()  # as a run killed before its first checkpoint leaves it
+    assert train(reference, [maps], out, "--resume") == 2
+    assert "holds no checkpoint.pt to continue" in (line := one_line_error(capsys)) and "pass --overwrite" in line
 
 
 def test_train_quiet_prints_no_step_line_and_the_hint_quotes_paths_with_spaces(user_data, tmp_path, capsys):

@@ -8,8 +8,8 @@ import sys
 import time
 from pathlib import Path
 
-from cryosampler.commands import (Relaxation, add_device_arg, add_far_conformation_arg, add_overwrite_arg, add_quiet_arg,
-                                  add_relax_arg, add_renamed, check_relax, check_writable, claimed,
+from cryosampler.commands import (Relaxation, add_device_arg, add_far_conformation_arg, add_overwrite_arg,
+                                  add_quiet_arg, add_relax_arg, add_renamed, check_relax, check_writable, claimed,
                                   nearest_training_protein, refuse_existing, refuse_inputs)
 from cryosampler.commands.listing import MAP_SUFFIXES, is_map, resolve_maps
 
@@ -28,8 +28,8 @@ DESCRIPTION = (
     "One map: -o FILE.pdb|.cif, with FILE_validity.csv beside it. Several maps (or a folder or CSV): -o FOLDER, "
     f"which receives one PDB per map (named after the map) as it is fitted, and {TABLE} and {VALIDITY} (each "
     "model's validity) rewritten after each; the folder must be new or empty, unless --resume finishes an "
-    "interrupted fit there (maps already fitted are skipped) or --overwrite replaces an earlier fit. --refine refines each read-out into its map (real-space refinement through the "
-    "renderer, under the reference's bond, residue and backbone-window distances and a clash term); --recycle N "
+    "interrupted fit there (maps already fitted are skipped) or --overwrite replaces an earlier fit. --refine "
+    "refines each read-out into its map (real-space refinement through the renderer, under the reference's bond, residue and backbone-window distances and a clash term); --recycle N "
     "reads each map out N more times, the reference replaced by the last read-out; --normal-modes (with --refine) "
     "also refines the reference's normal-mode fit into each map and keeps the better-fitting model.")
 
@@ -57,7 +57,8 @@ def add_args(parser: argparse.ArgumentParser) -> None:
                              "read-out's correlation before refinement, to the table)")
     parser.add_argument("--resolution", type=float, default=None,
                         help="the maps' resolution (Å), at which --refine renders the model (default: the model's "
-                             "training resolution)")
+                             "training resolution, 8 Å for the models cryosampler train writes; give it for 3–4 Å "
+                             "maps)")
     parser.add_argument("--normal-modes", action="store_true",
                         help="with --refine: also fit the reference along its 10 lowest normal modes, refine that "
                              "too, and keep whichever refined model fits the map better (adds a start column)")
@@ -198,6 +199,9 @@ def _fit(args: argparse.Namespace, maps: list[Path], single: bool) -> None:
         check_relax(reference, args.reference)
     nearest_training_protein(state, reference.sequence, args.reference)
     placed = prepare_reference(model, reference, source=str(args.reference))
+    if args.refine and args.resolution is None and not args.quiet:
+        print(f"cryosampler: note: --refine renders the models at the model's {model.config.grid.resolution:g} Å; "
+              "for maps of higher resolution give theirs, e.g. --resolution 3.5", file=sys.stderr)
     centre = placed.place.inverse().apply(np.zeros(3))  # map frame: the model box's centre
 
     relaxation = Relaxation(reference) if args.relax else None

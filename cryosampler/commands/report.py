@@ -8,7 +8,8 @@ import os
 import sys
 from pathlib import Path
 
-from cryosampler.commands import add_overwrite_arg, add_quiet_arg, check_writable, claimed, refuse_existing, refuse_inputs
+from cryosampler.commands import (add_overwrite_arg, add_quiet_arg, check_writable, claimed, refuse_existing,
+                                  refuse_inputs)
 
 __all__ = ["add_args", "main", "check_outputs", "output_paths", "ensemble_kind", "HELP", "DESCRIPTION", "OUTPUTS"]
 

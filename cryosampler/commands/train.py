@@ -116,9 +116,11 @@ def check_outputs(args: argparse.Namespace, inputs: list[Path]) -> None:
     if checkpoint.exists() and not (args.resume or args.overwrite):
         raise ValueError(f"--output {out} already holds a run ({checkpoint}); pass --resume to continue it, "
                          "--overwrite to start over in its place, or choose another folder")
-    if args.resume and not checkpoint.exists():
-        raise ValueError(f"--resume: {out} holds no checkpoint.pt to continue; leave out --resume to start")
     found = [name for name in OUTPUTS[1:] if (out / name).exists()]
+    if args.resume and not checkpoint.exists():
+        start = "pass --overwrite instead to start over" if found else "leave out --resume to start"
+        raise ValueError(f"--resume: {out} holds no checkpoint.pt to continue (a run stopped before its first "
+                         f"checkpoint has none); {start}")
     if found and not checkpoint.exists() and not args.overwrite:
         raise ValueError(f"--output {out} holds {' and '.join(found)} but no checkpoint.pt (files of yours, or of a "
                          "run killed before its first checkpoint); pass --overwrite to replace them, or choose "

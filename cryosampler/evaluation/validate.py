@@ -18,7 +18,8 @@ from cryosampler.evaluation.metrics import checked_coords
 from cryosampler.io.structure import Structure
 from cryosampler.model.structural_losses import BOND_CUTOFF, bond_pairs
 
-__all__ = ["validity", "sample_validity", "clash_counts", "validity_summary", "validity_warning", "validity_table", "VALIDITY_FOOTNOTE",
+__all__ = ["validity", "sample_validity", "clash_counts", "validity_summary", "validity_warning",
+           "validity_table", "VALIDITY_FOOTNOTE",
            "covalent_bonds", "bond_angles",
            "BOND_CUTOFF", "CLASH_CUTOFF", "CHAIN_BREAK", "BIOEMU_MAX_CA_CA", "BIOEMU_MAX_C_N", "BIOEMU_CLASH",
            "BIOEMU_MIN_SEPARATION"]
