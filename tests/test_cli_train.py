@@ -553,10 +553,12 @@ def test_an_interrupted_fit_keeps_its_finished_models_and_resume_fits_only_the_r
     monkeypatch.setattr(readout, "fit_map", interrupted_at_the_second_map)
     out = tmp_path / "fitted"
     assert fit(trained, reference, [maps], out, "--quiet") == 130
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        f"cryosampler: interrupted: kept the models of 1 of 2 maps in {out}; the same command with --resume fits the "
+        "rest")
     assert sorted(os.listdir(out)) == ["fit.csv", "validity.csv", "vol_000.pdb"]
     assert list(pd.read_csv(out / "fit.csv")["map"]) == [str(maps / "vol_000.mrc")]
     monkeypatch.setattr(readout, "fit_map", real)
-    capsys.readouterr()
     assert fit(trained, reference, [maps], out, "--quiet") == 2
     assert "pass --resume to finish an interrupted fit there" in one_line_error(capsys)
     assert fit(trained, reference, [maps], out, "--resume") == 0

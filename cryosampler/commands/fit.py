@@ -29,9 +29,10 @@ DESCRIPTION = (
     f"which receives one PDB per map (named after the map) as it is fitted, and {TABLE} and {VALIDITY} (each "
     "model's validity) rewritten after each; the folder must be new or empty, unless --resume finishes an "
     "interrupted fit there (maps already fitted are skipped) or --overwrite replaces an earlier fit. --refine "
-    "refines each read-out into its map (real-space refinement through the renderer, under the reference's bond, residue and backbone-window distances and a clash term); --recycle N "
-    "reads each map out N more times, the reference replaced by the last read-out; --normal-modes (with --refine) "
-    "also refines the reference's normal-mode fit into each map and keeps the better-fitting model.")
+    "refines each read-out into its map (real-space refinement through the renderer, under the reference's bond, "
+    "residue and backbone-window distances and a clash term); --recycle N reads each map out N more times, the "
+    "reference replaced by the last read-out; --normal-modes (with --refine) also refines the reference's "
+    "normal-mode fit into each map and keeps the better-fitting model.")
 
 
 def add_args(parser: argparse.ArgumentParser) -> None:
@@ -212,49 +213,58 @@ def _fit(args: argparse.Namespace, maps: list[Path], single: bool) -> None:
             kept = _earlier_fit(args.output, maps)
         if args.overwrite:
             _remove_earlier_fit(args.output)
-    tic, rows, checks = time.perf_counter(), [], []
-    for k, path in enumerate(maps, start=1):
-        if str(path) in kept:  # --resume: fitted by the interrupted run
-            row, validity = kept[str(path)]
-            rows.append(row)
-            checks.append(pd.DataFrame([validity]))
-            continue
-        volume, _ = ingest_map(path, model.config.grid, reference.coords, reference.atomic_numbers, centre,
-                               probes=not args.allow_far_conformation, res_nums=reference.res_nums)
-        result = fit_map(model, reference, placed, volume, device, recycle=args.recycle,
-                         refinement=REFINE_PRESETS["default"] if args.refine else None, resolution=args.resolution,
-                         normal_modes=NMA_FIT_PRESETS["default"] if args.normal_modes else None)
-        coords = result.coords
-        row = {"map": str(path), "model": str(args.output if single else args.output / model_name(path)),
-               "correlation_reference": result.correlation_reference,
-               **({"correlation_readout": result.correlation_readout} if args.refine else {}),
-               "correlation_fitted": result.correlation_fitted, "rmsd_to_reference": rmsd(coords, reference.coords),
-               **({"start": result.start} if args.normal_modes else {})}
-        if not args.quiet:
+    tic, rows, checks, written = time.perf_counter(), [], [], 0
+    try:
+        for k, path in enumerate(maps, start=1):
+            if str(path) in kept:  # --resume: fitted by the interrupted run
+                row, validity = kept[str(path)]
+                rows.append(row)
+                checks.append(pd.DataFrame([validity]))
+                continue
+            volume, _ = ingest_map(path, model.config.grid, reference.coords, reference.atomic_numbers, centre,
+                                   probes=not args.allow_far_conformation, res_nums=reference.res_nums)
+            result = fit_map(model, reference, placed, volume, device, recycle=args.recycle,
+                             refinement=REFINE_PRESETS["default"] if args.refine else None, resolution=args.resolution,
+                             normal_modes=NMA_FIT_PRESETS["default"] if args.normal_modes else None)
+            coords = result.coords
+            row = {"map": str(path), "model": str(args.output if single else args.output / model_name(path)),
+                   "correlation_reference": result.correlation_reference,
+                   **({"correlation_readout": result.correlation_readout} if args.refine else {}),
+                   "correlation_fitted": result.correlation_fitted, "rmsd_to_reference": rmsd(coords, reference.coords),
+                   **({"start": result.start} if args.normal_modes else {})}
+            # Before relaxation: the read-out's distance from the reference.
             refined = (f" → {result.correlation_fitted:.3f} (refined from the {result.start})" if args.refine
                        else " (fitted)")
-            print(f"map {k}/{len(maps)} {path}: map–model correlation {result.correlation_reference:.3f} (reference) "
-                  f"→ {result.correlation_readout:.3f}{' (read out)' if args.refine else ''}{refined}, "
-                  f"{row['rmsd_to_reference']:.2f} Å from the reference", file=sys.stderr, flush=True)
-        if relaxation is not None:
-            coords = relaxation(coords[None])[0]
-            row["rmsd_to_reference"] = rmsd(coords, reference.coords)
-        validity = sample_validity(coords[None], reference).drop(columns="sample")
-        validity.insert(0, "model", row["model"])
-        validity.insert(0, "map", row["map"])
-        rows.append(row)
-        checks.append(validity)
-        if single:
-            args.output.parent.mkdir(parents=True, exist_ok=True)
-            # Both files under temporary names, renamed at the end of the block.
-            with atomic_path(validity_path(args.output)) as tmp:
-                validity.to_csv(tmp, index=False)
-                (write_mmcif if args.output.suffix.lower() == ".cif" else write_pdb)(args.output, reference, coords)
-        else:  # each model as it is fitted, so that an interrupted fit keeps it; then the tables so far
-            write_pdb(args.output / model_name(path), reference, coords)
-            with atomic_path(args.output / TABLE) as fits, atomic_path(args.output / VALIDITY) as table:
-                pd.DataFrame(rows).to_csv(fits, index=False)
-                pd.concat(checks, ignore_index=True).to_csv(table, index=False)
+            line = (f"map {k}/{len(maps)} {path}: map–model correlation {result.correlation_reference:.3f} (reference) "
+                    f"→ {result.correlation_readout:.3f}{' (read out)' if args.refine else ''}{refined}, "
+                    f"{row['rmsd_to_reference']:.2f} Å from the reference")
+            if relaxation is not None:
+                coords = relaxation(coords[None])[0]
+                row["rmsd_to_reference"] = rmsd(coords, reference.coords)
+            validity = sample_validity(coords[None], reference).drop(columns="sample")
+            validity.insert(0, "model", row["model"])
+            validity.insert(0, "map", row["map"])
+            rows.append(row)
+            checks.append(validity)
+            if single:
+                args.output.parent.mkdir(parents=True, exist_ok=True)
+                # Both files under temporary names, renamed at the end of the block.
+                with atomic_path(validity_path(args.output)) as tmp:
+                    validity.to_csv(tmp, index=False)
+                    (write_mmcif if args.output.suffix.lower() == ".cif" else write_pdb)(args.output, reference, coords)
+            else:  # each model as it is fitted, so that an interrupted fit keeps it; then the tables so far
+                write_pdb(args.output / model_name(path), reference, coords)
+                with atomic_path(args.output / TABLE) as fits, atomic_path(args.output / VALIDITY) as table:
+                    pd.DataFrame(rows).to_csv(fits, index=False)
+                    pd.concat(checks, ignore_index=True).to_csv(table, index=False)
+            written += 1
+            if not args.quiet:  # once the model is written: a map named here is kept if the fit is interrupted
+                print(line, file=sys.stderr, flush=True)
+    except KeyboardInterrupt:
+        if single or not kept and not written:
+            raise
+        raise KeyboardInterrupt(f"kept the models of {len(kept) + written} of {len(maps)} maps in {args.output}; the "
+                                "same command with --resume fits the rest") from None
     validity = pd.concat(checks, ignore_index=True)
     fitted = len(maps) - len(kept)
     if single:
