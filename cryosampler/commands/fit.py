@@ -213,13 +213,24 @@ def _fit(args: argparse.Namespace, maps: list[Path], single: bool) -> None:
             kept = _earlier_fit(args.output, maps)
         if args.overwrite:
             _remove_earlier_fit(args.output)
-    tic, rows, checks, written = time.perf_counter(), [], [], 0
+    tic, rows, written = time.perf_counter(), [], 0
+    fresh = {}  # row index → (coords (N, 3) Å, validity row) of each model fitted by this run
+
+    def validity_rows(one_batch: bool) -> pd.DataFrame:
+        """Each model's validity, in map order, the kept ones as the interrupted run wrote them. one_batch: this
+        run's models in one batch, as the finished table was always computed (its rms deviations round in the last
+        bit by batch size); otherwise each model's row of when it was fitted."""
+        new = {k: checks for k, (_, checks) in fresh.items()}
+        if one_batch and fresh:
+            table = sample_validity(np.stack([coords for coords, _ in fresh.values()]), reference)
+            new = dict(zip(fresh, table.drop(columns="sample").to_dict("records")))
+        return pd.DataFrame([{"map": row["map"], "model": row["model"], **new[k]} if k in new else kept[row["map"]][1]
+                             for k, row in enumerate(rows)])
+
     try:
         for k, path in enumerate(maps, start=1):
             if str(path) in kept:  # --resume: fitted by the interrupted run
-                row, validity = kept[str(path)]
-                rows.append(row)
-                checks.append(pd.DataFrame([validity]))
+                rows.append(kept[str(path)][0])
                 continue
             volume, _ = ingest_map(path, model.config.grid, reference.coords, reference.atomic_numbers, centre,
                                    probes=not args.allow_far_conformation, res_nums=reference.res_nums)
@@ -241,22 +252,18 @@ def _fit(args: argparse.Namespace, maps: list[Path], single: bool) -> None:
             if relaxation is not None:
                 coords = relaxation(coords[None])[0]
                 row["rmsd_to_reference"] = rmsd(coords, reference.coords)
-            validity = sample_validity(coords[None], reference).drop(columns="sample")
-            validity.insert(0, "model", row["model"])
-            validity.insert(0, "map", row["map"])
+            fresh[len(rows)] = coords, sample_validity(coords[None], reference).drop(columns="sample").iloc[0].to_dict()
             rows.append(row)
-            checks.append(validity)
             if single:
-                args.output.parent.mkdir(parents=True, exist_ok=True)
                 # Both files under temporary names, renamed at the end of the block.
                 with atomic_path(validity_path(args.output)) as tmp:
-                    validity.to_csv(tmp, index=False)
+                    validity_rows(one_batch=True).to_csv(tmp, index=False)
                     (write_mmcif if args.output.suffix.lower() == ".cif" else write_pdb)(args.output, reference, coords)
             else:  # each model as it is fitted, so that an interrupted fit keeps it; then the tables so far
                 write_pdb(args.output / model_name(path), reference, coords)
                 with atomic_path(args.output / TABLE) as fits, atomic_path(args.output / VALIDITY) as table:
                     pd.DataFrame(rows).to_csv(fits, index=False)
-                    pd.concat(checks, ignore_index=True).to_csv(table, index=False)
+                    validity_rows(one_batch=False).to_csv(table, index=False)
             written += 1
             if not args.quiet:  # once the model is written: a map named here is kept if the fit is interrupted
                 print(line, file=sys.stderr, flush=True)
@@ -265,7 +272,10 @@ def _fit(args: argparse.Namespace, maps: list[Path], single: bool) -> None:
             raise
         raise KeyboardInterrupt(f"kept the models of {len(kept) + written} of {len(maps)} maps in {args.output}; the "
                                 "same command with --resume fits the rest") from None
-    validity = pd.concat(checks, ignore_index=True)
+    validity = validity_rows(one_batch=True)
+    if not single and fresh:
+        with atomic_path(args.output / VALIDITY) as table:
+            validity.to_csv(table, index=False)
     fitted = len(maps) - len(kept)
     if single:
         where = f"{args.output} and {validity_path(args.output)}"
