@@ -128,6 +128,7 @@ def _report(args: argparse.Namespace, kind: str, outputs: dict[str, Path]) -> No
 
     from cryosampler.evaluation.ensemble_analysis import ensemble_report, state_ca
     from cryosampler.evaluation.figures import plot_ensemble_report, write_figure
+    from cryosampler.evaluation.validate import sample_validity, validity_warning
     from cryosampler.io.atomic_files import read_ensemble, read_structure
     from cryosampler.io.files import atomic_path
     from cryosampler.io.trajectory import read_xtc_ensemble, secondary_structure
@@ -162,3 +163,6 @@ def _report(args: argparse.Namespace, kind: str, outputs: dict[str, Path]) -> No
         plt.close(fig)
     print(f"report: {report.summary()}; wrote {outputs['png']}, {outputs['pdf'].name}, {outputs['residues'].name} "
           f"(per residue) and {outputs['samples'].name} (per sample)", file=sys.stderr)
+    broken = validity_warning(sample_validity(samples, reference))
+    if broken is not None:  # an RMSF of broken samples plots their breakage
+        print(f"cryosampler: WARNING: {broken}", file=sys.stderr)
