@@ -607,3 +607,10 @@ def test_the_command_lines_defaults_are_the_training_configs():
 
     assert (command.STEPS, command.CHECKPOINT_EVERY, command.LOG_EVERY) == (
         TrainConfig().steps, TrainConfig().checkpoint_every, TrainConfig().log_every)
+
+
+def test_overwrite_is_refused_under_torchrun(user_data, tmp_path, capsys, monkeypatch):
+    reference, maps = user_data
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    assert train(reference, [maps], tmp_path / "run", "--overwrite") == 2
+    assert "--overwrite is not taken under torchrun" in one_line_error(capsys)

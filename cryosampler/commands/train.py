@@ -112,6 +112,9 @@ def check_outputs(args: argparse.Namespace, inputs: list[Path]) -> None:
                          f"choose a multiple of {processes}")
     if args.resume and args.overwrite:
         raise ValueError("--resume continues the run in --output and --overwrite replaces it; give one of them")
+    if args.overwrite and processes > 1:  # the other ranks would see the old checkpoint until rank 0 removes it
+        raise ValueError(f"--overwrite is not taken under torchrun; move {out}'s run away first, or choose another "
+                         "folder")
     checkpoint = out / "checkpoint.pt"
     if checkpoint.exists() and not (args.resume or args.overwrite):
         raise ValueError(f"--output {out} already holds a run ({checkpoint}); pass --resume to continue it, "
