@@ -438,10 +438,10 @@ def test_fit_relax_relaxes_the_model_and_says_so(user_data, trained, tmp_path, c
 
 # A user's work (issue 35): one overwrite rule, a claim on each output, interrupted runs that keep their work.
 
-def start_train(reference, maps, out, *extra) -> subprocess.Popen:
-    """``cryosampler train`` of 40 smoke steps in a process of its own, a progress line per step on stdout."""
+def start_train(reference, maps, out, steps, *extra) -> subprocess.Popen:
+    """``cryosampler train`` of ``steps`` smoke steps in a process of its own, a progress line per step on stdout."""
     return subprocess.Popen([sys.executable, "-m", "cryosampler", "train", "--reference", str(reference), "--maps",
-                             str(maps), "-o", str(out), "--steps", "40", "--batch-size", "2", "--preset", "smoke",
+                             str(maps), "-o", str(out), "--steps", str(steps), "--batch-size", "2", "--preset", "smoke",
                              "--device", "cpu", "--quiet", "--log-every", "1", *extra],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env=os.environ | {"PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"})
@@ -457,37 +457,41 @@ def wait_for_step(process: subprocess.Popen, step: int) -> None:
 def test_ctrl_c_at_step_20_saves_the_run_and_resume_ends_as_an_uninterrupted_run(user_data, tmp_path, capsys):
     reference, maps = user_data
     out = tmp_path / "run"
-    process = start_train(reference, maps, out, "--checkpoint-every", "1000")  # no checkpoint but Ctrl-C's
+    process = start_train(reference, maps, out, 60, "--checkpoint-every", "1000")  # no checkpoint but Ctrl-C's
     wait_for_step(process, 20)
     process.send_signal(signal.SIGINT)
     err = process.communicate(timeout=120)[1]
     stopped = load_checkpoint(out / "checkpoint.pt")["step"]  # the step under way ends first
-    assert process.returncode == 130 and 20 <= stopped < 40, err
-    assert err.strip().splitlines()[-1] == (f"cryosampler: interrupted: stopped after step {stopped} of 40; the run is "
+    assert process.returncode == 130 and 20 <= stopped < 60, err
+    assert err.strip().splitlines()[-1] == (f"cryosampler: interrupted: stopped after step {stopped} of 60; the run is "
                                             f"saved in {out / 'checkpoint.pt'} and continues from there with --resume")
     assert len(pd.read_csv(out / "train_log.csv")) == stopped
-    resume = ["--steps", "40", "--checkpoint-every", "7"]  # the interval may change: it does not change weights
+    resume = ["--steps", "60", "--checkpoint-every", "7"]  # the interval may change: it does not change weights
     assert train(reference, [maps], out, "--resume", *resume) == 0
-    assert f"trained {40 - stopped} steps (resumed at step {stopped}, now at 40) on 2 maps" in capsys.readouterr().err
-    assert train(reference, [maps], tmp_path / "whole", "--steps", "40") == 0
+    assert f"trained {60 - stopped} steps (resumed at step {stopped}, now at 60) on 2 maps" in capsys.readouterr().err
+    assert train(reference, [maps], tmp_path / "whole", "--steps", "60") == 0
     resumed, whole = load_checkpoint(out / "checkpoint.pt"), load_checkpoint(tmp_path / "whole" / "checkpoint.pt")
     assert all(torch.equal(resumed["ema"][k], whole["ema"][k]) for k in whole["ema"])
-    assert len(pd.read_csv(out / "train_log.csv")) == 40
+    assert len(pd.read_csv(out / "train_log.csv")) == 60
 
 
 def test_a_second_train_into_a_folder_in_use_is_refused_in_one_line(user_data, tmp_path):
     reference, maps = user_data
     out = tmp_path / "run"
-    first = start_train(reference, maps, out, "--seed", "1")
-    wait_for_step(first, 1)
-    second = subprocess.run([sys.executable, "-m", "cryosampler", "train", "--reference", str(reference), "--maps",
-                             str(maps), "-o", str(out), *TRAIN, "--seed", "2"], capture_output=True, text=True,
-                            timeout=300)
-    assert second.returncode == 2 and second.stderr.strip().splitlines() == [
-        f"cryosampler: error: {out} is being written by another cryosampler run (process {first.pid}); wait for it "
-        "to end, or choose another output"]
-    first.send_signal(signal.SIGTERM)  # saves as Ctrl-C does
-    err = first.communicate(timeout=120)[1]
+    first = start_train(reference, maps, out, 5000, "--seed", "1")  # stopped by SIGTERM below
+    try:
+        wait_for_step(first, 1)
+        second = subprocess.run([sys.executable, "-m", "cryosampler", "train", "--reference", str(reference),
+                                 "--maps", str(maps), "-o", str(out), *TRAIN, "--seed", "2"], capture_output=True,
+                                text=True, timeout=300)
+        assert second.returncode == 2 and second.stderr.strip().splitlines() == [
+            f"cryosampler: error: {out} is being written by another cryosampler run (process {first.pid}); wait for "
+            "it to end, or choose another output"]
+        first.send_signal(signal.SIGTERM)  # saves as Ctrl-C does
+        err = first.communicate(timeout=120)[1]
+    finally:
+        if first.poll() is None:
+            first.kill()
     assert first.returncode == 130 and "continues from there with --resume" in err
     assert json.loads((out / "config.json").read_text())["train_config"]["seed"] == 1
     assert load_checkpoint(out / "checkpoint.pt")["train_config"]["seed"] == 1
