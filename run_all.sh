@@ -68,7 +68,7 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
     echo "run_all.sh: error: no Python 3.11-3.14 found (tried ${PYTHON:-python3.11, python3.12, python3}); set PYTHON=/path/to/python3.12" >&2
     exit 2
   fi
-  echo "[run_all] setting up $VENV with $("$PY" --version) (first run takes a few minutes)"
+  echo "[run_all] setting up $VENV with $("$PY" --version) (first run takes a minute or two)"
   start=$(date +%s)
   "$PY" -m venv --clear "$VENV"
   "$VENV/bin/python" -m pip install --quiet --upgrade pip

@@ -1,10 +1,10 @@
 """Command line: ``cryosampler train|sample|fit|report …`` (one module each in :mod:`cryosampler.commands`).
 
 Exit codes: 0 done; 1 failed while running (a write error, out of memory); 2 bad input or usage, found
-before any work is done; 130 interrupted (Ctrl-C). A failed or interrupted ``sample``, ``fit`` or ``report`` leaves no
-output: ensembles, models and maps are written under temporary names and moved into place only at the end.
-A failed or interrupted ``train`` leaves what ``--resume`` needs: the last checkpoint, its log and
-``config.json``.
+before any work is done; 130 interrupted (Ctrl-C). A failed or interrupted ``sample`` or ``report`` leaves no
+output: ensembles and maps are written under temporary names and moved into place only at the end. An
+interrupted ``fit`` keeps the models of the maps it finished, and ``train`` what ``--resume`` needs: the
+checkpoint (written at the end of the step when Ctrl-C or SIGTERM arrives), its log and ``config.json``.
 """
 
 from __future__ import annotations
@@ -62,8 +62,8 @@ def main(argv: list[str] | None = None) -> int:
         with warnings.catch_warnings():
             warnings.showwarning = _one_line_warnings(warnings.showwarning)
             COMMANDS[args.command].main(args)
-    except KeyboardInterrupt:
-        print("cryosampler: interrupted", file=sys.stderr)
+    except KeyboardInterrupt as error:  # Ctrl-C; also SIGTERM during training, which saves the run first
+        print(f"cryosampler: interrupted{f': {error}' if str(error) else ''}", file=sys.stderr)
         return 130
     except ValueError as error:
         print(f"cryosampler: error: {error}", file=sys.stderr)

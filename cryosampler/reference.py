@@ -26,10 +26,11 @@ class PlacedReference:
 
 
 def prepare_reference(model: CryoSampler, structure: Structure, max_template_rmsd: float = MAX_TEMPLATE_RMSD,
-                      source: str | None = None) -> PlacedReference:
+                      source: str | None = None, override: str | None = None) -> PlacedReference:
     """Place a user's reference in the model's frame and check the model can take it.
 
-    source: name for error messages (the file; default the structure's name).
+    source: name for error messages (the file; default the structure's name). override: how the caller goes past
+    a poor template fit, if it can, for the message (:func:`~cryosampler.physics.frame.check_template_match`).
 
     Raises ValueError naming the problem: too few residue numbers shared with the model's template, a CA
     fit to the template worse than ``max_template_rmsd`` Å (pass ``math.inf`` to accept any), atoms outside the
@@ -39,7 +40,7 @@ def prepare_reference(model: CryoSampler, structure: Structure, max_template_rms
     if model.template is None:  # several proteins, each on its own principal axes: nothing to fit against
         fit, place = math.nan, principal_placement(structure)
     else:
-        fit = check_template_match(structure, model.template, max_template_rmsd, source)
+        fit = check_template_match(structure, model.template, max_template_rmsd, source, override)
         place = placement(structure, model.template)
     protein = featurize(structure, place.apply(structure.coords), tokens=model.config.encoder.tokens)
     check_takes(model.config, protein, source)

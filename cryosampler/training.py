@@ -8,6 +8,8 @@ import copy
 import csv
 import dataclasses
 import math
+import signal
+import threading
 import time
 import warnings
 from dataclasses import dataclass
@@ -28,7 +30,7 @@ from cryosampler.model.featurize import ProteinFeatures, collate
 from cryosampler.model.structural_losses import structural_loss
 from cryosampler.physics.frame import Template
 
-__all__ = ["TrainConfig", "TRAIN_PRESETS", "TrainingExample", "estimate_sigma_data", "train",
+__all__ = ["TrainConfig", "TRAIN_PRESETS", "TrainingExample", "estimate_sigma_data", "train", "TrainingInterrupted",
            "LOG_COLUMNS"]
 
 LOSS_TERMS = ["loss", "denoise", "residue", "backbone"]
@@ -52,6 +54,8 @@ class TrainConfig:
     # per-voxel mean here: with λ = 1 the structural terms fought the maps (docs/design.md, "Loss weights").
     lambda_r: float = 0.01
     lambda_b: float = 0.01
+    # Also written at the end, and at the end of the step when SIGINT (Ctrl-C) or SIGTERM arrives. Does not
+    # change the weights.
     checkpoint_every: int = 250
     seed: int = 0
     # Encoder arithmetic, "fp32" or "bf16" (autocast of the encoder only; CryoSampler.atoms says why).
@@ -70,6 +74,9 @@ class TrainConfig:
         check_precision(self.precision)
         if self.log_every < 1:
             raise ValueError(f"TrainConfig.log_every must be a positive number of steps, got {self.log_every}")
+        if self.checkpoint_every < 1:
+            raise ValueError(f"TrainConfig.checkpoint_every must be a positive number of steps, got "
+                             f"{self.checkpoint_every}")
 
 
 TRAIN_PRESETS = {
@@ -78,7 +85,7 @@ TRAIN_PRESETS = {
 }
 
 # TrainConfig fields that do not change the weights, so a resumed run may set them otherwise.
-_NEUTRAL_SETTINGS = ("log_every",)
+_NEUTRAL_SETTINGS = ("log_every", "checkpoint_every")
 
 
 @dataclass(frozen=True)
@@ -136,18 +143,61 @@ def training_losses(model: CryoSampler | DistributedDataParallel, examples: list
             "residue": structural.residue, "backbone": structural.backbone}
 
 
+class TrainingInterrupted(KeyboardInterrupt):
+    """SIGINT or SIGTERM stopped training at the end of a step, after the checkpoint of that step was written."""
+
+    def __init__(self, step: int, steps: int, checkpoint: Path):
+        super().__init__(f"stopped after step {step} of {steps}; the run is saved in {checkpoint} and continues "
+                         "from there with --resume")
+        self.step, self.steps, self.checkpoint = step, steps, checkpoint
+
+
+@contextlib.contextmanager
+def _deferred_interrupts():
+    """For the block, SIGINT and SIGTERM only append their number to the list it gives, so that a step is never
+    cut in half (weights half updated): the loop checkpoints and stops at the end of the step. A second one
+    interrupts at once. Outside the main thread, where no handler can be set, signals are left alone."""
+    received = []
+    if threading.current_thread() is not threading.main_thread():
+        yield received
+        return
+
+    def defer(signum, frame):
+        if received:
+            raise KeyboardInterrupt
+        received.append(signum)
+
+    previous = {sig: signal.signal(sig, defer) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield received
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _stop_requested(received: list, run: Distributed) -> bool:
+    """Whether any process received SIGINT or SIGTERM: under torchrun all stop at the same step."""
+    if not run.active:
+        return bool(received)
+    flag = torch.tensor([float(bool(received))], device=run.device)
+    dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+    return bool(flag.item())
+
+
 # What train() writes beyond what sampling needs, and needs to resume.
 _RESUME_KEYS = ("step", "optimizer", "generator", "train_config")
 
 
 def train(examples: list[TrainingExample], model_config: ModelConfig, config: TrainConfig,
           template: Template | None, out_dir: Path, progress: bool = True, device: str | torch.device = "cpu",
-          proteins: tuple[dict, ...] = ()) -> CryoSampler:
+          proteins: tuple[dict, ...] = (), lines: bool = True) -> CryoSampler:
     """Train (or resume) and return the EMA model (on ``device``).
 
     Writes ``out_dir/checkpoint.pt`` every ``config.checkpoint_every`` steps and at the end, and
     ``out_dir/train_log.csv`` with every loss term at every step; prints a progress line every
-    ``config.log_every`` steps. If a checkpoint exists, training resumes from it and ends with the same
+    ``config.log_every`` steps and at the end (``lines``; ``progress``: the progress bar). SIGINT (Ctrl-C) or
+    SIGTERM ends the step under way, writes its checkpoint and raises :class:`TrainingInterrupted`. If a
+    checkpoint exists, training resumes from it and ends with the same
     weights as an uninterrupted run (CPU, same seed): the generator state is saved with the weights, and
     the log is cut back to the checkpoint's step (partial or malformed lines left by a kill during a write
     are dropped with a warning).
@@ -167,13 +217,13 @@ def train(examples: list[TrainingExample], model_config: ModelConfig, config: Tr
     alone writes the checkpoint, the log and the progress lines.
     """
     run = distributed(resolve_device(device))
-    model = _train(examples, model_config, config, template, Path(out_dir), progress, run, proteins)
+    model = _train(examples, model_config, config, template, Path(out_dir), progress, lines, run, proteins)
     if run.active:  # every rank returns once rank 0 has written the last checkpoint
         dist.barrier()
     return model
 
 
-def _train(examples, model_config, config, template, out_dir, progress, run, proteins) -> CryoSampler:
+def _train(examples, model_config, config, template, out_dir, progress, lines, run, proteins) -> CryoSampler:
     if config.batch_size % run.world_size:
         raise ValueError(f"batch_size {config.batch_size} does not split evenly over {run.world_size} processes; "
                          f"choose a multiple of {run.world_size}")
@@ -223,27 +273,34 @@ def _train(examples, model_config, config, template, out_dir, progress, run, pro
     bar = tqdm(range(start, config.steps), initial=start, total=config.steps, disable=not progress or not main,
                desc="train")
     since_line = []  # seconds of the steps since the last progress line
-    with (open(log_path, "a", newline="") if main else contextlib.nullcontext()) as log_file:
+    with ((open(log_path, "a", newline="") if main else contextlib.nullcontext()) as log_file,
+          _deferred_interrupts() as received):
         writer = csv.DictWriter(log_file, fieldnames=LOG_COLUMNS) if main else None
         for step in bar:
             tic = time.perf_counter()
             values, grad_norm = _optimisation_step(step, model, wrapped, ema, optimizer, examples, config,
                                                    generator, shard, run, ckpt_path)
-            if not main:
-                continue
-            row = dict(zip(LOSS_TERMS, values.tolist()))
-            row.update(step=step + 1, grad_norm=float(grad_norm), lr=optimizer.param_groups[0]["lr"],
-                       seconds=time.perf_counter() - tic)
-            writer.writerow(row)
-            bar.set_postfix(loss=f"{row['loss']:.4f}", den=f"{row['denoise']:.4f}",
-                            res=f"{row['residue']:.4f}", bb=f"{row['backbone']:.4f}")
-            since_line.append(row["seconds"])
-            if (step + 1) % config.log_every == 0 or step + 1 == config.steps:
-                tqdm.write(_progress_line(row, sum(since_line) / len(since_line), config.steps))
-                since_line.clear()
-            if (step + 1) % config.checkpoint_every == 0 or step + 1 == config.steps:
-                log_file.flush()
-                checkpoint(step + 1)
+            due = (step + 1) % config.checkpoint_every == 0 or step + 1 == config.steps
+            if main:
+                row = dict(zip(LOSS_TERMS, values.tolist()))
+                row.update(step=step + 1, grad_norm=float(grad_norm), lr=optimizer.param_groups[0]["lr"],
+                           seconds=time.perf_counter() - tic)
+                writer.writerow(row)
+                bar.set_postfix(loss=f"{row['loss']:.4f}", den=f"{row['denoise']:.4f}",
+                                res=f"{row['residue']:.4f}", bb=f"{row['backbone']:.4f}")
+                since_line.append(row["seconds"])
+                if lines and ((step + 1) % config.log_every == 0 or step + 1 == config.steps):
+                    tqdm.write(_progress_line(row, sum(since_line) / len(since_line), config.steps))
+                    since_line.clear()
+                if due:
+                    log_file.flush()
+                    checkpoint(step + 1)
+            if _stop_requested(received, run):
+                if main and not due:
+                    log_file.flush()
+                    checkpoint(step + 1)
+                bar.close()
+                raise TrainingInterrupted(step + 1, config.steps, ckpt_path)
     return ema.eval()
 
 

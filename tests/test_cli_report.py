@@ -61,7 +61,10 @@ def test_report_writes_the_figure_and_both_tables_beside_the_ensemble(data, caps
     assert list(samples["kind"]) == ["sample"] * N_SAMPLES + ["state"] and samples["name"].iloc[-1] == "open"
     err = capsys.readouterr().err.strip().splitlines()
     assert err[0] == f"read {N_SAMPLES} samples of ref (60 atoms) from {ensemble} and 1 known states"
-    assert err[1].startswith(f"report: {N_SAMPLES} samples of ref, 12 residues: CA RMSF median ") and len(err) == 2
+    assert err[1].startswith(f"report: {N_SAMPLES} samples of ref, 12 residues: CA RMSF median ") and len(err) == 3
+    # 0.5 Å of noise on every atom breaks bonds: the RMSF is breakage, and the report says so (issue 35).
+    assert err[2].startswith(f"cryosampler: WARNING: {N_SAMPLES} of {N_SAMPLES} samples fail BioEmu's filter of "
+                             "unphysical structures (")
 
 
 @pytest.mark.parametrize("output,stem", [("out/", "ensemble"), ("out/cam", "cam")])
@@ -71,7 +74,21 @@ def test_output_is_a_folder_or_a_prefix_and_quiet_leaves_the_summary(data, capsy
     assert files_in(ensemble.parent / "out") == {f"{stem}_report{suffix}" for suffix in
                                                  (".png", ".pdf", ".csv", "_samples.csv")}
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and err[0].startswith("report: ")
+    assert len(err) == 2 and err[0].startswith("report: ") and err[1].startswith("cryosampler: WARNING: ")
+
+
+def test_sound_samples_get_no_warning_and_existing_reports_need_overwrite(tmp_path, capsys):
+    reference = make_helix(12)
+    rng = np.random.default_rng(0)
+    with EnsembleWriter(tmp_path / "ensemble.pdb", reference) as out:
+        out.write(reference.coords + rng.normal(scale=0.02, size=(N_SAMPLES, reference.n_atoms, 3)))
+    write_pdb(tmp_path / "ref.pdb", reference)
+    assert report(tmp_path / "ensemble.pdb", "--reference", tmp_path / "ref.pdb", "--quiet") == 0
+    assert "WARNING" not in capsys.readouterr().err
+    assert report(tmp_path / "ensemble.pdb", "--reference", tmp_path / "ref.pdb") == 2
+    assert one_line_error(capsys) == (f"cryosampler: error: {tmp_path / 'ensemble_report.png'} (written by the report) "
+                                      "already exists; pass --overwrite to replace it, or choose another name")
+    assert report(tmp_path / "ensemble.pdb", "--reference", tmp_path / "ref.pdb", "--overwrite", "--quiet") == 0
 
 
 def test_an_xtc_ensemble_with_its_topology_gives_the_multi_model_file_s_report(data, tmp_path):

@@ -3,6 +3,7 @@
 
 import json
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -10,8 +11,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
 import cryosampler.cli as cli
+import cryosampler.readout as readout
 from cryosampler.io.mrc import read_mrc, write_map_file
 from cryosampler.commands.listing import resolve_maps
 from cryosampler.evaluation.validate import sample_validity
@@ -325,7 +328,10 @@ def test_fit_refine_and_recycle_write_the_refined_models_and_both_correlations(u
     assert (validity["clashes"] == 0).all() and (validity["bond_dev_rmsd"] < 0.05).all()
     assert np.sqrt(((models[0] - structure.coords) ** 2).sum(-1).mean()) < 1.5  # near the maps' structures
     err = capsys.readouterr().err
-    assert "(read out) → " in err and "(refined from the read-out)" in err
+    assert "(read out) → " in err and "(refined from the read-out)" in err and "--refine renders" not in err
+    assert fit(trained, reference, [maps / "vol_000.mrc"], tmp_path / "at_8.pdb", "--refine") == 0
+    assert ("cryosampler: note: --refine renders the models at the model's 8 Å; for maps of higher resolution give "
+            "theirs, e.g. --resolution 3.5") in capsys.readouterr().err
 
 
 def test_fit_normal_modes_keeps_the_refined_model_that_fits_better(user_data, trained, tmp_path):
@@ -428,3 +434,187 @@ def test_fit_relax_relaxes_the_model_and_says_so(user_data, trained, tmp_path, c
     plain, relaxed = (read_ensemble(tmp_path / name, structure)[0] for name in ("plain.pdb", "relaxed.pdb"))
     assert np.sqrt(np.mean(np.sum((relaxed - plain) ** 2, axis=1))) > 0.01  # the fitted model, relaxed
     assert list(pd.read_csv(tmp_path / "relaxed_validity.csv")["clashes"]) == [0]
+
+
+# A user's work (issue 35): one overwrite rule, a claim on each output, interrupted runs that keep their work.
+
+def start_train(reference, maps, out, steps, *extra) -> subprocess.Popen:
+    """``cryosampler train`` of ``steps`` smoke steps in a process of its own, a progress line per step on stdout."""
+    return subprocess.Popen([sys.executable, "-m", "cryosampler", "train", "--reference", str(reference), "--maps",
+                             str(maps), "-o", str(out), "--steps", str(steps), "--batch-size", "2", "--preset", "smoke",
+                             "--device", "cpu", "--quiet", "--log-every", "1", *extra],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=os.environ | {"PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"})
+
+
+def wait_for_step(process: subprocess.Popen, step: int) -> None:
+    for line in process.stdout:
+        if line.startswith(f"step {step}/"):
+            return
+    raise AssertionError(f"no step {step}: {process.communicate()[1]}")
+
+
+def test_ctrl_c_at_step_20_saves_the_run_and_resume_ends_as_an_uninterrupted_run(user_data, tmp_path, capsys):
+    reference, maps = user_data
+    out = tmp_path / "run"
+    process = start_train(reference, maps, out, 60, "--checkpoint-every", "1000")  # no checkpoint but Ctrl-C's
+    wait_for_step(process, 20)
+    process.send_signal(signal.SIGINT)
+    err = process.communicate(timeout=120)[1]
+    stopped = load_checkpoint(out / "checkpoint.pt")["step"]  # the step under way ends first
+    assert process.returncode == 130 and 20 <= stopped < 60, err
+    assert err.strip().splitlines()[-1] == (f"cryosampler: interrupted: stopped after step {stopped} of 60; the run is "
+                                            f"saved in {out / 'checkpoint.pt'} and continues from there with --resume")
+    assert len(pd.read_csv(out / "train_log.csv")) == stopped
+    resume = ["--steps", "60", "--checkpoint-every", "7"]  # the interval may change: it does not change weights
+    assert train(reference, [maps], out, "--resume", *resume) == 0
+    assert f"trained {60 - stopped} steps (resumed at step {stopped}, now at 60) on 2 maps" in capsys.readouterr().err
+    assert train(reference, [maps], tmp_path / "whole", "--steps", "60") == 0
+    resumed, whole = load_checkpoint(out / "checkpoint.pt"), load_checkpoint(tmp_path / "whole" / "checkpoint.pt")
+    assert all(torch.equal(resumed["ema"][k], whole["ema"][k]) for k in whole["ema"])
+    assert len(pd.read_csv(out / "train_log.csv")) == 60
+
+
+def test_a_second_train_into_a_folder_in_use_is_refused_in_one_line(user_data, tmp_path):
+    reference, maps = user_data
+    out = tmp_path / "run"
+    first = start_train(reference, maps, out, 5000, "--seed", "1")  # stopped by SIGTERM below
+    try:
+        wait_for_step(first, 1)
+        second = subprocess.run([sys.executable, "-m", "cryosampler", "train", "--reference", str(reference),
+                                 "--maps", str(maps), "-o", str(out), *TRAIN, "--seed", "2"], capture_output=True,
+                                text=True, timeout=300)
+        assert second.returncode == 2 and second.stderr.strip().splitlines() == [
+            f"cryosampler: error: {out} is being written by another cryosampler run (process {first.pid}); wait for "
+            "it to end, or choose another output"]
+        first.send_signal(signal.SIGTERM)  # saves as Ctrl-C does
+        err = first.communicate(timeout=120)[1]
+    finally:
+        if first.poll() is None:
+            first.kill()
+    assert first.returncode == 130 and "continues from there with --resume" in err
+    assert json.loads((out / "config.json").read_text())["train_config"]["seed"] == 1
+    assert load_checkpoint(out / "checkpoint.pt")["train_config"]["seed"] == 1
+    assert not (tmp_path / ".run.lock").exists()
+
+
+def test_a_folder_with_a_users_config_or_log_is_refused_unless_overwrite(user_data, tmp_path, capsys):
+    reference, maps = user_data
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "config.json").write_text("{\"mine\": 1}\n")
+    assert train(reference, [maps], out) == 2
+    line = one_line_error(capsys)
+    assert f"--output {out} holds config.json but no checkpoint.pt" in line and "pass --overwrite" in line
+    assert (out / "config.json").read_text() == "{\"mine\": 1}\n" and sorted(os.listdir(out)) == ["config.json"]
+    assert train(reference, [maps], out, "--overwrite") == 0
+    assert "mine" not in json.loads((out / "config.json").read_text())
+    assert train(reference, [maps], out) == 2 and "pass --resume to continue it, --overwrite" in one_line_error(capsys)
+    assert train(reference, [maps], out, "--resume", "--overwrite") == 2
+    assert "give one of them" in one_line_error(capsys)
+    (out / "checkpoint.pt").unlink()  # as a run killed before its first checkpoint leaves it
+    assert train(reference, [maps], out, "--resume") == 2
+    assert "holds no checkpoint.pt to continue" in (line := one_line_error(capsys)) and "pass --overwrite" in line
+
+
+def test_train_quiet_prints_no_step_line_and_the_hint_quotes_paths_with_spaces(user_data, tmp_path, capsys):
+    reference, maps = user_data
+    out = tmp_path / "my run"
+    assert train(reference, [maps], out) == 0
+    printed = capsys.readouterr()
+    assert "step " not in printed.out
+    assert f"cryosampler sample --checkpoint '{out / 'checkpoint.pt'}' --reference {reference} " in printed.err
+
+
+def test_fit_and_sample_refuse_an_existing_output_file_unless_overwrite(user_data, trained, tmp_path, capsys):
+    reference, maps = user_data
+    theirs = tmp_path / "theirs.pdb"
+    theirs.write_text("a user's file\n")
+    assert fit(trained, reference, [maps / "vol_000.mrc"], theirs, "--quiet") == 2
+    assert f"--output {theirs} already exists; pass --overwrite to replace it" in one_line_error(capsys)
+    sample = ["sample", "--checkpoint", str(trained), "--reference", str(reference), "-n", "2", "--steps", "2",
+              "-o", str(theirs), "--device", "cpu", "--quiet"]
+    assert cli.main(sample) == 2
+    assert f"--output {theirs} already exists; pass --overwrite to replace it" in one_line_error(capsys)
+    assert theirs.read_text() == "a user's file\n" and sorted(os.listdir(tmp_path)) == ["theirs.pdb"]
+    assert fit(trained, reference, [maps / "vol_000.mrc"], theirs, "--quiet", "--overwrite") == 0
+    assert len(read_ensemble(theirs, read_structure(reference))) == 1
+    assert cli.main(sample + ["--overwrite"]) == 0 and len(read_ensemble(theirs, read_structure(reference))) == 2
+
+
+def test_an_interrupted_fit_keeps_its_finished_models_and_resume_fits_only_the_rest(user_data, trained, tmp_path,
+                                                                                  monkeypatch, capsys):
+    reference, maps = user_data
+    assert fit(trained, reference, [maps], tmp_path / "whole", "--quiet") == 0
+    real, calls = readout.fit_map, []
+
+    def interrupted_at_the_second_map(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(readout, "fit_map", interrupted_at_the_second_map)
+    out = tmp_path / "fitted"
+    assert fit(trained, reference, [maps], out, "--quiet") == 130
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        f"cryosampler: interrupted: kept the models of 1 of 2 maps in {out}; the same command with --resume fits the "
+        "rest")
+    assert sorted(os.listdir(out)) == ["fit.csv", "validity.csv", "vol_000.pdb"]
+    assert list(pd.read_csv(out / "fit.csv")["map"]) == [str(maps / "vol_000.mrc")]
+    monkeypatch.setattr(readout, "fit_map", real)
+    assert fit(trained, reference, [maps], out, "--quiet") == 2
+    assert "pass --resume to finish an interrupted fit there" in one_line_error(capsys)
+    assert fit(trained, reference, [maps], out, "--resume") == 0
+    err = capsys.readouterr().err
+    assert "map 1/2" not in err and "map 2/2" in err and "fitted 1 map(s) (1 more kept from the interrupted fit)" in err
+    for name in ("fit.csv", "validity.csv", "vol_000.pdb", "vol_001.pdb"):
+        assert (out / name).read_text().replace(str(out), "") == (tmp_path / "whole" / name).read_text().replace(
+            str(tmp_path / "whole"), ""), name
+    assert fit(trained, reference, [maps], out, "--overwrite", "--quiet") == 0
+    assert sorted(os.listdir(out)) == ["fit.csv", "validity.csv", "vol_000.pdb", "vol_001.pdb"]
+
+
+def test_sample_removes_the_temporaries_a_killed_run_left_of_its_output(user_data, trained, tmp_path, capsys):
+    reference, _ = user_data
+    stale = tmp_path / f".prev.pdb.{'0f' * 16}.tmp"
+    stale.write_text("MODEL 1\n")  # what kill -9 leaves while the ensemble is being written
+    assert cli.main(["sample", "--checkpoint", str(trained), "--reference", str(reference), "-n", "2", "--steps", "2",
+                     "-o", str(tmp_path / "prev.pdb"), "--device", "cpu", "--quiet"]) == 0
+    assert f"cryosampler: note: removed {stale}, a temporary file left by a killed run" in capsys.readouterr().err
+    assert not stale.exists() and not any(p.name.startswith(".") for p in tmp_path.iterdir())
+
+
+def test_fit_refuses_a_reference_the_model_cannot_place_without_naming_an_option_it_lacks(user_data, trained,
+                                                                                         tmp_path, capsys):
+    reference, maps = user_data
+    structure = read_structure(reference)
+    stretched = tmp_path / "stretched.pdb"
+    write_pdb(stretched, structure, structure.coords.mean(0) + 4 * (structure.coords - structure.coords.mean(0)))
+    assert fit(trained, stretched, [maps / "vol_000.mrc"], tmp_path / "out.pdb") == 2
+    line = one_line_error(capsys)
+    assert "CA atoms fit the model's template at" in line and "allow-poor-fit" not in line
+
+
+def test_quiet_says_what_it_hides_in_each_command(capsys):
+    hidden = {"train": "progress bar and step lines", "sample": "progress bar", "fit": "a line per map",
+              "report": "the line saying what was read"}
+    for command, what in hidden.items():
+        with pytest.raises(SystemExit):
+            cli.main([command, "--help"])
+        assert f"no progress output ({what})" in " ".join(capsys.readouterr().out.split())
+
+
+def test_the_command_lines_defaults_are_the_training_configs():
+    from cryosampler.commands import train as command
+    from cryosampler.training import TrainConfig
+
+    assert (command.STEPS, command.CHECKPOINT_EVERY, command.LOG_EVERY) == (
+        TrainConfig().steps, TrainConfig().checkpoint_every, TrainConfig().log_every)
+
+
+def test_overwrite_is_refused_under_torchrun(user_data, tmp_path, capsys, monkeypatch):
+    reference, maps = user_data
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    assert train(reference, [maps], tmp_path / "run", "--overwrite") == 2
+    assert "--overwrite is not taken under torchrun" in one_line_error(capsys)

@@ -1,6 +1,8 @@
+import os
+
 import pytest
 
-from cryosampler.io.files import atomic_path, staged_directory
+from cryosampler.io.files import atomic_path, claim_output, staged_directory
 
 
 def test_success_renames_onto_target(tmp_path):
@@ -62,3 +64,39 @@ def test_staged_directory_failure_leaves_the_old_files(tmp_path):
             raise KeyboardInterrupt
     assert [p.name for p in tmp_path.iterdir()] == ["maps"]
     assert (target / "sample_000.mrc").read_text() == "old"
+
+
+def test_a_claimed_output_is_refused_to_a_second_claim_and_released_after(tmp_path):
+    out = tmp_path / "run"
+    with claim_output(out):
+        assert (tmp_path / ".run.lock").read_text().strip() == str(os.getpid())
+        # flock locks belong to an open file, so a second claim conflicts even in the same process.
+        with pytest.raises(ValueError, match=rf"{out} is being written by another cryosampler run \(process "
+                                             rf"{os.getpid()}\)"):
+            with claim_output(out):
+                pass
+    assert not (tmp_path / ".run.lock").exists()
+    with claim_output(out):  # released: claimed again at once
+        pass
+
+
+def test_a_claim_makes_missing_folders_and_removes_them_when_nothing_was_written(tmp_path):
+    with claim_output(tmp_path / "a" / "b" / "out.pdb"):
+        assert (tmp_path / "a" / "b").is_dir()
+    assert not (tmp_path / "a").exists()
+    with claim_output(tmp_path / "a" / "b" / "out.pdb"):
+        (tmp_path / "a" / "b" / "out.pdb").write_text("x")
+    assert (tmp_path / "a" / "b" / "out.pdb").is_file()
+
+
+def test_a_claim_removes_temporaries_a_killed_run_left_of_its_outputs_only(tmp_path):
+    stale = [tmp_path / f".ens.pdb.{'a' * 32}.tmp", tmp_path / f".ens_validity.csv.{'b' * 32}.tmp"]
+    for path in stale:
+        path.write_text("half")
+    (tmp_path / f".maps.{'c' * 32}.tmp").mkdir()
+    others = [tmp_path / f".other.pdb.{'d' * 32}.tmp", tmp_path / ".ens.pdb.notours.tmp"]
+    for path in others:
+        path.write_text("keep")
+    with claim_output(tmp_path / "ens.pdb", [tmp_path / "ens_validity.csv", tmp_path / "maps"]) as removed:
+        assert sorted(removed) == sorted([*stale, tmp_path / f".maps.{'c' * 32}.tmp"])
+    assert not any(path.exists() for path in removed) and all(path.exists() for path in others)

@@ -194,3 +194,10 @@ def test_nan_or_infinite_voxels_are_refused_with_their_count(tmp_path, name):
                                          r"\(e.g. by 0, with numpy.nan_to_num\) and retry$") as err:
         read_mrc(tmp_path / name)
     assert "\n" not in str(err.value)
+
+
+def test_a_gz_name_on_a_file_that_is_not_gzip_is_called_so(tmp_path):
+    path = tmp_path / "vol.mrc.gz"
+    path.write_text("not a map at all\n" * 100)
+    with pytest.raises(ValueError, match=rf"{path}: not a gzip file, although its name ends in \.gz"):
+        read_mrc(path)

@@ -2,6 +2,7 @@
 malformed or crafted checkpoints are refused with one line."""
 
 import dataclasses
+import errno
 import os
 import re
 
@@ -10,6 +11,7 @@ import pandas as pd
 import pytest
 import torch
 
+import cryosampler.model.checkpoint as checkpoint_module
 import cryosampler.training as training
 from cryosampler.model.encoder import ENCODER_PRESETS
 from cryosampler.physics.frame import principal_axes_template
@@ -121,8 +123,8 @@ def test_checkpoint_rebuilds_the_model(tiny_structure, tmp_path):
         assert torch.equal(p, q), name
 
 
-def test_missing_checkpoint_says_which_notebook_to_run(tmp_path):
-    with pytest.raises(ValueError, match="02_train"):
+def test_missing_checkpoint_says_which_command_writes_one(tmp_path):
+    with pytest.raises(ValueError, match="give the checkpoint.pt that cryosampler train wrote"):
         load_checkpoint(tmp_path / "nope.pt")
 
 
@@ -336,3 +338,13 @@ def test_a_sampled_features_checkpoint_from_before_the_alignment_fix_is_refused(
         load_checkpoint(tmp_path / "old.pt")
     save_checkpoint(tmp_path / "new.pt", state)
     assert load_checkpoint(tmp_path / "new.pt")["format"] == CHECKPOINT_FORMAT
+
+
+def test_a_full_disk_while_saving_a_checkpoint_names_the_file_and_leaves_no_temporary(tmp_path, monkeypatch):
+    # /dev/full answers every write with ENOSPC; torch's own file writer would say "unexpected pos" instead.
+    monkeypatch.setattr(checkpoint_module, "open", lambda path, mode: open("/dev/full", mode), raising=False)
+    path = tmp_path / "checkpoint.pt"
+    with pytest.raises(OSError) as error:
+        save_checkpoint(path, {"weights": torch.zeros(100_000)})
+    assert error.value.errno == errno.ENOSPC and error.value.filename == str(path)
+    assert "No space left on device" in str(error.value) and list(tmp_path.iterdir()) == []

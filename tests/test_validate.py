@@ -7,7 +7,8 @@ import pytest
 from scipy.spatial.distance import cdist
 
 from cryosampler.evaluation.validate import (BIOEMU_MAX_C_N, CHAIN_BREAK, bond_angles, clash_counts, covalent_bonds,
-                                             sample_validity, validity, validity_summary, validity_table)
+                                             sample_validity, validity, validity_summary, validity_table,
+                                             validity_warning)
 from cryosampler.io.atomic_files import read_structure, write_pdb
 from cryosampler.io.structure import Structure
 from conftest import make_helix
@@ -216,12 +217,26 @@ def test_the_summary_line_reports_the_table():
     line = validity_summary(table, reference)
     clashes = table["clashes"].mean()
     bonds = np.sqrt(np.mean(table["bond_dev_rmsd"] ** 2))
-    assert line.startswith(f"3 samples, {clashes:.1f} clashes < 2.2 Å per sample (reference 0), 1 chain break "
-                           f"(CA–CA > {CHAIN_BREAK:g} Å), bond lengths ±{bonds:.3f} Å and angles ±")
+    # Clashes and chain breaks alike per sample (issue 35: "472.9 clashes per sample …, 461 chain breaks" in all).
+    assert line.startswith(f"3 samples, {clashes:.1f} clashes < 2.2 Å and 0.3 chain breaks (CA–CA > "
+                           f"{CHAIN_BREAK:g} Å) per sample (reference 0 clashes), bond lengths ±{bonds:.3f} Å and "
+                           "angles ±")
     assert line.endswith("rms from the reference, 1/3 pass BioEmu's filter")
     assert validity_summary(table, reference, noun="models").startswith("3 models, ")
     assert "per model" in validity_summary(table, reference, noun="models")
     assert validity_summary(table[:1], reference).startswith("1 sample, ")
+
+
+def test_the_warning_counts_the_samples_that_fail_the_filter_and_says_what_they_are():
+    reference = make_helix()
+    planted = reference.coords.copy()
+    planted[_index(reference, 2, "CB")] = planted[_index(reference, 8, "CB")] + [0.8, 0.0, 0.0]
+    table = sample_validity(np.stack([reference.coords, planted, _broken(reference, 5, 5.0)]), reference)
+    line = validity_warning(table)
+    assert line.startswith("2 of 3 samples fail BioEmu's filter of unphysical structures (0–2 clashes and 0–1 chain "
+                           "breaks per sample among them)")
+    assert "measures the breakage, not motion" in line
+    assert validity_warning(table[:1]) is None
 
 
 def test_sample_validity_rejects_samples_of_another_atom_set():

@@ -10,9 +10,14 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
-__all__ = ["int_at_least", "same_path", "check_writable", "refuse_inputs", "Renamed", "add_renamed", "add_device_arg",
+from cryosampler.io.files import check_unclaimed, claim_output
+
+__all__ = ["int_at_least", "same_path", "check_writable", "refuse_inputs", "refuse_existing", "claimed",
+           "add_overwrite_arg", "Renamed", "add_renamed", "add_device_arg",
            "add_quiet_arg", "add_far_conformation_arg", "add_relax_arg", "check_relax", "Relaxation",
            "nearest_training_protein", "KNOWN_IDENTITY"]
 
@@ -64,6 +69,38 @@ def refuse_inputs(outputs: dict[Path, str], inputs: list[Path]) -> None:
                 raise ValueError(f"{named} is the input {given}; inputs are never overwritten, choose another name")
 
 
+def refuse_existing(outputs: dict[Path, str], overwrite: bool) -> None:
+    """ValueError if an output path exists and ``overwrite`` (--overwrite) is not given: the one overwrite rule of
+    every command. ``outputs`` maps each output path to how the message names it."""
+    if overwrite:
+        return
+    for path, named in outputs.items():
+        if path.exists():
+            raise ValueError(f"{named} already exists; pass --overwrite to replace it, or choose another name")
+
+
+@contextmanager
+def claimed(output: Path, covers: Iterable[Path], check: Callable[[], None]) -> Iterator[None]:
+    """Run ``check`` (the command's output checks), claim ``output`` for the block (:func:`claim_output`: another
+    run writing it is refused), then run ``check`` again: another run may have written there between the first
+    check and the claim. Temporary files of ``output`` and ``covers`` left by a killed run are removed, with a
+    note each."""
+    check_unclaimed(output)  # an output in use is refused as such, not for the files the other run is writing
+    check()
+    with claim_output(output, covers) as stale:
+        check()
+        for tmp in stale:
+            print(f"cryosampler: note: removed {tmp}, a temporary file left by a killed run", file=sys.stderr)
+        yield
+
+
+def add_overwrite_arg(parser: argparse.ArgumentParser, what: str) -> None:
+    """--overwrite, alike in every command: existing outputs are refused unless it is given."""
+    parser.add_argument("--overwrite", action="store_true",
+                        help=f"replace {what} if it exists (default: refuse an existing output; inputs are never "
+                             "overwritten)")
+
+
 class Renamed(argparse.Action):
     """An option that also answers to deprecated spellings (``old``) until the next release: each one used prints
     one note on stderr that names the new spelling. Stores the value as argparse's "store" does, or ``const``
@@ -102,11 +139,12 @@ def add_device_arg(parser: argparse.ArgumentParser) -> None:
                              "cuda:N (default auto)")
 
 
-def add_quiet_arg(parser: argparse.ArgumentParser) -> None:
-    """--quiet, alike in every command: progress goes, what a user must read stays."""
+def add_quiet_arg(parser: argparse.ArgumentParser, progress: str) -> None:
+    """--quiet, alike in every command: progress (``progress``: what this command prints of it) goes, what a user
+    must read stays."""
     parser.add_argument("--quiet", action="store_true",
-                        help="no progress output (progress bar, a line per map); warnings, errors and the closing "
-                             "summary are still printed")
+                        help=f"no progress output ({progress}); warnings, errors and the closing summary are still "
+                             "printed")
 
 
 def add_far_conformation_arg(parser: argparse.ArgumentParser) -> None:

@@ -8,7 +8,8 @@ import os
 import sys
 from pathlib import Path
 
-from cryosampler.commands import add_quiet_arg, check_writable, refuse_inputs
+from cryosampler.commands import (add_overwrite_arg, add_quiet_arg, check_writable, claimed, refuse_existing,
+                                  refuse_inputs)
 
 __all__ = ["add_args", "main", "check_outputs", "output_paths", "ensemble_kind", "HELP", "DESCRIPTION", "OUTPUTS"]
 
@@ -25,7 +26,8 @@ DESCRIPTION = (
     "the reference; every sample is first superposed on the reference. Writes PREFIX_report.png and .pdf (the "
     "figure), PREFIX_report.csv (one row per residue) and PREFIX_report_samples.csv (one row per sample, then per "
     "state). The ensemble needs at least 2 samples, with the reference's atoms in its order. Inputs are never "
-    "overwritten; existing outputs are replaced only when the report succeeds.")
+    "overwritten; existing outputs are refused unless --overwrite is given, and then replaced only when the report "
+    "succeeds.")
 
 
 def add_args(parser: argparse.ArgumentParser) -> None:
@@ -46,7 +48,8 @@ def add_args(parser: argparse.ArgumentParser) -> None:
                         help="output prefix (results/cam writes results/cam_report.png, …) or a folder ending in / "
                              "or existing (receives ENSEMBLE-NAME_report.*); default: beside the ensemble, named "
                              "after it")
-    add_quiet_arg(parser)
+    add_overwrite_arg(parser, "the four report files")
+    add_quiet_arg(parser, "the line saying what was read")
 
 
 def _stem(path: Path) -> str:
@@ -88,8 +91,10 @@ def check_outputs(args: argparse.Namespace, inputs: list[Path]) -> None:
     for path in outputs.values():
         if path.is_dir():
             raise ValueError(f"{path} (written by the report) is a folder; give another --output")
-    refuse_inputs({path: f"{path} (written by the report)" for path in outputs.values()}, inputs)
+    named = {path: f"{path} (written by the report)" for path in outputs.values()}
+    refuse_inputs(named, inputs)
     check_writable(outputs["png"].parent, f"--output {args.output or outputs['png'].parent}")
+    refuse_existing(named, args.overwrite)
 
 
 def main(args: argparse.Namespace) -> None:
@@ -107,8 +112,13 @@ def main(args: argparse.Namespace) -> None:
     elif args.topology is not None:
         raise ValueError(f"--topology {args.topology}: only an .xtc ensemble takes a topology; {args.ensemble} holds "
                          "its own atoms")
-    check_outputs(args, inputs)
     outputs = output_paths(args)
+    with claimed(outputs["png"], outputs.values(), lambda: check_outputs(args, inputs)):
+        _report(args, kind, outputs)
+
+
+def _report(args: argparse.Namespace, kind: str, outputs: dict[str, Path]) -> None:
+    """Write the report's files, claimed by :func:`main`."""
     # Named in a write error's message (cli.main).
     args.output = str(outputs["png"].parent)
     # Imported only now (matplotlib and mdtraj take seconds), so usage and output errors come at once.
@@ -118,6 +128,7 @@ def main(args: argparse.Namespace) -> None:
 
     from cryosampler.evaluation.ensemble_analysis import ensemble_report, state_ca
     from cryosampler.evaluation.figures import plot_ensemble_report, write_figure
+    from cryosampler.evaluation.validate import sample_validity, validity_warning
     from cryosampler.io.atomic_files import read_ensemble, read_structure
     from cryosampler.io.files import atomic_path
     from cryosampler.io.trajectory import read_xtc_ensemble, secondary_structure
@@ -152,3 +163,6 @@ def main(args: argparse.Namespace) -> None:
         plt.close(fig)
     print(f"report: {report.summary()}; wrote {outputs['png']}, {outputs['pdf'].name}, {outputs['residues'].name} "
           f"(per residue) and {outputs['samples'].name} (per sample)", file=sys.stderr)
+    broken = validity_warning(sample_validity(samples, reference))
+    if broken is not None:  # an RMSF of broken samples plots their breakage
+        print(f"cryosampler: WARNING: {broken}", file=sys.stderr)

@@ -9,8 +9,9 @@ import time
 from contextlib import ExitStack
 from pathlib import Path
 
-from cryosampler.commands import (Relaxation, add_device_arg, add_quiet_arg, add_relax_arg, add_renamed, check_relax,
-                                  check_writable, int_at_least, nearest_training_protein, refuse_inputs, same_path)
+from cryosampler.commands import (Relaxation, add_device_arg, add_overwrite_arg, add_quiet_arg, add_relax_arg,
+                                  add_renamed, check_relax, check_writable, claimed, int_at_least,
+                                  nearest_training_protein, refuse_existing, refuse_inputs, same_path)
 from cryosampler.io.files import staged_directory
 
 __all__ = ["add_args", "main", "check_outputs", "output_paths", "DEFAULT_DDIM_STEPS", "HELP", "DESCRIPTION",
@@ -34,8 +35,8 @@ DESCRIPTION = ("Sample conformations of a protein from its static reference stru
                "or, for a model of several proteins, on its own principal axes; the nearest protein the model "
                "was trained on, by sequence identity, is reported. The ensemble is written back in the reference's "
                "own frame, with a per-sample validity table (<output>_validity.csv) and a ChimeraX script "
-               "(<output>.cxc) beside it. Inputs are never overwritten; existing output files are replaced only when "
-               "the run succeeds.")
+               "(<output>.cxc) beside it. Inputs are never overwritten; existing output files are refused unless "
+               "--overwrite is given, and then replaced only when the run succeeds.")
 
 
 def add_args(parser: argparse.ArgumentParser) -> None:
@@ -59,14 +60,15 @@ def add_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--maps-dir", type=Path, default=None,
                         help=f"also write each sample's denoised map as MRC here, as {MAPS}, in the reference's frame "
                              "(aligned with the ensemble)")
+    add_overwrite_arg(parser, "the --output file and the files written beside it, and the --maps-dir maps")
     add_renamed(parser, "--allow-map-overwrite", old=("--force",), switch=True,
-                help=f"replace all {MAPS} maps already in --maps-dir (default: refuse)")
+                help=f"replace all {MAPS} maps already in --maps-dir (default: refuse; --overwrite does too)")
     parser.add_argument("--allow-poor-fit", action="store_true",
                         help="sample a reference whose CA atoms fit the model's template poorly (another "
                              "protein or conformation, which would be mis-placed; default: refuse)")
     add_relax_arg(parser)
     add_device_arg(parser)
-    add_quiet_arg(parser)
+    add_quiet_arg(parser, "progress bar")
 
 
 def output_paths(args: argparse.Namespace) -> dict[str, Path]:
@@ -95,9 +97,11 @@ def check_outputs(args: argparse.Namespace, inputs: list[Path]) -> None:
         if path.is_dir():
             what = f"--output {out}" if path == out else f"{path} (written beside --output {out})"
             raise ValueError(f"{what} is a directory; give a file name ending in {suffixes}")
-    refuse_inputs({path: f"--output {out}" if path == out else f"{path} (written beside --output {out})"
-                   for path in outputs.values()}, inputs)
+    named = {path: f"--output {out}" if path == out else f"{path} (written beside --output {out})"
+             for path in outputs.values()}
+    refuse_inputs(named, inputs)
     check_writable(out.parent, f"--output {out}")
+    refuse_existing(named, args.overwrite)
     maps = args.maps_dir
     if maps is None:
         return
@@ -109,13 +113,20 @@ def check_outputs(args: argparse.Namespace, inputs: list[Path]) -> None:
             raise ValueError(f"--maps-dir {maps} is {what}; give a separate directory for the maps")
     check_writable(maps if maps.is_dir() else maps.parent, f"--maps-dir {maps}")
     old = list(maps.glob(MAPS)) if maps.is_dir() else []
-    if old and not args.allow_map_overwrite:
+    if old and not (args.allow_map_overwrite or args.overwrite):
         raise ValueError(f"--maps-dir {maps} already holds {len(old)} {MAPS} maps of an earlier run; pass "
                          "--allow-map-overwrite to replace them all, or choose another directory")
 
 
 def main(args: argparse.Namespace) -> None:
-    check_outputs(args, [args.reference, args.checkpoint])
+    outputs = output_paths(args)
+    covers = [*outputs.values(), *([] if args.maps_dir is None else [args.maps_dir])]
+    with claimed(args.output, covers, lambda: check_outputs(args, [args.reference, args.checkpoint])):
+        _sample(args)
+
+
+def _sample(args: argparse.Namespace) -> None:
+    """Sample into the claimed --output (:func:`main`)."""
     # Imported only now (torch and ProDy take seconds), so usage and output errors come at once.
     import numpy as np
     import pandas as pd
@@ -130,7 +141,7 @@ def main(args: argparse.Namespace) -> None:
     from cryosampler.io.trajectory import XtcWriter
     from cryosampler.device import resolve_device
     from cryosampler.evaluation.metrics import STAYS_AT_REFERENCE, EnsembleSpread, spread_parts
-    from cryosampler.evaluation.validate import sample_validity, validity_summary
+    from cryosampler.evaluation.validate import sample_validity, validity_summary, validity_warning
     from cryosampler.model.checkpoint import load_checkpoint, model_from_checkpoint
 
     device = resolve_device(args.device)
@@ -142,7 +153,8 @@ def main(args: argparse.Namespace) -> None:
         check_relax(reference, args.reference)
         relaxation = Relaxation(reference)
     max_fit = math.inf if args.allow_poor_fit else MAX_TEMPLATE_RMSD
-    placed = prepare_reference(model, reference, max_template_rmsd=max_fit, source=str(args.reference))
+    placed = prepare_reference(model, reference, max_template_rmsd=max_fit, source=str(args.reference),
+                               override="pass --allow-poor-fit to sample anyway")
     if placed.template_rmsd > MAX_TEMPLATE_RMSD:
         print(f"cryosampler: WARNING: {args.reference} fits the model's template at {placed.template_rmsd:.1f} Å CA "
               f"RMSD (limit {MAX_TEMPLATE_RMSD:g} Å): it is not a protein or conformation this model knows, and "
@@ -205,6 +217,9 @@ def main(args: argparse.Namespace) -> None:
     print(f"validity: {validity_summary(table, reference)}; per sample in {outputs['validity']}", file=sys.stderr)
     opened = "the reference, the ensemble and the maps" if args.maps_dir else "the reference and the ensemble"
     print(f"ChimeraX: chimerax {outputs['script']} opens {opened} together", file=sys.stderr)
+    broken = validity_warning(table)
+    if broken is not None:
+        print(f"cryosampler: WARNING: {broken}; see {outputs['validity']}", file=sys.stderr)
     if spread.stays_at_reference:
         print(f"cryosampler: WARNING: the samples did not leave the reference: all {args.num_samples} lie within "
               f"{STAYS_AT_REFERENCE:g} Å of it (largest {spread.rmsd_to_reference.max():.2f} Å), so this is the "

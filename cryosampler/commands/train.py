@@ -10,12 +10,13 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import shlex
 import sys
 import time
 from pathlib import Path
 
-from cryosampler.commands import (add_device_arg, add_far_conformation_arg, add_quiet_arg, add_renamed, check_writable,
-                                  int_at_least, refuse_inputs)
+from cryosampler.commands import (add_device_arg, add_far_conformation_arg, add_overwrite_arg, add_quiet_arg,
+                                  add_renamed, check_writable, claimed, int_at_least, refuse_inputs)
 from cryosampler.commands.listing import MAP_SUFFIXES, resolve_proteins
 from cryosampler.io.files import atomic_path
 
@@ -29,6 +30,11 @@ OUTPUTS = ("checkpoint.pt", "train_log.csv", "config.json")  # what the --output
 # the reference for every sample.
 COMPONENTS = 2
 WEIGHT_FLOOR = 1.0
+# TrainConfig's defaults (tests/test_cli_train.py checks they agree), written out so that usage errors come before
+# torch is imported.
+STEPS = 3000
+CHECKPOINT_EVERY = 250
+LOG_EVERY = 100
 
 HELP = "train a model on cryo-EM maps of one protein, or of several listed in a CSV"
 DESCRIPTION = (
@@ -55,9 +61,15 @@ def add_args(parser: argparse.ArgumentParser) -> None:
     add_renamed(parser, "-o", "--output", old=("--out",), required=True, type=Path,
                 help="a folder (created if missing) for checkpoint.pt, train_log.csv and config.json")
     parser.add_argument("--resume", action="store_true",
-                        help="continue the run in the --output folder from its checkpoint (default: refuse a folder "
-                             "that has one)")
-    parser.add_argument("--steps", type=int_at_least(1), default=3000, help="training steps (default 3000)")
+                        help="continue the run in the --output folder from its checkpoint, also one interrupted by "
+                             "Ctrl-C, SIGTERM or a crash (default: refuse a folder that has one)")
+    add_overwrite_arg(parser, "the --output folder's earlier run (its checkpoint.pt, train_log.csv and config.json, "
+                              "removed when training starts)")
+    parser.add_argument("--steps", type=int_at_least(1), default=STEPS,
+                        help=f"training steps (default {STEPS}; how long they take: README, 'Use it on your own maps')")
+    parser.add_argument("--checkpoint-every", type=int_at_least(1), default=CHECKPOINT_EVERY,
+                        help=f"write checkpoint.pt every this many steps (default {CHECKPOINT_EVERY}); it is also "
+                             "written at the end and when Ctrl-C or SIGTERM stops the run")
     parser.add_argument("--batch-size", type=int_at_least(1), default=8,
                         help="maps per step over all processes (default 8)")
     parser.add_argument("--seed", type=int, default=0, help="random seed: weights, batches, noise (default 0)")
@@ -66,8 +78,9 @@ def add_args(parser: argparse.ArgumentParser) -> None:
                         help="encoder preset: default, paper (the paper's size, for a GPU) or smoke (default: default)")
     parser.add_argument("--precision", default="fp32", help="encoder arithmetic, fp32 or bf16 autocast (default fp32)")
     add_device_arg(parser)
-    parser.add_argument("--log-every", type=int_at_least(1), default=100,
-                        help="a progress line every this many steps (default 100)")
+    parser.add_argument("--log-every", type=int_at_least(1), default=None,
+                        help=f"a progress line every this many steps (default {LOG_EVERY}); given, it prints the "
+                             "lines under --quiet too")
     parser.add_argument("--components", type=int_at_least(1), default=COMPONENTS,
                         help="K coordinate sets per map, mixed by how well each explains the noisy map (a mixture "
                              f"of renders; default {COMPONENTS}; 1 is the paper's single structure)")
@@ -79,13 +92,13 @@ def add_args(parser: argparse.ArgumentParser) -> None:
                              "the cube, drawn per example (augmentation, meant to help a model of several "
                              "proteins read new ones; see docs/results.md for its measurement)")
     add_far_conformation_arg(parser)
-    add_quiet_arg(parser)
+    add_quiet_arg(parser, "progress bar and step lines")
 
 
 def check_outputs(args: argparse.Namespace, inputs: list[Path]) -> None:
-    """Refuse an --output that is a file, cannot be written, would overwrite an input, or holds a run that
-    --resume was not asked to continue (or none that it was), and a batch that torchrun's processes cannot
-    share."""
+    """Refuse an --output that is a file, cannot be written, would overwrite an input, holds a run (or files of
+    one) that neither --resume nor --overwrite was given for, or no run for --resume, and a batch that
+    torchrun's processes cannot share."""
     from cryosampler.device import torchrun_world_size  # no torch: this check comes before torch is loaded
 
     out = args.output
@@ -97,12 +110,24 @@ def check_outputs(args: argparse.Namespace, inputs: list[Path]) -> None:
     if args.batch_size % processes:
         raise ValueError(f"--batch-size {args.batch_size} does not split evenly over {processes} processes; "
                          f"choose a multiple of {processes}")
+    if args.resume and args.overwrite:
+        raise ValueError("--resume continues the run in --output and --overwrite replaces it; give one of them")
+    if args.overwrite and processes > 1:  # the other ranks would see the old checkpoint until rank 0 removes it
+        raise ValueError(f"--overwrite is not taken under torchrun; move {out}'s run away first, or choose another "
+                         "folder")
     checkpoint = out / "checkpoint.pt"
-    if checkpoint.exists() and not args.resume:
-        raise ValueError(f"--output {out} already holds a run ({checkpoint}); pass --resume to continue it, or "
-                         "choose another folder")
+    if checkpoint.exists() and not (args.resume or args.overwrite):
+        raise ValueError(f"--output {out} already holds a run ({checkpoint}); pass --resume to continue it, "
+                         "--overwrite to start over in its place, or choose another folder")
+    found = [name for name in OUTPUTS[1:] if (out / name).exists()]
     if args.resume and not checkpoint.exists():
-        raise ValueError(f"--resume: {out} holds no checkpoint.pt to continue; leave out --resume to start")
+        start = "pass --overwrite instead to start over" if found else "leave out --resume to start"
+        raise ValueError(f"--resume: {out} holds no checkpoint.pt to continue (a run stopped before its first "
+                         f"checkpoint has none); {start}")
+    if found and not checkpoint.exists() and not args.overwrite:
+        raise ValueError(f"--output {out} holds {' and '.join(found)} but no checkpoint.pt (files of yours, or of a "
+                         "run killed before its first checkpoint); pass --overwrite to replace them, or choose "
+                         "another folder")
 
 
 def _ingest_proteins(proteins: list[tuple[str, Path, list[Path]]], args: argparse.Namespace, model_config,
@@ -149,12 +174,25 @@ def _ingest_proteins(proteins: list[tuple[str, Path, list[Path]]], args: argpars
 
 def main(args: argparse.Namespace) -> None:
     proteins = resolve_proteins(args.maps, args.reference)
-    check_outputs(args, [p for _, reference, maps in proteins for p in (reference, *maps)])
+    from cryosampler.device import torchrun_rank  # no torch: this comes before torch is loaded
+
+    inputs = [p for _, reference, maps in proteins for p in (reference, *maps)]
+    if torchrun_rank() != 0:  # under torchrun rank 0 claims the folder for all, and alone writes there
+        check_outputs(args, inputs)
+        _train(args, proteins)
+        return
+    with claimed(args.output, [args.output / name for name in OUTPUTS], lambda: check_outputs(args, inputs)):
+        _train(args, proteins)
+
+
+def _train(args: argparse.Namespace, proteins: list[tuple[str, Path, list[Path]]]) -> None:
+    """Train in the claimed --output folder (:func:`main`)."""
     # Imported only now (torch and ProDy take seconds), so usage and output errors come at once.
     from cryosampler.device import resolve_device, torchrun_rank, torchrun_world_size
     from cryosampler.model.denoiser import ModelConfig
     from cryosampler.model.diffusion import DiffusionConfig
     from cryosampler.model.encoder import ENCODER_PRESETS
+    from cryosampler.model.checkpoint import load_checkpoint
     from cryosampler.physics.frame import own_frame_template
     from cryosampler.training import TrainConfig, train
 
@@ -168,7 +206,8 @@ def main(args: argparse.Namespace) -> None:
         raise ValueError(f"--weight-floor {args.weight_floor} must be a number ≥ 0")
     model_config = ModelConfig(encoder=encoder, diffusion=DiffusionConfig(weight_floor=args.weight_floor))
     config = TrainConfig(steps=args.steps, batch_size=args.batch_size, seed=args.seed, precision=args.precision,
-                         log_every=args.log_every, rotate=args.rotate)
+                         log_every=args.log_every or LOG_EVERY, checkpoint_every=args.checkpoint_every,
+                         rotate=args.rotate)
     examples, rows, known, structures = _ingest_proteins(proteins, args, model_config, say)
     # One protein: a template of its own CA atoms, so that sampling places its reference by superposition and
     # refuses other proteins; several: each on its own principal axes, no template (sample reports the nearest).
@@ -177,15 +216,27 @@ def main(args: argparse.Namespace) -> None:
     resolved = {"reference": None if args.reference is None else str(args.reference), "proteins": known,
                 "maps": rows, "device": str(device), "processes": torchrun_world_size(),
                 "model_config": model_config.to_dict(), "train_config": dataclasses.asdict(config)}
+    checkpoint = args.output / "checkpoint.pt"
+    start = load_checkpoint(checkpoint)["step"] if args.resume else 0
     tic = time.perf_counter()
+    if main_rank and args.overwrite:  # the earlier run goes only now that the maps have been read
+        for name in OUTPUTS:
+            (args.output / name).unlink(missing_ok=True)
     if main_rank and not args.resume:  # a resumed run keeps the config.json it started with
         args.output.mkdir(parents=True, exist_ok=True)
         with atomic_path(args.output / "config.json") as tmp:
             tmp.write_text(json.dumps(resolved, indent=2) + "\n")
     train(examples, model_config, config, template, args.output, progress=not args.quiet, device=device,
-          proteins=tuple({"name": p["name"], "sequence": p["sequence"]} for p in known))
+          proteins=tuple({"name": p["name"], "sequence": p["sequence"]} for p in known),
+          lines=not args.quiet or args.log_every is not None)
     first = structures[0]
     what = f"{first.name} ({first.n_atoms} atoms)" if len(structures) == 1 else f"{len(structures)} proteins"
-    say(f"trained {args.steps} steps on {len(rows)} maps of {what} in {time.perf_counter() - tic:.0f} s; wrote "
-        f"{args.output / 'checkpoint.pt'}. Sample it with: cryosampler sample --checkpoint "
-        f"{args.output / 'checkpoint.pt'} --reference {proteins[0][1]} -n 16 -o ensemble.pdb", file=sys.stderr)
+    if not start:
+        steps = f"{args.steps} steps"
+    elif start < args.steps:  # the steps this command ran, not the run's total
+        steps = f"{args.steps - start} steps (resumed at step {start}, now at {args.steps})"
+    else:
+        steps = f"no steps (the run had already reached step {start} of {args.steps})"
+    say(f"trained {steps} on {len(rows)} maps of {what} in {time.perf_counter() - tic:.0f} s; wrote {checkpoint}. "
+        f"Sample it with: cryosampler sample --checkpoint {shlex.quote(str(checkpoint))} --reference "
+        f"{shlex.quote(str(proteins[0][1]))} -n 16 -o ensemble.pdb", file=sys.stderr)

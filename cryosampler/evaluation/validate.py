@@ -18,7 +18,8 @@ from cryosampler.evaluation.metrics import checked_coords
 from cryosampler.io.structure import Structure
 from cryosampler.model.structural_losses import BOND_CUTOFF, bond_pairs
 
-__all__ = ["validity", "sample_validity", "clash_counts", "validity_summary", "validity_table", "VALIDITY_FOOTNOTE",
+__all__ = ["validity", "sample_validity", "clash_counts", "validity_summary", "validity_warning",
+           "validity_table", "VALIDITY_FOOTNOTE",
            "covalent_bonds", "bond_angles",
            "BOND_CUTOFF", "CLASH_CUTOFF", "CHAIN_BREAK", "BIOEMU_MAX_CA_CA", "BIOEMU_MAX_C_N", "BIOEMU_CLASH",
            "BIOEMU_MIN_SEPARATION"]
@@ -228,18 +229,35 @@ def _ensemble_numbers(table: pd.DataFrame, reference: Structure, clash_cutoff: f
 
 def validity_summary(table: pd.DataFrame, reference: Structure, clash_cutoff: float = CLASH_CUTOFF,
                      noun: str = "samples") -> str:
-    """One line from a :func:`sample_validity` table of ``reference``'s samples: clashes per sample (and the
-    reference's own), chain breaks in all, the rms bond-length and bond-angle deviations over all samples, and
+    """One line from a :func:`sample_validity` table of ``reference``'s samples: clashes and chain breaks per
+    sample (and the reference's clashes), the rms bond-length and bond-angle deviations over all samples, and
     how many pass BioEmu's filter. ``noun`` names the rows ("samples", "models")."""
     numbers = _ensemble_numbers(table, reference, clash_cutoff)
     n = len(table)
-    breaks = int(table["chain_breaks"].sum())
     one = noun.removesuffix("s")
-    return (f"{n} {noun if n != 1 else one}, {numbers['clashes_per_sample']:.1f} clashes < {clash_cutoff:g} Å per "
-            f"{one} (reference {numbers['clashes_reference']:.0f}), "
-            f"{breaks} chain break{'s' if breaks != 1 else ''} (CA–CA > {CHAIN_BREAK:g} Å), bond lengths "
+    return (f"{n} {noun if n != 1 else one}, {numbers['clashes_per_sample']:.1f} clashes < {clash_cutoff:g} Å and "
+            f"{table['chain_breaks'].mean():.1f} chain breaks (CA–CA > {CHAIN_BREAK:g} Å) per {one} (reference "
+            f"{numbers['clashes_reference']:.0f} clashes), bond lengths "
             f"±{numbers['bond_dev_rmsd']:.3f} Å and angles ±{numbers['angle_dev_rmsd']:.1f}° rms from the reference, "
             f"{int(table['bioemu_physical'].sum())}/{n} pass BioEmu's filter")
+
+
+def validity_warning(table: pd.DataFrame, noun: str = "samples") -> str | None:
+    """One line on the rows of a :func:`sample_validity` table that fail BioEmu's filter of unphysical
+    structures (how many, their clashes and chain breaks), or None if every row passes: such rows are broken
+    structures, whose spread is breakage, not motion."""
+    failed = table[~table["bioemu_physical"].astype(bool)]
+    if failed.empty:
+        return None
+    one = noun.removesuffix("s")
+
+    def span(column: str) -> str:
+        low, high = int(failed[column].min()), int(failed[column].max())
+        return f"{low}" if low == high else f"{low}–{high}"
+
+    return (f"{len(failed)} of {len(table)} {noun} fail BioEmu's filter of unphysical structures ({span('clashes')} "
+            f"clashes and {span('chain_breaks')} chain breaks per {one} among them): they are broken structures, "
+            f"and their spread (RMSD, cryosampler report's RMSF) measures the breakage, not motion")
 
 
 def validity_table(ensembles: Iterable[tuple[dict, np.ndarray, Structure]],

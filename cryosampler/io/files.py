@@ -1,15 +1,18 @@
-"""Atomic file writes: readers never see half a file, and a failed write leaves none."""
+"""Atomic file writes: readers never see half a file, and a failed write leaves none; and the claim on an output
+that keeps two runs from writing it at once."""
 
 from __future__ import annotations
 
+import fcntl
 import os
+import re
 import shutil
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-__all__ = ["atomic_path", "staged_directory"]
+__all__ = ["atomic_path", "staged_directory", "claim_output", "check_unclaimed"]
 
 
 @contextmanager
@@ -58,3 +61,83 @@ def staged_directory(path: str | os.PathLike, replace: str) -> Iterator[Path]:
     finally:
         if tmp.exists():
             shutil.rmtree(tmp)
+
+
+def _temporaries(path: Path) -> list[Path]:
+    """The temporary siblings :func:`atomic_path` and :func:`staged_directory` make for ``path``."""
+    pattern = re.compile(rf"\.{re.escape(path.name)}\.[0-9a-f]{{32}}\.tmp")
+    if not path.parent.is_dir():
+        return []
+    return [entry for entry in path.parent.iterdir() if pattern.fullmatch(entry.name)]
+
+
+def _in_use(path: Path, holder: str) -> ValueError:
+    return ValueError(f"{path} is being written by another cryosampler run (process {holder or 'unknown'}); wait for "
+                      "it to end, or choose another output")
+
+
+def check_unclaimed(path: str | os.PathLike) -> None:
+    """ValueError, as :func:`claim_output` gives, if another run holds the claim on ``path``; nothing is written."""
+    path = Path(path)
+    try:
+        fd = os.open(path.parent / f".{path.name}.lock", os.O_RDONLY)
+    except OSError:  # no lock file (or none readable): no run holds it
+        return
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        raise _in_use(path, os.read(fd, 32).decode(errors="replace").strip()) from None
+    finally:
+        os.close(fd)
+
+
+@contextmanager
+def claim_output(path: str | os.PathLike, covers: Iterable[str | os.PathLike] = ()) -> Iterator[list[Path]]:
+    """Hold an exclusive claim on the output ``path`` (a file or a folder) for the block, so that two runs never
+    write it at once: ValueError, naming the process that holds it, if another claim holds it.
+
+    The claim is an ``fcntl.flock`` on ``.NAME.lock`` beside ``path``, which the kernel releases when the holder
+    dies (``kill -9`` included), and which is removed at the end of the block; missing parent folders are made
+    and, if still empty at the end, removed. Under the claim no other run writes ``path`` or ``covers`` (files
+    written with it), so any temporary file or folder of theirs left from before was left by a killed run: they
+    are removed, and the block is given their paths.
+    """
+    path = Path(path)
+    made, parent = [], path.parent
+    while not parent.exists() and parent != parent.parent:
+        made.append(parent)
+        parent = parent.parent
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lock = path.parent / f".{path.name}.lock"
+    try:
+        while True:
+            fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                holder = os.read(fd, 32).decode(errors="replace").strip()
+                os.close(fd)
+                raise _in_use(path, holder) from None
+            # The last holder removes the lock file as it ends: a lock on a removed file claims nothing, so retry.
+            try:
+                if os.path.samestat(os.fstat(fd), os.stat(lock)):
+                    break
+            except FileNotFoundError:
+                pass
+            os.close(fd)
+        try:
+            os.ftruncate(fd, 0)
+            os.write(fd, f"{os.getpid()}\n".encode())
+            stale = [tmp for target in dict.fromkeys((path, *map(Path, covers))) for tmp in _temporaries(target)]
+            for tmp in stale:
+                shutil.rmtree(tmp) if tmp.is_dir() and not tmp.is_symlink() else tmp.unlink()
+            yield stale
+        finally:
+            lock.unlink()
+            os.close(fd)
+    finally:
+        for folder in made:  # innermost first
+            try:
+                folder.rmdir()
+            except OSError:  # not empty: the run wrote there
+                break

@@ -71,6 +71,12 @@ def write_map_file(path: str | os.PathLike, volume: np.ndarray, apix: float, ori
         mrc.header.nxstart, mrc.header.nystart, mrc.header.nzstart = start[column], start[row], start[section]
 
 
+def _starts_gzip(path: Path) -> bool:
+    """Whether the file begins with gzip's magic bytes."""
+    with open(path, "rb") as f:
+        return f.read(2) == b"\x1f\x8b"
+
+
 def read_mrc(path: str | os.PathLike) -> tuple[np.ndarray, float, tuple[float, float, float]]:
     """Read an MRC/CCP4 map → (volume (D_x, D_y, D_z) float32, axes (x, y, z); apix Å; origin (x, y, z) Å).
 
@@ -103,6 +109,10 @@ def read_mrc(path: str | os.PathLike) -> tuple[np.ndarray, float, tuple[float, f
     except (ValueError, EOFError, zlib.error, gzip.BadGzipFile) as err:
         # A truncated or corrupt (compressed) file: EOFError, zlib.error or BadGzipFile (an OSError without a
         # file name) would otherwise escape as a traceback or name the wrong file.
+        if path.name.lower().endswith(".gz") and not _starts_gzip(path):
+            # mrcfile reads it as an uncompressed map, and would report what it misses there.
+            raise ValueError(f"{path}: not a gzip file, although its name ends in .gz; compress the map with gzip, "
+                             "or give it its own name (.mrc, .map, .ccp4)") from err
         raise ValueError(f"{path}: not a readable MRC map ({str(err) or type(err).__name__})") from err
     if data.ndim != 3:
         raise ValueError(f"{path}: expected a 3D volume, got data of shape {data.shape}")

@@ -28,7 +28,12 @@ def save_checkpoint(path: Path, state: dict) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(path) as tmp:
-        torch.save(_to_cpu(state), tmp)
+        # Through a Python file: a full disk is then an OSError (ENOSPC), not torch's writer's "unexpected pos".
+        try:
+            with open(tmp, "wb") as file:
+                torch.save(_to_cpu(state), file)
+        except OSError as error:
+            raise OSError(error.errno, error.strerror, str(path)) from error
 
 
 def _to_cpu(value):
@@ -52,11 +57,12 @@ def load_checkpoint(path: Path) -> dict:
     """
     path = Path(path)
     if not path.is_file():
-        raise ValueError(f"checkpoint {path} does not exist (run notebooks/02_train first)")
+        raise ValueError(f"checkpoint {path} does not exist; give the checkpoint.pt that cryosampler train wrote "
+                         "(or notebook 02_train, for the paper's model)")
 
     def refuse(reason: str) -> ValueError:
-        return ValueError(f"{path} is not a CryoSampler checkpoint ({reason}); give the checkpoint.pt written "
-                          f"by notebooks/02_train")
+        return ValueError(f"{path} is not a CryoSampler checkpoint ({reason}); give the checkpoint.pt that "
+                          "cryosampler train wrote (or notebook 02_train)")
 
     with open(path, "rb") as file:  # an unreadable file is an OSError naming the path, not a format problem
         try:

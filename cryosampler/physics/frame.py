@@ -163,16 +163,17 @@ def template_rmsd(structure: Structure, template: Template) -> float:
 
 
 def check_template_match(structure: Structure, template: Template, max_rmsd: float = MAX_TEMPLATE_RMSD,
-                       source: str | None = None) -> float:
+                       source: str | None = None, override: str | None = None) -> float:
     """:func:`template_rmsd`, or ValueError naming ``source`` (default the structure's name) above
-    ``max_rmsd`` Å: such a structure is another protein or conformation, and would be mis-placed."""
+    ``max_rmsd`` Å: such a structure is another protein or conformation, and would be mis-placed. ``override``:
+    how the caller goes on anyway, if it can (e.g. "pass --allow-poor-fit to sample anyway")."""
     fit = template_rmsd(structure, template)
     if fit > max_rmsd:
         raise ValueError(
             f"{source or structure.name}: CA atoms fit the model's template at {fit:.1f} Å RMSD after "
             f"superposition (limit {max_rmsd:g} Å), so it is not a protein or conformation this model knows "
-            f"and would be mis-placed in the map box; give a reference of a trained protein, or "
-            f"pass --allow-poor-fit (command line) to sample anyway")
+            f"and would be mis-placed in the map box; give a reference of a trained protein"
+            + (f", or {override}" if override else ""))
     return fit
 
 
