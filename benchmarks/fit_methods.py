@@ -4,29 +4,10 @@
     python benchmarks/fit_methods.py [--own-maps results/full/own_maps] [--domain-motion results/full/domain_motion]
                                      [--tables tables] [--recycle 1] [--refine-preset default] [--limit N]
 
-Map sets:
-
-* ``--own-maps``: notebook 07's folder. Maps ``fit_maps/4A`` and ``fit_maps/8A`` (named
-  ``user_maps.fit_map_name`` of their path frame, B 50 Å², SNR 1), reference ``adk_closed_1AKE.pdb``, one model
-  per ``runs/*/checkpoint.pt``; the truth is the frame of adenylate kinase's path (``transition.read_adk_path``,
-  moved by ``user_maps.MAP_FRAME``) and the RMSD is over heavy atoms after superposition, as notebook 07 scores it.
-* ``--domain-motion``: notebook 06's folder. ``proteins.csv`` lists each protein's reference
-  (``structures/<protein>_<state i>.pdb``) and maps (``maps/<protein>/<state>.mrc``, rendered at 8 Å from the state
-  superposed on the reference), the model is ``run/checkpoint.pt``; the truth is ``structures/<protein>_<state>.pdb``
-  and the RMSD is the benchmark's (backbone, residues paired by sequence; ``coverage.aligned_rmsd_matrix``).
-
-Each map is ingested onto the model's grid around the reference (fit probes off: notebook 06's far states need
-it), and then fitted by every method (``METHODS``): the read-out (``readout.fit_map``), the read-out recycled
-``--recycle`` times, each refined (``refine.refine``, rendered at the map set's resolution); the rigid reference
-refined; the normal-mode fit of the reference (``physics.nma_fit``) alone and refined; the rigid reference
-itself; and, per model, the better (by map–model correlation) of the refined read-out and the refined normal-mode
-fit, which is what ``fit --refine --normal-modes`` keeps. Per map and method: RMSD to the truth, map–model
-correlation at the map's resolution, clashes and bond deviation from the reference (``validate.sample_validity``),
-seconds (ingestion excluded, measured apart).
-
-Writes ``fit_methods.{csv,md}`` (method × map set × resolution: mean and largest RMSD, mean correlation, clashes,
-bond deviation, seconds per map) and ``fit_methods_maps.{csv,md}`` (one row per map and method) under
-``--tables`` (``evaluation.tables.save_table``).
+``--own-maps`` takes notebook 07's folder, ``--domain-motion`` notebook 06's; what each map set holds, the
+methods, what is measured and the two tables written under ``--tables`` (``fit_methods`` and ``fit_methods_maps``,
+CSV and Markdown): ``cryosampler.experiments.fit_methods``.
+``./run_all.sh --extras`` runs it on notebook 06's folder.
 """
 
 from __future__ import annotations
