@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from cryosampler.io.grid import MapGrid
-from cryosampler.model.autoencoder import (AUTOENCODER_PRESETS, AutoencoderConfig, MapAutoencoder, kl_divergence,
-                                           sample_posterior)
+from cryosampler.model.autoencoder import (AUTOENCODER_PRESETS, INITIAL_SIGMA, AutoencoderConfig, MapAutoencoder,
+                                           kl_divergence, sample_posterior)
 from cryosampler.model.featurize import collate, featurize
 
 from conftest import TINY_GRID, tiny_examples
@@ -27,6 +27,7 @@ def test_encode_and_decode_shapes(tiny_structure):
     volume = torch.stack([e.volume for e in examples])  # (2, 16, 16, 16)
     mean, log_var = model.encode(volume)
     assert mean.shape == log_var.shape == (2, CONFIG.latent_dim)
+    torch.testing.assert_close(log_var, torch.full_like(log_var, 2 * math.log(INITIAL_SIGMA)))  # narrow at first
     batch = collate([examples[0].protein] * 2)
     coords = model.decode(mean, batch)
     assert coords.shape == (2, tiny_structure.n_atoms, 3) and coords.dtype == torch.float32

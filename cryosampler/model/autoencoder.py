@@ -28,8 +28,12 @@ from cryosampler.model.featurize import ProteinBatch
 from cryosampler.physics.render import render_density
 
 __all__ = ["AutoencoderConfig", "AUTOENCODER_PRESETS", "MapEncoder", "AtomicDecoder", "MapAutoencoder",
-           "kl_divergence", "sample_posterior", "LOG_VAR_RANGE"]
+           "kl_divergence", "sample_posterior", "LOG_VAR_RANGE", "INITIAL_SIGMA"]
 
+# σ of every posterior at initialisation: narrow, so that the decoder sees each map's latent rather than noise from
+# the first step (a posterior as wide as the prior would teach it to ignore z); the KL widens it where the map term
+# allows.
+INITIAL_SIGMA = 0.1
 # The encoder's log σ² is clamped here: σ from 2.5e-3 to 20, far beyond what the KL and the map term settle on,
 # but exp() of an unbounded output overflows in the first steps of an unlucky initialisation.
 LOG_VAR_RANGE = (-12.0, 6.0)
@@ -93,6 +97,13 @@ class MapEncoder(nn.Module):
         # Flattened rather than averaged: where in the box the density sits is what tells states apart.
         features = config.cnn_channels[-1] * _encoded_side(grid_size, config) ** 3
         self.to_posterior = nn.Linear(features, 2 * config.latent_dim)
+        self.initialize_weights()
+
+    def initialize_weights(self) -> None:
+        # log σ² starts at log INITIAL_SIGMA² for every map; μ keeps the default initialisation.
+        d = self.config.latent_dim
+        nn.init.zeros_(self.to_posterior.weight[d:])
+        nn.init.constant_(self.to_posterior.bias[d:], 2 * math.log(INITIAL_SIGMA))
 
     def forward(self, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         h = v[:, None]  # (B, 1, D, D, D)
