@@ -28,8 +28,8 @@ of ``--fit-frames`` frames evenly along the path. Notebook 07's 4 Å maps come a
 random stream; here they are drawn from seed ``--seed`` + 1 (same recipe and frames, other grids and noise).
 
 Prints a table beside today's map-space model (``tables/own_maps.csv`` and ``tables/own_maps_validity.csv``, clean
-maps) and writes ``latent_prototype.csv``, ``stage1_log.csv``, ``stage2_log.csv`` and ``samples_progress.csv``
-under ``--out``.
+maps) and writes ``latent_prototype.csv``, ``stage1_log.csv``, ``autoencoder.pt`` (stage 1's weights) and, per
+weighting, ``stage2_log_<weighting>.csv`` and ``samples_progress_<weighting>.csv`` under ``--out``.
 """
 
 from __future__ import annotations
@@ -117,7 +117,7 @@ def today() -> dict[str, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--maps", type=int, default=20, help="training maps (notebook 07's full profile: 20)")
-    parser.add_argument("--stage1-steps", type=int, default=900)
+    parser.add_argument("--stage1-steps", type=int, default=AUTOENCODER_TRAIN_PRESETS["default"].steps)
     parser.add_argument("--stage2-steps", type=int, default=LATENT_TRAIN_PRESETS["default"].steps)
     parser.add_argument("--samples", type=int, default=64)
     parser.add_argument("--weights", nargs="+", choices=WEIGHTINGS, default=list(WEIGHTINGS))
@@ -175,6 +175,7 @@ def main() -> None:
     autoencoder, log1 = train_autoencoder(examples, ae_config, stage1, grid, progress=True)
     clock["stage1"] = time.perf_counter() - tic
     log1.to_csv(args.out / "stage1_log.csv", index=False)
+    torch.save(autoencoder.state_dict(), args.out / "autoencoder.pt")  # for stage-2 experiments without stage 1
     tail = log1.iloc[-50:].mean()
     print(f"stage 1: {args.stage1_steps} steps in {clock['stage1']:.0f} s ({log1['seconds'].median():.2f} s/step); "
           f"last 50 steps: 1 − r {tail['map']:.4f}, residue {tail['residue']:.4f} Å², backbone {tail['backbone']:.4f} "

@@ -38,7 +38,7 @@ def test_an_untrained_decoder_returns_the_reference_for_any_latent(tiny_structur
     protein = featurize(tiny_structure, tiny_structure.coords)
     z = torch.randn(3, CONFIG.latent_dim, generator=torch.Generator().manual_seed(1)) * 10
     coords = _model().decode(z, collate([protein] * 3))
-    torch.testing.assert_close(coords, protein.ref_coords.expand(3, -1, -1), rtol=0, atol=0)
+    torch.testing.assert_close(coords, protein.ref_coords.expand(3, -1, -1), rtol=0, atol=1e-5)  # Å, rounding
 
 
 def test_padded_atoms_stay_at_their_reference(tiny_structure):
@@ -79,3 +79,25 @@ def test_configs_refuse_bad_sizes():
         AutoencoderConfig(width=30, heads=4)
     with pytest.raises(ValueError, match="no voxel"):
         MapAutoencoder(AutoencoderConfig(input_pool=32), MapGrid(**TINY_GRID), 1.0)
+
+
+def test_rigid_motion_keeps_every_residues_shape(tiny_structure):
+    from cryosampler.model.autoencoder import _rotation
+
+    rotation = _rotation(torch.randn(5, 3, generator=torch.Generator().manual_seed(6), dtype=torch.float64))
+    torch.testing.assert_close(rotation @ rotation.transpose(-1, -2), torch.eye(3, dtype=torch.float64).expand(5, 3, 3))
+    torch.testing.assert_close(torch.linalg.det(rotation), torch.ones(5, dtype=torch.float64))
+    torch.testing.assert_close(_rotation(torch.zeros(3)), torch.eye(3))
+
+    assert CONFIG.motion == "rigid"
+    protein = featurize(tiny_structure, tiny_structure.coords)
+    model = _model()
+    torch.nn.init.normal_(model.decoder.head[-1].weight, std=0.3)  # turn and move every residue
+    coords = model.decode(torch.randn(1, CONFIG.latent_dim, generator=torch.Generator().manual_seed(7)),
+                          collate([protein]))[0]
+    assert (coords - protein.ref_coords).norm(dim=1).max() > 0.5  # Å: it moved
+    for residue in range(int(protein.atom_token.max()) + 1):
+        atoms = protein.atom_token == residue
+        torch.testing.assert_close(torch.cdist(coords[atoms], coords[atoms]),
+                                   torch.cdist(protein.ref_coords[atoms], protein.ref_coords[atoms]), atol=1e-4,
+                                   rtol=0)
