@@ -3,7 +3,7 @@ trained on adenylate kinase's path maps as notebook 07 makes its clean training 
 
     python benchmarks/latent_prototype.py [--maps 20] [--stage1-steps 900] [--stage2-steps 3000] [--samples 64]
                                           [--weights equal open80] [--fit-frames 9] [--compare-steps 10]
-                                          [--seed 0]
+                                          [--seed 0] [--train-seed SEED]
                                           [--preset default] [--out results/latent_prototype]
 
 Data, as notebook 07 (``user_maps``): the DIMS path (``transition.read_adk_path``) moved to ``user_maps.MAP_FRAME``,
@@ -124,10 +124,13 @@ def main() -> None:
     parser.add_argument("--fit-frames", type=int, default=9, help="4 Å maps read out (notebook 07's full profile: 9)")
     parser.add_argument("--compare-steps", type=int, default=10,
                         help="steps of the map-space K = 2 model timed on the same maps (0: skip)")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=0, help="the maps' random stream (notebook 07's: 0)")
+    parser.add_argument("--train-seed", type=int, default=None,
+                        help="weights, batches, latents and sampling (default: --seed)")
     parser.add_argument("--preset", default="default", choices=sorted(AUTOENCODER_PRESETS))
     parser.add_argument("--out", type=Path, default=repo_root() / "results" / "latent_prototype")
     args = parser.parse_args()
+    train_seed = args.seed if args.train_seed is None else args.train_seed
     args.out.mkdir(parents=True, exist_ok=True)
     clock = {}
     start = tic = time.perf_counter()
@@ -171,7 +174,7 @@ def main() -> None:
     # Stage 1, then stage 2 on the frozen latents.
     tic = time.perf_counter()
     ae_config = AUTOENCODER_PRESETS[args.preset]
-    stage1 = dataclasses.replace(AUTOENCODER_TRAIN_PRESETS["default"], steps=args.stage1_steps, seed=args.seed)
+    stage1 = dataclasses.replace(AUTOENCODER_TRAIN_PRESETS["default"], steps=args.stage1_steps, seed=train_seed)
     autoencoder, log1 = train_autoencoder(examples, ae_config, stage1, grid, progress=True)
     clock["stage1"] = time.perf_counter() - tic
     log1.to_csv(args.out / "stage1_log.csv", index=False)
@@ -190,14 +193,14 @@ def main() -> None:
         weights = weightings[weighting]
         target_closed = float(weights[nearer_closed].sum() / weights.sum())
         tic = time.perf_counter()
-        stage2 = dataclasses.replace(LATENT_TRAIN_PRESETS["default"], steps=args.stage2_steps, seed=args.seed)
+        stage2 = dataclasses.replace(LATENT_TRAIN_PRESETS["default"], steps=args.stage2_steps, seed=train_seed)
         prior, log2 = train_latent_diffusion(mean, log_var, LatentDiffusionConfig(latent_dim=ae_config.latent_dim),
                                              stage2, weights=torch.as_tensor(weights))
         clock[f"stage2 {weighting}"] = time.perf_counter() - tic
         log2.to_csv(args.out / f"stage2_log_{weighting}.csv", index=False)
         tic = time.perf_counter()
         ensemble = sample_structures(autoencoder, prior, protein, args.samples,
-                                     torch.Generator().manual_seed(args.seed))
+                                     torch.Generator().manual_seed(train_seed))
         clock[f"sample {weighting}"] = time.perf_counter() - tic
         samples = back.apply(ensemble.coords.astype(np.float64))  # (S, N, 3) Å, the maps' frame
         scores = sampling_scores({weighting: samples}, states, training, {weighting: np.nan},
@@ -231,7 +234,7 @@ def main() -> None:
                   for v, f in zip(fit_volumes, fit_frames)]
     static_4a = [rmsd(reference.coords, frames[f]) for f in fit_frames]
     sample_100 = time.perf_counter()
-    sample_structures(autoencoder, prior, protein, 100, torch.Generator().manual_seed(args.seed))
+    sample_structures(autoencoder, prior, protein, 100, torch.Generator().manual_seed(train_seed))
     sample_100 = time.perf_counter() - sample_100
     mixture_step = mixture_seconds_per_step(examples, args.compare_steps) if args.compare_steps else np.nan
     rows += [("read-out of the training maps, mean (Å)", np.mean(readout), np.nan,
