@@ -28,7 +28,7 @@ from torch import nn
 
 from cryosampler.model.featurize import ProteinBatch
 
-__all__ = ["EncoderConfig", "ENCODER_PRESETS", "AtomicEncoder", "sample_at_atoms"]
+__all__ = ["EncoderConfig", "ENCODER_PRESETS", "AtomicEncoder", "sample_at_atoms", "token_mean"]
 
 
 @dataclass(frozen=True)
@@ -207,10 +207,10 @@ class AtomicEncoder(nn.Module):
             atom_feat = volume.new_zeros(B, N, 0)
         else:
             atom_feat = sample_at_atoms(feature_maps, batch.ref_coords, self.grid_size, self.apix)  # (B, N, ΣC)
-            token_feat = _token_mean(atom_feat, batch)  # (B, T, ΣC)
+            token_feat = token_mean(atom_feat, batch)  # (B, T, ΣC)
 
         # DiT over tokens: volume features ⊕ reference coordinates, plus chain position.
-        token_centre = _token_mean(batch.ref_coords, batch)  # (B, T, 3), Å
+        token_centre = token_mean(batch.ref_coords, batch)  # (B, T, 3), Å
         token_xyz = token_centre / 10.0  # nm keeps inputs O(1)
         token_in = [token_feat, token_xyz]
         if c.sequence_features:
@@ -257,7 +257,7 @@ def sample_at_atoms(feature_maps: list[torch.Tensor], coords: torch.Tensor, grid
     return torch.cat(columns, dim=1).transpose(1, 2)
 
 
-def _token_mean(values: torch.Tensor, batch: ProteinBatch) -> torch.Tensor:
+def token_mean(values: torch.Tensor, batch: ProteinBatch) -> torch.Tensor:
     """Average per-atom values (B, N, C) over the atoms of each token → (B, T, C); padded atoms excluded."""
     B, N, C = values.shape
     T = batch.token_mask.shape[1]
