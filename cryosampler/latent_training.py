@@ -56,10 +56,10 @@ class AutoencoderTrainConfig:
     """Stage 1's optimisation and loss weights (module docstring's L). Named presets in
     ``AUTOENCODER_TRAIN_PRESETS``."""
 
-    steps: int = 900  # about 9 min on one core of the 2-core EPYC for adenylate kinase (1,656 atoms)
+    steps: int = 900  # the map loss still falls at 900 on adenylate kinase (docs/decisions.md)
     batch_size: int = 8
-    # 2e-3: on the toy of restraint_stages (scale 1) 3e-3 read the far state 1.76 Å away after 150 steps, 1e-3
-    # 2.25 Å; the default network is larger, so a step between. Untuned on real maps.
+    # Between the toy's best (3e-3) and a slower one (1e-3), as the default network is larger than the toy's;
+    # untuned on real maps (docs/decisions.md).
     lr: float = 2e-3
     weight_decay: float = 0.01
     warmup: int = 50  # linear warm-up steps, then cosine decay to 10 % (training's schedule)
@@ -71,10 +71,8 @@ class AutoencoderTrainConfig:
     clash_weight: float = _REFINE.clash_weight  # w_clash (Å⁻²), per pair
     clash_distance: float = _REFINE.clash_distance  # Å
     # Scale of the restraint terms (not the clash term) in each stage, steps split evenly, as refine's stages. Chosen
-    # on a toy (tests/conftest.make_two_domains, its second domain turned by 0–40° in 10 maps on a 32³ grid, smoke
-    # sizes, 150 steps, lr 3e-3; 2026-12-06): with rigid residues (AutoencoderConfig.motion) the far state was read
-    # 1.76 Å away at scale 1 (bonds ±0.008 Å rms, largest 0.18), 1.49 Å at 0.3 (±0.014, 0.25), from 3.61 Å for
-    # the reference; refine's weak-then-full stages (0.03, 1) lost the motion in the full stage (3.12 Å).
+    # on a two-domain toy (make_two_domains of the tests' conftest.py): 0.3 read the far state closer than full
+    # weight with bonds still held, and refine's weak-then-full stages lost the motion (docs/decisions.md).
     restraint_stages: tuple[float, ...] = (0.3,)
     # β. Untuned: at 1e-4 the KL holds the latents near unit scale but, against a map term of order 1e-3 per
     # Å of error, leaves the posterior narrow enough to tell neighbouring path frames apart.

@@ -58,11 +58,9 @@ class AutoencoderConfig:
     head_hidden: int = 128
     # How the decoder moves the reference: "atom", per-atom offsets from the per-atom head (the map-space encoder's);
     # or "rigid", one rotation and translation per token, so that each residue keeps its own geometry exactly and
-    # only the restraints between residues have work to do. On the toy of AutoencoderTrainConfig.restraint_stages
-    # at full restraint weight, the far state was read 1.76 Å away with "rigid" (bonds ±0.008 Å rms) and not
-    # learned with "atom" (3.06 Å at lr 1e-3, the reference 3.61 Å): per-atom offsets must first learn to keep
-    # every residue's shape, which the restraints hold them to. Weaker restraints let "atom" move (1.38 Å at a
-    # scale of 0.03) but left bonds ±0.09 Å rms, up to 1.1 Å off.
+    # only the restraints between residues have work to do. Per-atom offsets must first learn to keep every
+    # residue's shape, which the restraints hold them to, and barely learned a domain motion on a toy where rigid
+    # residues did (docs/decisions.md).
     motion: Literal["atom", "rigid"] = "rigid"
 
     def __post_init__(self):
