@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from cryosampler.io.grid import MapGrid
-from cryosampler.model.encoder import DiTBlock, FiLMResBlock, sinusoidal_embedding, token_mean
+from cryosampler.model.encoder import DiTBlock, FiLMResBlock, init_dit, sinusoidal_embedding, token_mean
 from cryosampler.model.featurize import ProteinBatch
 from cryosampler.physics.render import render_density
 
@@ -149,18 +149,9 @@ class AtomicDecoder(nn.Module):
         self.initialize_weights()
 
     def initialize_weights(self) -> None:
-        # As AtomicEncoder.initialize_weights: positional projection at std 0.02, adaLN-Zero.
-        nn.init.normal_(self.pos.weight, std=0.02)
-        nn.init.zeros_(self.pos.bias)
-        for block in self.blocks:
-            nn.init.zeros_(block.ada[-1].weight)
-            nn.init.zeros_(block.ada[-1].bias)
-        nn.init.zeros_(self.ada_out[-1].weight)
-        nn.init.zeros_(self.ada_out[-1].bias)
-        # Zero the head's last layer: an untrained decoder returns X_ref (zero offsets, or identity rotations and
-        # zero translations), whatever z.
-        nn.init.zeros_(self.head[-1].weight)
-        nn.init.zeros_(self.head[-1].bias)
+        # The encoder's DiT initialisation: an untrained decoder returns X_ref (zero offsets, or identity rotations
+        # and zero translations), whatever z.
+        init_dit(self.pos, self.blocks, self.ada_out, self.head)
 
     def forward(self, z: torch.Tensor, batch: ProteinBatch) -> torch.Tensor:
         """z: (B, d); batch: the references. Returns (B, N, 3) float32 Å: the reference moved (padded atoms: X_ref)."""

@@ -28,7 +28,7 @@ from torch import nn
 
 from cryosampler.model.featurize import ProteinBatch
 
-__all__ = ["EncoderConfig", "ENCODER_PRESETS", "AtomicEncoder", "sample_at_atoms", "token_mean"]
+__all__ = ["EncoderConfig", "ENCODER_PRESETS", "AtomicEncoder", "sample_at_atoms", "token_mean", "init_dit"]
 
 
 @dataclass(frozen=True)
@@ -106,6 +106,21 @@ class FiLMResBlock(nn.Module):
         return F.silu(h + self.skip(x))
 
 
+def init_dit(pos: nn.Linear, blocks: nn.ModuleList, ada_out: nn.Sequential, head: nn.Sequential) -> None:
+    """The DiT's initialisation (A.3): the positional projection at std 0.02; every block's and the output's adaLN
+    modulation zeroed, so that each block starts as the identity (adaLN-Zero); and the head's last layer zeroed, so
+    that an untrained network moves no atom."""
+    nn.init.normal_(pos.weight, std=0.02)
+    nn.init.zeros_(pos.bias)
+    for block in blocks:
+        nn.init.zeros_(block.ada[-1].weight)
+        nn.init.zeros_(block.ada[-1].bias)
+    nn.init.zeros_(ada_out[-1].weight)
+    nn.init.zeros_(ada_out[-1].bias)
+    nn.init.zeros_(head[-1].weight)
+    nn.init.zeros_(head[-1].bias)
+
+
 class DiTBlock(nn.Module):
     """Transformer block with adaLN-Zero conditioning (Peebles & Xie 2023)."""
 
@@ -164,18 +179,7 @@ class AtomicEncoder(nn.Module):
         self.initialize_weights()
 
     def initialize_weights(self) -> None:
-        # A.3: the positional embedding's projection starts at std 0.02.
-        nn.init.normal_(self.pos.weight, std=0.02)
-        nn.init.zeros_(self.pos.bias)
-        # Zero-out adaLN modulation so every DiT block starts as the identity (adaLN-Zero).
-        for block in self.blocks:
-            nn.init.zeros_(block.ada[-1].weight)
-            nn.init.zeros_(block.ada[-1].bias)
-        nn.init.zeros_(self.ada_out[-1].weight)
-        nn.init.zeros_(self.ada_out[-1].bias)
-        # Zero the last layer of the head: an untrained encoder returns X_ref exactly.
-        nn.init.zeros_(self.head[-1].weight)
-        nn.init.zeros_(self.head[-1].bias)
+        init_dit(self.pos, self.blocks, self.ada_out, self.head)  # an untrained encoder returns X_ref exactly
         if self.config.components > 1:
             # Identical components would get identical gradients for ever: start them slightly apart.
             nn.init.normal_(self.head[-1].weight, std=1e-3)
