@@ -1,18 +1,25 @@
 """Ensembles and read-outs of the latent model family (issue 36): sample = latent DDIM (stage 2) → decode (stage 1),
-one structure per latent; read-out = encode a map → decode its posterior mean."""
+one structure per latent; read-out = encode a map → decode its posterior mean; and where the samples went against
+the training maps' weights."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 import torch
 
+from cryosampler.device import resolve_device
 from cryosampler.model.autoencoder import MapAutoencoder
 from cryosampler.model.featurize import ProteinFeatures, collate
 from cryosampler.model.latent_diffusion import LatentDenoiser, sample_latents
+from cryosampler.model.latent_model import LatentModel
+from cryosampler.reference import PlacedReference
 
-__all__ = ["LatentEnsemble", "sample_structures", "read_out_latent"]
+__all__ = ["LatentEnsemble", "sample_structures", "read_out_latent", "iter_reference_latent_samples",
+           "latent_populations"]
 
 
 @dataclass(frozen=True)
@@ -54,3 +61,61 @@ def read_out_latent(autoencoder: MapAutoencoder, protein: ProteinFeatures,
     mean, _ = autoencoder.encode(v)
     coords = autoencoder.decode(mean, collate([protein]).to(device))[0]
     return coords.cpu().numpy(), mean[0].cpu().numpy()
+
+
+def iter_reference_latent_samples(model: LatentModel, reference: PlacedReference, n_samples: int, seed: int,
+                                  slot: int = 0, batch_size: int = 64, n_steps: int | None = None,
+                                  device: str | torch.device = "cpu") -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """``n_samples`` structures of a placed reference from a latent model (:func:`sample_structures`), seeded with
+    ``seed``, in batches of ``batch_size``: (coords (B, N, 3) float64 Å in the reference's own frame, latents
+    (B, d)). All latents are drawn first (one DDIM run over all samples), then decoded batch by batch."""
+    device = resolve_device(device)
+    model.to(device).eval()
+    generator = torch.Generator(device).manual_seed(seed)
+    latents = sample_latents(model.prior, n_samples, generator, slot, n_steps)  # (S, d)
+    back = reference.place.inverse()
+    for start in range(0, n_samples, batch_size):
+        z = latents[start:start + batch_size]
+        coords = model.decode(z, reference.protein, batch_size).numpy()
+        yield back.apply(coords.astype(np.float64)), z.cpu().numpy()
+
+
+def _groups(points: np.ndarray, weights: np.ndarray, k: int) -> np.ndarray:
+    """k-means labels (M,) of ``points`` (M, d), k groups, deterministic: seeded at the heaviest point, then each
+    next seed the point farthest from those chosen; 20 Lloyd iterations. Labels are ordered by each group's first
+    point."""
+    seeds = [int(np.argmax(weights))]
+    while len(seeds) < k:
+        distance = np.min(((points[:, None] - points[seeds][None]) ** 2).sum(-1), axis=1)
+        seeds.append(int(np.argmax(distance)))
+    centres = points[seeds]
+    for _ in range(20):
+        labels = ((points[:, None] - centres[None]) ** 2).sum(-1).argmin(1)
+        centres = np.stack([points[labels == g].mean(0) if (labels == g).any() else centres[g] for g in range(k)])
+    order = {g: i for i, g in enumerate(dict.fromkeys(labels.tolist()))}
+    return np.array([order[g] for g in labels])
+
+
+def latent_populations(model: LatentModel, latents: np.ndarray, slot: int = 0,
+                       groups: int = 3) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Where the samples went against the populations asked for: each sample's latent is assigned to the nearest
+    training map of protein slot ``slot`` (Euclidean, in the prior's standardised units), and the maps are pooled
+    into ``groups`` k-means groups of their latents (fewer if there are fewer maps).
+
+    latents: (S, d). Returns (per map: map index, group, weight share, sample share; per group: maps, weight share,
+    sample share), shares over the slot's maps, each column summing to 1.
+    """
+    index = np.flatnonzero(model.map_protein.cpu().numpy() == slot)
+    if index.size == 0:
+        raise ValueError(f"protein slot {slot} has no training maps in this model")
+    standardise = model.prior.standardise
+    points = standardise(model.map_mean[index].cpu()).numpy().astype(np.float64)  # (M, d)
+    weights = model.map_weight[index].cpu().numpy().astype(np.float64)
+    samples = standardise(torch.as_tensor(latents, dtype=torch.float32)).numpy().astype(np.float64)  # (S, d)
+    nearest = ((samples[:, None] - points[None]) ** 2).sum(-1).argmin(1)  # (S,)
+    labels = _groups(points, weights, min(groups, len(index)))
+    per_map = pd.DataFrame({"map": index, "group": labels + 1, "weight_share": weights / weights.sum(),
+                            "sample_share": np.bincount(nearest, minlength=len(index)) / len(samples)})
+    per_group = per_map.groupby("group").agg(maps=("map", "size"), weight_share=("weight_share", "sum"),
+                                             sample_share=("sample_share", "sum")).reset_index()
+    return per_map, per_group

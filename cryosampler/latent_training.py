@@ -27,6 +27,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
@@ -38,15 +39,18 @@ from cryosampler.io.grid import MapGrid
 from cryosampler.model.autoencoder import AutoencoderConfig, MapAutoencoder, kl_divergence, sample_posterior
 from cryosampler.model.diffusion import add_noise, denoise_loss, sample_times
 from cryosampler.model.featurize import ATOM_NAMES, ProteinFeatures, collate
+from cryosampler.model.checkpoint import latent_state, save_checkpoint
 from cryosampler.model.latent_diffusion import LatentDenoiser, LatentDiffusionConfig
+from cryosampler.model.latent_model import LatentModel, LatentModelConfig
+from cryosampler.physics.frame import Template
 from cryosampler.model.structural_losses import bond_pairs, pad_pairs, pair_distance_loss, structural_loss
 from cryosampler.physics.correlation import pearson
 from cryosampler.refine import RefineConfig, clash_pairs, clash_penalty
-from cryosampler.training import TrainingExample, _lr_factor, estimate_sigma_data
+from cryosampler.training import TrainingExample, _lr_factor, check_weights, draw_weighted, estimate_sigma_data
 
 __all__ = ["AutoencoderTrainConfig", "AUTOENCODER_TRAIN_PRESETS", "LatentTrainConfig", "LATENT_TRAIN_PRESETS",
            "map_mismatch", "AutoencoderLoss", "autoencoder_losses", "train_autoencoder", "encode_examples",
-           "draw_weighted", "train_latent_diffusion"]
+           "train_latent_diffusion", "train_latent_model"]
 
 _REFINE = RefineConfig()
 
@@ -276,21 +280,6 @@ def encode_examples(model: MapAutoencoder, examples: list[TrainingExample],
     return torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
 
 
-def _checked_weights(weights) -> torch.Tensor:
-    """``weights`` as a (M,) float64 tensor, or ValueError unless they are finite, ≥ 0 and not all 0."""
-    weights = torch.as_tensor(weights, dtype=torch.float64)
-    if weights.ndim != 1 or not bool(torch.isfinite(weights).all()) or bool((weights < 0).any()) \
-            or not weights.sum() > 0:
-        raise ValueError(f"map weights must be finite, ≥ 0 and not all 0, one per map; got {weights.tolist()}")
-    return weights
-
-
-def draw_weighted(weights: torch.Tensor, n: int, generator: torch.Generator) -> torch.Tensor:
-    """``n`` indices into ``weights`` (M,), each drawn with probability ∝ its weight (with replacement): (n,) int64
-    on ``generator``'s device."""
-    return torch.multinomial(_checked_weights(weights).to(generator.device), n, replacement=True, generator=generator)
-
-
 def train_latent_diffusion(mean: torch.Tensor, log_var: torch.Tensor, model_config: LatentDiffusionConfig,
                            config: LatentTrainConfig, weights: torch.Tensor | None = None,
                            proteins: torch.Tensor | None = None,
@@ -308,7 +297,7 @@ def train_latent_diffusion(mean: torch.Tensor, log_var: torch.Tensor, model_conf
     if log_var.shape != (M, d) or d != model_config.latent_dim:
         raise ValueError(f"mean and log_var must both be (M, {model_config.latent_dim}), got {tuple(mean.shape)} "
                          f"and {tuple(log_var.shape)}")
-    weights = torch.ones(M, dtype=torch.float64) if weights is None else _checked_weights(weights)
+    weights = torch.ones(M, dtype=torch.float64) if weights is None else check_weights(weights)
     proteins = torch.zeros(M, dtype=torch.int64) if proteins is None else torch.as_tensor(proteins)
     if weights.shape != (M,) or proteins.shape != (M,):
         raise ValueError(f"weights and proteins must be one per map, ({M},); got {tuple(weights.shape)} and "
@@ -338,3 +327,50 @@ def train_latent_diffusion(mean: torch.Tensor, log_var: torch.Tensor, model_conf
         rows.append({"step": step + 1, "loss": float(loss.detach()), "grad_norm": grad_norm,
                      "lr": optimizer.param_groups[0]["lr"]})
     return model.eval(), pd.DataFrame(rows)
+
+
+def train_latent_model(examples: list[TrainingExample], config: LatentModelConfig, stage1: AutoencoderTrainConfig,
+                       stage2: LatentTrainConfig, template: Template | None, out_dir: Path,
+                       proteins: list[dict], maps: list[dict], slots: list[int], weights: list[float] | None = None,
+                       autoencoder: MapAutoencoder | None = None, progress: bool = False,
+                       device: str | torch.device = "cpu") -> LatentModel:
+    """Both stages, as ``cryosampler train --family latent`` runs them, writing ``out_dir/checkpoint.pt`` after
+    stage 1 (``stage`` 1) and again when done (``stage`` 2), and ``out_dir/train_log.csv`` (one row per step,
+    ``stage`` column; stage 1's terms, stage 2's loss).
+
+    examples: the training maps (model grid and frame, renderer's units); proteins: name and sequence of each
+    protein slot; maps: one dict per example for the checkpoint (map, protein, weight); slots: (M,) each example's
+    protein slot; weights: (M,) how often stage 2 draws each map (default equal). autoencoder: a trained stage 1 to
+    reuse (a resumed run's, or ``--stage1-from``): then only stage 2 is trained.
+    """
+    out_dir = Path(out_dir)
+    config = config.with_proteins(max(1, len(proteins)))
+    log1 = None
+    if autoencoder is None:
+        autoencoder, log1 = train_autoencoder(examples, config.autoencoder, stage1, config.grid, progress, device)
+    autoencoder = autoencoder.cpu().eval()
+    mean, log_var = encode_examples(autoencoder, examples)  # (M, d) each
+    weight = torch.ones(len(examples), dtype=torch.float64) if weights is None else check_weights(weights)
+    with torch.random.fork_rng(devices=[]):  # the prior below is replaced by stage 2's; its init draws nothing kept
+        model = LatentModel(config, float(autoencoder.sigma_data), template, len(examples))
+    model.autoencoder.load_state_dict(autoencoder.state_dict())
+    model.map_mean.copy_(mean)
+    model.map_log_var.copy_(log_var)
+    model.map_weight.copy_(weight.float())
+    model.map_protein.copy_(torch.as_tensor(slots, dtype=torch.int64))
+    logs = []
+    if log1 is None and (out_dir / "train_log.csv").is_file():  # a resumed run keeps its stage-1 rows
+        old = pd.read_csv(out_dir / "train_log.csv")
+        if "stage" in old.columns:
+            logs.append(old[old["stage"] == 1])
+    if log1 is not None:
+        logs.append(log1.assign(stage=1))
+        save_checkpoint(out_dir / "checkpoint.pt", latent_state(model, proteins, maps, stage=1))
+        pd.concat(logs).to_csv(out_dir / "train_log.csv", index=False)
+    prior, log2 = train_latent_diffusion(mean, log_var, config.prior, stage2, weights=weight,
+                                         proteins=torch.as_tensor(slots, dtype=torch.int64), progress=progress)
+    model.prior.load_state_dict(prior.state_dict())
+    logs.append(log2.assign(stage=2))
+    save_checkpoint(out_dir / "checkpoint.pt", latent_state(model, proteins, maps, stage=2))
+    pd.concat(logs).to_csv(out_dir / "train_log.csv", index=False)
+    return model.eval()

@@ -14,10 +14,12 @@ import torch
 
 from cryosampler.device import resolve_device
 from cryosampler.ingest import map_model_correlation, to_model_units
+from cryosampler.latent_sampling import read_out_latent
 from cryosampler.io.structure import Structure
 from cryosampler.model.denoiser import CryoSampler
 from cryosampler.model.diffusion import DiffusionConfig, add_noise, alpha_sigma, time_at_noise
 from cryosampler.model.featurize import ProteinFeatures, collate
+from cryosampler.model.latent_model import LatentModel
 from cryosampler.reference import PlacedReference
 from cryosampler.refine import RefineConfig, refine
 
@@ -101,7 +103,7 @@ class MapFit:
     start: str = "read-out"  # what the fitted model was refined from: "read-out" or "normal modes"
 
 
-def fit_map(model: CryoSampler, reference: Structure, placed: PlacedReference, volume: np.ndarray,
+def fit_map(model: CryoSampler | LatentModel, reference: Structure, placed: PlacedReference, volume: np.ndarray,
             device: str | torch.device = "cpu", precision: str = "fp32", recycle: int = 0,
             refinement: RefineConfig | None = None, resolution: float | None = None,
             normal_modes: NmaFitConfig | None = None) -> MapFit:
@@ -110,7 +112,8 @@ def fit_map(model: CryoSampler, reference: Structure, placed: PlacedReference, v
     volume: (D, D, D) on the model's grid, axis-aligned in the reference's frame and centred where the
     model's box is (``ingest.ingest_map`` with centre = the reference's centroid gives it). The map is
     turned into the model's frame, scaled to the renderer's units (``ingest.model_scale``) and read out
-    (:func:`read_out`); the result goes back to the reference's frame.
+    (:func:`read_out`; a latent model decodes the map's posterior mean, ``latent_sampling.read_out_latent``);
+    the result goes back to the reference's frame.
 
     recycle: read the map out again this many times, each time with the reference's coordinates replaced by the
     last read-out (the model sees the protein placed where it last put it). refinement: if given, the read-out is
@@ -128,8 +131,13 @@ def fit_map(model: CryoSampler, reference: Structure, placed: PlacedReference, v
     centre = back.apply(np.zeros(3))
     in_model, _ = to_model_units(volume, placed.place, reference.coords, numbers, grid)
     protein = placed.protein
+    if isinstance(model, LatentModel):
+        model.to(resolve_device(device)).eval()
     for _ in range(1 + recycle):
-        coords = read_out(model, protein, in_model, device, precision)  # (N, 3) float32 Å, model frame
+        if isinstance(model, LatentModel):
+            coords = read_out_latent(model.autoencoder, protein, in_model)[0]  # (N, 3) float32 Å, model frame
+        else:
+            coords = read_out(model, protein, in_model, device, precision)  # (N, 3) float32 Å, model frame
         protein = dataclasses.replace(protein, ref_coords=torch.as_tensor(coords))
     readout = back.apply(coords.astype(np.float64))
     correlation_readout = map_model_correlation(volume, readout, numbers, grid, centre)

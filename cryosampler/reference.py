@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from cryosampler.io.structure import Structure
 from cryosampler.model.denoiser import CryoSampler, ModelConfig
 from cryosampler.model.featurize import ProteinFeatures, featurize
+from cryosampler.model.latent_model import LatentModel, LatentModelConfig
 from cryosampler.physics.frame import (MAX_TEMPLATE_RMSD, RigidTransform, check_template_match, placement,
                                        principal_placement)
 from cryosampler.physics.render import check_in_box
@@ -25,7 +26,7 @@ class PlacedReference:
     template_rmsd: float  # Å, CA RMSD to the model's template after superposition (frame.template_rmsd); NaN
 
 
-def prepare_reference(model: CryoSampler, structure: Structure, max_template_rmsd: float = MAX_TEMPLATE_RMSD,
+def prepare_reference(model: CryoSampler | LatentModel, structure: Structure, max_template_rmsd: float = MAX_TEMPLATE_RMSD,
                       source: str | None = None, override: str | None = None) -> PlacedReference:
     """Place a user's reference in the model's frame and check the model can take it.
 
@@ -42,18 +43,18 @@ def prepare_reference(model: CryoSampler, structure: Structure, max_template_rms
     else:
         fit = check_template_match(structure, model.template, max_template_rmsd, source, override)
         place = placement(structure, model.template)
-    protein = featurize(structure, place.apply(structure.coords), tokens=model.config.encoder.tokens)
+    protein = featurize(structure, place.apply(structure.coords), tokens=model.config.tokens)
     check_takes(model.config, protein, source)
     return PlacedReference(protein, place, fit)
 
 
-def check_takes(config: ModelConfig, protein: ProteinFeatures, source: str) -> None:
+def check_takes(config: ModelConfig | LatentModelConfig, protein: ProteinFeatures, source: str) -> None:
     """ValueError naming ``source`` unless a model of ``config`` can take ``protein`` (placed in its frame): every
-    atom in the map box, and no more tokens than the encoder has slots for."""
-    enc, grid = config.encoder, config.grid
+    atom in the map box, and no more tokens than the model has slots for."""
+    grid = config.grid
     check_in_box(protein.ref_coords[None], grid, names=[source],
                  advice=f"the protein does not fit this model's {grid.box_length:.0f} Å box")
     n_tokens = protein.token_position.shape[0]
-    if enc.volume_features == "global" and n_tokens > enc.max_tokens:
-        raise ValueError(f"{source}: {n_tokens} {enc.tokens} tokens, but this model takes at most "
-                         f"{enc.max_tokens}")
+    if config.max_tokens is not None and n_tokens > config.max_tokens:
+        raise ValueError(f"{source}: {n_tokens} {config.tokens} tokens, but this model takes at most "
+                         f"{config.max_tokens}")

@@ -31,7 +31,7 @@ from cryosampler.model.structural_losses import structural_loss
 from cryosampler.physics.frame import Template
 
 __all__ = ["TrainConfig", "TRAIN_PRESETS", "TrainingExample", "estimate_sigma_data", "train", "TrainingInterrupted",
-           "LOG_COLUMNS"]
+           "LOG_COLUMNS", "check_weights", "draw_weighted"]
 
 LOSS_TERMS = ["loss", "denoise", "residue", "backbone"]
 LOG_COLUMNS = ["step", *LOSS_TERMS, "grad_norm", "lr", "seconds"]
@@ -100,6 +100,21 @@ def estimate_sigma_data(examples: list[TrainingExample]) -> float:
     """σ_data: the standard deviation of all training-map voxels (eq. 1)."""
     volumes = torch.stack([e.volume for e in examples])
     return float(volumes.std())
+
+
+def check_weights(weights) -> torch.Tensor:
+    """``weights`` as a (M,) float64 tensor, or ValueError unless they are finite, ≥ 0 and not all 0."""
+    weights = torch.as_tensor(weights, dtype=torch.float64)
+    if weights.ndim != 1 or not bool(torch.isfinite(weights).all()) or bool((weights < 0).any()) \
+            or not weights.sum() > 0:
+        raise ValueError(f"map weights must be finite, ≥ 0 and not all 0, one per map; got {weights.tolist()}")
+    return weights
+
+
+def draw_weighted(weights: torch.Tensor, n: int, generator: torch.Generator) -> torch.Tensor:
+    """``n`` indices into ``weights`` (M,), each drawn with probability ∝ its weight (with replacement): (n,) int64
+    on ``generator``'s device."""
+    return torch.multinomial(check_weights(weights).to(generator.device), n, replacement=True, generator=generator)
 
 
 def _lr_factor(step: int, config: TrainConfig) -> float:
@@ -190,7 +205,7 @@ _RESUME_KEYS = ("step", "optimizer", "generator", "train_config")
 
 def train(examples: list[TrainingExample], model_config: ModelConfig, config: TrainConfig,
           template: Template | None, out_dir: Path, progress: bool = True, device: str | torch.device = "cpu",
-          proteins: tuple[dict, ...] = (), lines: bool = True) -> CryoSampler:
+          proteins: tuple[dict, ...] = (), lines: bool = True, weights: list[float] | None = None) -> CryoSampler:
     """Train (or resume) and return the EMA model (on ``device``).
 
     Writes ``out_dir/checkpoint.pt`` every ``config.checkpoint_every`` steps and at the end, and
@@ -209,6 +224,8 @@ def train(examples: list[TrainingExample], model_config: ModelConfig, config: Tr
     template: the common frame of the examples' proteins, or None when each is on its own principal axes
     (frame.principal_placement; several proteins' own maps). proteins: what the model was trained on, stored in
     the checkpoint for the sample command to compare a user's protein with: ({"name": str, "sequence": str}, …).
+    weights: (M,) ≥ 0, how often each example is drawn (:func:`draw_weighted`; default uniform, as before weights
+    existed: the same draws).
 
     Under torchrun (``WORLD_SIZE`` > 1) the processes train one DistributedDataParallel model (gloo on the
     CPU, nccl on CUDA): every process draws the same global batch of ``config.batch_size`` examples, times
@@ -278,7 +295,7 @@ def _train(examples, model_config, config, template, out_dir, progress, lines, r
         writer = csv.DictWriter(log_file, fieldnames=LOG_COLUMNS) if main else None
         for step in bar:
             tic = time.perf_counter()
-            values, grad_norm = _optimisation_step(step, model, wrapped, ema, optimizer, examples, config,
+            values, grad_norm = _optimisation_step(step, model, wrapped, ema, optimizer, examples, weights, config,
                                                    generator, shard, run, ckpt_path)
             due = (step + 1) % config.checkpoint_every == 0 or step + 1 == config.steps
             if main:
@@ -306,13 +323,16 @@ def _train(examples, model_config, config, template, out_dir, progress, lines, r
 
 def _optimisation_step(step: int, model: CryoSampler, wrapped: CryoSampler | DistributedDataParallel,
                        ema: CryoSampler, optimizer: torch.optim.Optimizer, examples: list[TrainingExample],
-                       config: TrainConfig, generator: torch.Generator, shard: slice, run: Distributed,
+                       weights: list[float] | None, config: TrainConfig, generator: torch.Generator, shard: slice, run: Distributed,
                        ckpt_path: Path) -> tuple[torch.Tensor, torch.Tensor]:
     """One optimisation step (eq. 4) and the EMA update. Returns the batch's mean loss terms over all processes
     ((len(LOSS_TERMS),) tensor) and the gradient norm before clipping."""
     for group in optimizer.param_groups:
         group["lr"] = config.lr * _lr_factor(step, config)
-    index = torch.randint(len(examples), (config.batch_size,), generator=generator, device=generator.device)
+    if weights is None:
+        index = torch.randint(len(examples), (config.batch_size,), generator=generator, device=generator.device)
+    else:
+        index = draw_weighted(torch.as_tensor(weights), config.batch_size, generator)
     losses = training_losses(wrapped, examples, index, config, generator, shard)
     values = torch.stack([losses[k].detach() for k in LOSS_TERMS])
     if run.active:  # the global batch's mean, for the log and so every rank stops on a bad loss

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from cryosampler.commands import same_path
 
-__all__ = ["MAP_SUFFIXES", "is_map", "resolve_maps", "resolve_proteins"]
+__all__ = ["MAP_SUFFIXES", "is_map", "resolve_maps", "resolve_proteins", "map_weights"]
 
 MAP_SUFFIXES = (".mrc", ".map", ".ccp4", ".mrc.gz", ".map.gz", ".ccp4.gz")
 
@@ -129,3 +129,45 @@ def resolve_proteins(given: list[Path], reference: Path | None) -> list[tuple[st
                                  "one protein")
         proteins.append((str(name), ref, maps))
     return proteins
+
+
+def map_weights(given: list[Path], maps: list[Path]) -> list[float] | None:
+    """Each of ``maps``' weight from the 'weight' column of the CSV listings among ``given`` (e.g. a cryoDRGN
+    k-means class's particle count), in the order of ``maps``; None when no listing has that column.
+
+    ValueError naming the CSV for a weight that is not a finite number ≥ 0, a map listed twice with two weights,
+    weights that are all 0, or a map given without a weight while others have one.
+    """
+    import math
+
+    weights: dict[Path, float] = {}
+    for path in given:
+        if path.suffix.lower() != ".csv" or not path.is_file():
+            continue
+        table = _read_listing(path)
+        if "weight" not in table.columns:
+            continue
+        for name, text in zip(table["map"], table["weight"]):
+            if not isinstance(name, str):
+                continue
+            try:
+                value = float(text)
+            except (TypeError, ValueError):
+                value = math.nan
+            if not (math.isfinite(value) and value >= 0):
+                raise ValueError(f"--maps {path}: weight {text!r} of map {name} is not a number ≥ 0; give every map "
+                                 "a weight, such as its class's particle count")
+            key = (path.parent / name).resolve()
+            if weights.setdefault(key, value) != value:
+                raise ValueError(f"--maps {path}: map {name} is listed with two weights")
+    if not weights:
+        return None
+    missing = [m for m in maps if m.resolve() not in weights]
+    if missing:
+        raise ValueError(f"--maps: {missing[0]} has no weight, but other maps have one in a CSV's 'weight' column; "
+                         "list every map with its weight")
+    values = [weights[m.resolve()] for m in maps]
+    if not sum(values) > 0:
+        raise ValueError("--maps: every map's weight is 0; give the maps weights (such as particle counts) that are "
+                         "not all 0")
+    return values

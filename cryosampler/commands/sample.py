@@ -53,13 +53,14 @@ def add_args(parser: argparse.ArgumentParser) -> None:
                              "tools, 0.01 Å precision, with a topology PDB); default from the --output suffix, which "
                              "must agree")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    parser.add_argument("--steps", type=int_at_least(2), default=DEFAULT_DDIM_STEPS,
-                        help=f"DDIM steps K ≥ 2 (default {DEFAULT_DDIM_STEPS}; the paper uses 100)")
+    parser.add_argument("--steps", type=int_at_least(2), default=None,
+                        help=f"DDIM steps K ≥ 2 (default {DEFAULT_DDIM_STEPS} for a map-family model, of which the "
+                             "paper uses 100; a latent model's own, over its latents)")
     parser.add_argument("--batch-size", type=int_at_least(1), default=16,
                         help="samples denoised together; memory grows with it, not with -n (default 16)")
     parser.add_argument("--maps-dir", type=Path, default=None,
                         help=f"also write each sample's denoised map as MRC here, as {MAPS}, in the reference's frame "
-                             "(aligned with the ensemble)")
+                             "(aligned with the ensemble; map-family models, which sample maps)")
     add_overwrite_arg(parser, "the --output file and the files written beside it, and the --maps-dir maps")
     add_renamed(parser, "--allow-map-overwrite", old=("--force",), switch=True,
                 help=f"replace all {MAPS} maps already in --maps-dir (default: refuse; --overwrite does too)")
@@ -73,10 +74,11 @@ def add_args(parser: argparse.ArgumentParser) -> None:
 
 def output_paths(args: argparse.Namespace) -> dict[str, Path]:
     """The files a run writes beside --output: ``ensemble`` (--output itself), ``topology`` (XTC only: the reference's
-    atoms, for the trajectory), ``validity`` (one row per sample) and ``script`` (ChimeraX)."""
+    atoms, for the trajectory), ``validity`` (one row per sample), ``script`` (ChimeraX) and ``populations`` (a latent
+    model's only: the samples' shares against the training maps' weights)."""
     out = args.output
     paths = {"ensemble": out, "validity": out.with_name(out.stem + "_validity.csv"),
-             "script": out.with_suffix(".cxc")}
+             "script": out.with_suffix(".cxc"), "populations": out.with_name(out.stem + "_populations.csv")}
     if out.suffix.lower() == FORMATS["xtc"]:
         paths["topology"] = out.with_name(out.stem + "_topology.pdb")
     return paths
@@ -134,6 +136,7 @@ def _sample(args: argparse.Namespace) -> None:
     from cryosampler.physics.frame import MAX_TEMPLATE_RMSD, map_to_input_frame
     from cryosampler.io.mrc import write_mrc
     from cryosampler.sampling import iter_reference_samples
+    from cryosampler.latent_sampling import iter_reference_latent_samples, latent_populations
     from cryosampler.reference import prepare_reference
     from cryosampler.io.atomic_files import EnsembleWriter, read_structure, write_pdb
     from cryosampler.io.chimerax import enclosing_level, ensemble_script, protein_volume
@@ -142,10 +145,17 @@ def _sample(args: argparse.Namespace) -> None:
     from cryosampler.device import resolve_device
     from cryosampler.evaluation.metrics import STAYS_AT_REFERENCE, EnsembleSpread, spread_parts
     from cryosampler.evaluation.validate import sample_validity, validity_summary, validity_warning
-    from cryosampler.model.checkpoint import load_checkpoint, model_from_checkpoint
+    from cryosampler.model.checkpoint import family_of, load_checkpoint, model_from_checkpoint
 
     device = resolve_device(args.device)
     state = load_checkpoint(args.checkpoint)
+    latent = family_of(state) == "latent"
+    if latent and state["stage"] < 2:
+        raise ValueError(f"{args.checkpoint} holds stage 1 of a latent model only (its training stopped before "
+                         "stage 2); finish it with cryosampler train --family latent --resume")
+    if latent and args.maps_dir is not None:
+        raise ValueError(f"--maps-dir: {args.checkpoint} is a latent model, which samples structures, not maps; leave "
+                         "--maps-dir out")
     model = model_from_checkpoint(state)
     reference = read_structure(args.reference, chain=args.chain)
     relaxation = None
@@ -160,6 +170,8 @@ def _sample(args: argparse.Namespace) -> None:
               f"RMSD (limit {MAX_TEMPLATE_RMSD:g} Å): it is not a protein or conformation this model knows, and "
               "its samples are unlikely to mean anything (--allow-poor-fit)", file=sys.stderr)
     nearest = nearest_training_protein(state, reference.sequence, args.reference)  # `train` lists them
+    # A latent model of several proteins samples the nearest one's latents (its prior's slot).
+    slot = [p["name"] for p in state["proteins"]].index(nearest[0]) if latent and nearest is not None else 0
 
     tic = time.perf_counter()
     grid = model.config.grid
@@ -174,13 +186,27 @@ def _sample(args: argparse.Namespace) -> None:
             ensemble = stack.enter_context(XtcWriter(args.output, reference.n_atoms))
         else:
             ensemble = stack.enter_context(EnsembleWriter(args.output, reference))
-        written = {name: stack.enter_context(atomic_path(path)) for name, path in outputs.items() if name != "ensemble"}
+        written = {name: stack.enter_context(atomic_path(path)) for name, path in outputs.items()
+                   if name != "ensemble" and (latent or name != "populations")}
         maps_dir, map_paths, first = None, [], 0
         if args.maps_dir is not None:
             args.maps_dir.parent.mkdir(parents=True, exist_ok=True)
             maps_dir = stack.enter_context(staged_directory(args.maps_dir, MAPS))
-        for coords, batch in iter_reference_samples(model, placed, args.num_samples, args.seed, args.batch_size,
-                                                    n_steps=args.steps, progress=not args.quiet, device=device):
+        latents = []  # a latent model's: (B, d) per batch
+
+        def latent_samples():
+            for coords, z in iter_reference_latent_samples(model, placed, args.num_samples, args.seed, slot,
+                                                           args.batch_size, args.steps, device):
+                latents.append(z)
+                yield coords, None
+
+        if latent:
+            samples = latent_samples()
+        else:
+            samples = iter_reference_samples(model, placed, args.num_samples, args.seed, args.batch_size,
+                                             n_steps=args.steps or DEFAULT_DDIM_STEPS, progress=not args.quiet,
+                                             device=device)
+        for coords, batch in samples:
             if relaxation is not None:
                 coords = relaxation(coords)
             ensemble.write(coords)
@@ -195,6 +221,10 @@ def _sample(args: argparse.Namespace) -> None:
             first += len(coords)
         table = pd.concat(tables, ignore_index=True)
         table.to_csv(written["validity"], index=False)
+        if latent:
+            per_map, per_group = latent_populations(model, np.concatenate(latents), slot)
+            per_map.insert(1, "path", [state["maps"][i]["map"] for i in per_map["map"]])
+            per_map.to_csv(written["populations"], index=False)
         if "topology" in written:
             write_pdb(written["topology"], reference)
         # One contour for the series: the median over the maps of the level that encloses the protein's volume.
@@ -215,6 +245,11 @@ def _sample(args: argparse.Namespace) -> None:
     spread = EnsembleSpread.from_parts(parts)
     print(f"ensemble: {spread.summary()}", file=sys.stderr)
     print(f"validity: {validity_summary(table, reference)}; per sample in {outputs['validity']}", file=sys.stderr)
+    if latent:
+        shares = "; ".join(f"group {g.group} ({g.maps} map{'s' * (g.maps > 1)}): {g.weight_share:.2f} asked, "
+                           f"{g.sample_share:.2f} sampled" for g in per_group.itertuples())
+        print(f"populations (each sample counted at its nearest training map, the maps in groups of similar "
+              f"latents): {shares}; per map in {outputs['populations']}", file=sys.stderr)
     opened = "the reference, the ensemble and the maps" if args.maps_dir else "the reference and the ensemble"
     print(f"ChimeraX: chimerax {outputs['script']} opens {opened} together", file=sys.stderr)
     broken = validity_warning(table)

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from cryosampler.commands import (add_device_arg, add_far_conformation_arg, add_overwrite_arg, add_quiet_arg,
                                   add_renamed, check_writable, claimed, int_at_least, refuse_inputs)
-from cryosampler.commands.listing import MAP_SUFFIXES, resolve_proteins
+from cryosampler.commands.listing import MAP_SUFFIXES, map_weights, resolve_proteins
 from cryosampler.io.files import atomic_path
 
 __all__ = ["add_args", "main", "check_outputs", "OUTPUTS", "HELP", "DESCRIPTION"]
@@ -34,6 +34,9 @@ WEIGHT_FLOOR = 1.0
 # torch is imported.
 STEPS = 3000
 CHECKPOINT_EVERY = 250
+# The model family `train` builds when --family is not given (model/checkpoint.py's FAMILIES; docs/results.md
+# compares them).
+FAMILY = "map"
 LOG_EVERY = 100
 
 HELP = "train a model on cryo-EM maps of one protein, or of several listed in a CSV"
@@ -56,8 +59,9 @@ def add_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--chain", default=None, help="chain to use (default: the first protein chain)")
     parser.add_argument("--maps", required=True, nargs="+", type=Path,
                         help=f"map files ({', '.join(MAP_SUFFIXES)}), a folder of them, or a CSV with a 'map' "
-                             "column (and optional 'protein' and 'reference' columns; paths relative to the CSV; "
-                             "without --reference the 'reference' column is required)")
+                             "column (and optional 'protein', 'reference' and 'weight' columns; paths relative to the "
+                             "CSV; without --reference the 'reference' column is required; 'weight', e.g. a class's "
+                             "particle count, sets how often each map is drawn: the populations to learn)")
     add_renamed(parser, "-o", "--output", old=("--out",), required=True, type=Path,
                 help="a folder (created if missing) for checkpoint.pt, train_log.csv and config.json")
     parser.add_argument("--resume", action="store_true",
@@ -65,8 +69,16 @@ def add_args(parser: argparse.ArgumentParser) -> None:
                              "Ctrl-C, SIGTERM or a crash (default: refuse a folder that has one)")
     add_overwrite_arg(parser, "the --output folder's earlier run (its checkpoint.pt, train_log.csv and config.json, "
                               "removed when training starts)")
-    parser.add_argument("--steps", type=int_at_least(1), default=STEPS,
-                        help=f"training steps (default {STEPS}; how long they take: README, 'Use it on your own maps')")
+    parser.add_argument("--family", choices=("map", "latent"), default=FAMILY,
+                        help="the model: map, the paper's diffusion over maps (read out through a mixture of renders); "
+                             "latent, a map autoencoder whose latents a second diffusion model learns, with the "
+                             f"maps' populations and weights (docs/results.md compares them; default {FAMILY})")
+    parser.add_argument("--steps", type=int_at_least(1), default=None,
+                        help=f"training steps (default {STEPS} for the map family, the preset's stage-1 steps for the "
+                             "latent family; how long they take: README, 'Use it on your own maps')")
+    parser.add_argument("--stage1-from", type=Path, default=None,
+                        help="latent family: take stage 1 (the autoencoder) from this latent checkpoint of the same "
+                             "proteins and train stage 2 alone, in seconds: e.g. to give the maps other weights")
     parser.add_argument("--checkpoint-every", type=int_at_least(1), default=CHECKPOINT_EVERY,
                         help=f"write checkpoint.pt every this many steps (default {CHECKPOINT_EVERY}); it is also "
                              "written at the end and when Ctrl-C or SIGTERM stops the run")
@@ -155,7 +167,7 @@ def _ingest_proteins(proteins: list[tuple[str, Path, list[Path]]], args: argpars
         # reference given in any frame the same way; their maps are turned with them.
         to_model = own_placement(reference) if len(proteins) == 1 else principal_placement(reference)
         centre = to_model.inverse().apply(np.zeros(3))  # (3,) Å, map frame: where the model's box is centred
-        protein = featurize(reference, to_model.apply(reference.coords), tokens=model_config.encoder.tokens)
+        protein = featurize(reference, to_model.apply(reference.coords), tokens=model_config.tokens)
         check_takes(model_config, protein, str(reference_path))  # before any map is read or anything written
         structures.append(reference)
         known.append({"name": name, "sequence": reference.sequence, "reference": str(reference_path),
@@ -196,8 +208,15 @@ def _train(args: argparse.Namespace, proteins: list[tuple[str, Path, list[Path]]
     from cryosampler.physics.frame import own_frame_template
     from cryosampler.training import TrainConfig, train
 
+    weights = map_weights(args.maps, [m for *_, maps in proteins for m in maps])
+    if args.family == "latent":
+        _train_latent(args, proteins, weights)
+        return
+    if args.stage1_from is not None:
+        raise ValueError("--stage1-from takes stage 1 of a latent model; give it with --family latent")
     if args.preset not in ENCODER_PRESETS:
         raise ValueError(f"--preset {args.preset!r} is not one of {', '.join(sorted(ENCODER_PRESETS))}")
+    args.steps = STEPS if args.steps is None else args.steps
     device = resolve_device(args.device)
     main_rank = torchrun_rank() == 0
     say = print if main_rank else (lambda *a, **k: None)
@@ -228,7 +247,7 @@ def _train(args: argparse.Namespace, proteins: list[tuple[str, Path, list[Path]]
             tmp.write_text(json.dumps(resolved, indent=2) + "\n")
     train(examples, model_config, config, template, args.output, progress=not args.quiet, device=device,
           proteins=tuple({"name": p["name"], "sequence": p["sequence"]} for p in known),
-          lines=not args.quiet or args.log_every is not None)
+          lines=not args.quiet or args.log_every is not None, weights=weights)
     first = structures[0]
     what = f"{first.name} ({first.n_atoms} atoms)" if len(structures) == 1 else f"{len(structures)} proteins"
     if not start:
@@ -240,3 +259,75 @@ def _train(args: argparse.Namespace, proteins: list[tuple[str, Path, list[Path]]
     say(f"trained {steps} on {len(rows)} maps of {what} in {time.perf_counter() - tic:.0f} s; wrote {checkpoint}. "
         f"Sample it with: cryosampler sample --checkpoint {shlex.quote(str(checkpoint))} --reference "
         f"{shlex.quote(str(proteins[0][1]))} -n 16 -o ensemble.pdb", file=sys.stderr)
+
+
+def _train_latent(args: argparse.Namespace, proteins: list[tuple[str, Path, list[Path]]],
+                  weights: list[float] | None) -> None:
+    """``--family latent``: both stages (latent_training.train_latent_model) in the claimed --output folder."""
+    from cryosampler.device import resolve_device, torchrun_world_size
+    from cryosampler.latent_training import AUTOENCODER_TRAIN_PRESETS, LATENT_TRAIN_PRESETS, train_latent_model
+    from cryosampler.model.checkpoint import family_of, load_checkpoint, model_from_checkpoint
+    from cryosampler.model.latent_model import LATENT_MODEL_PRESETS
+    from cryosampler.physics.frame import own_frame_template
+
+    if torchrun_world_size() > 1:
+        raise ValueError("--family latent trains in one process; run it without torchrun (stage 1 runs on one GPU "
+                         "with --device cuda)")
+    if args.preset not in LATENT_MODEL_PRESETS:
+        raise ValueError(f"--preset {args.preset!r}: the latent family's presets are "
+                         f"{', '.join(sorted(LATENT_MODEL_PRESETS))}")
+    unused = [name for name, given in (("--components", args.components != COMPONENTS),
+                                       ("--weight-floor", args.weight_floor != WEIGHT_FLOOR),
+                                       ("--rotate", args.rotate), ("--precision", args.precision != "fp32"))
+              if given]
+    if unused:
+        raise ValueError(f"{unused[0]} applies to the map family; leave it out with --family latent")
+    model_config = LATENT_MODEL_PRESETS[args.preset]
+    stage1 = dataclasses.replace(AUTOENCODER_TRAIN_PRESETS[args.preset], batch_size=args.batch_size, seed=args.seed,
+                                 **({} if args.steps is None else {"steps": args.steps}))
+    stage2 = dataclasses.replace(LATENT_TRAIN_PRESETS[args.preset], seed=args.seed)
+    device = resolve_device(args.device)
+    checkpoint = args.output / "checkpoint.pt"
+    source = args.stage1_from if args.stage1_from is not None else (checkpoint if args.resume else None)
+    earlier = None
+    if source is not None:
+        earlier = load_checkpoint(source)
+        if family_of(earlier) != "latent":
+            raise ValueError(f"{source} holds a map-family model; --stage1-from and --resume of --family latent need "
+                             "a latent checkpoint")
+        if earlier["model_config"] != model_config.with_proteins(len(proteins)).to_dict():
+            raise ValueError(f"{source} was trained with another latent preset or protein count than --preset "
+                             f"{args.preset} with {len(proteins)} protein(s); give the same preset and proteins")
+    examples, rows, known, structures = _ingest_proteins(proteins, args, model_config, print)
+    names = [{"name": p["name"], "sequence": p["sequence"]} for p in known]
+    if earlier is not None and earlier["proteins"] != names:
+        raise ValueError(f"{source} was trained on other proteins ({', '.join(p['name'] for p in earlier['proteins'])})"
+                         "; stage 1 can be reused only for the same proteins")
+    template = own_frame_template(structures[0]) if len(structures) == 1 else None
+    slots = [i for i, (*_, maps) in enumerate(proteins) for _ in maps]
+    for row, weight in zip(rows, weights or [1.0] * len(rows)):
+        row["weight"] = weight
+    maps = [{"map": row["map"], "protein": slot, "weight": row["weight"]} for row, slot in zip(rows, slots)]
+    resolved = {"reference": None if args.reference is None else str(args.reference), "proteins": known,
+                "maps": rows, "device": str(device), "processes": 1, "family": "latent",
+                "model_config": model_config.to_dict(), "train_config": {"stage1": dataclasses.asdict(stage1),
+                                                                        "stage2": dataclasses.asdict(stage2)},
+                "stage1_from": None if args.stage1_from is None else str(args.stage1_from)}
+    tic = time.perf_counter()
+    if args.overwrite:  # the earlier run goes only now that the maps have been read
+        for name in OUTPUTS:
+            (args.output / name).unlink(missing_ok=True)
+    args.output.mkdir(parents=True, exist_ok=True)
+    if not args.resume:
+        with atomic_path(args.output / "config.json") as tmp:
+            tmp.write_text(json.dumps(resolved, indent=2) + "\n")
+    autoencoder = None if earlier is None else model_from_checkpoint(earlier).autoencoder
+    train_latent_model(examples, model_config, stage1, stage2, template, args.output, names, maps, slots, weights,
+                       autoencoder=autoencoder, progress=not args.quiet, device=device)
+    first = structures[0]
+    what = f"{first.name} ({first.n_atoms} atoms)" if len(structures) == 1 else f"{len(structures)} proteins"
+    stages = (f"stage 2 on stage 1 of {source}" if earlier is not None
+              else f"stage 1 ({stage1.steps} steps) and stage 2 ({stage2.steps} steps)")
+    print(f"trained {stages} on {len(rows)} maps of {what} in {time.perf_counter() - tic:.0f} s; wrote {checkpoint}. "
+          f"Sample it with: cryosampler sample --checkpoint {shlex.quote(str(checkpoint))} --reference "
+          f"{shlex.quote(str(proteins[0][1]))} -n 100 -o ensemble.pdb", file=sys.stderr)

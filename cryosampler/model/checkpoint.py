@@ -1,8 +1,15 @@
 """The checkpoint format: what a trained model's file holds, and how it is written, checked and read back.
 
-A checkpoint is a dict of tensors and plain data (configs as dicts) written with torch.save: the model and EMA
-weights, the model config, σ_data, the template (or None) and the proteins the model was trained on; a training
-run adds what resuming needs (step, optimizer, generator, train_config; :mod:`cryosampler.training`).
+A checkpoint is a dict of tensors and plain data (configs as dicts) written with torch.save. Its ``family`` entry
+says which model it holds (absent in checkpoints written before the latent family: "map").
+
+- "map", the paper's map-space model (:class:`CryoSampler`): the model and EMA weights, the model config, σ_data,
+  the template (or None) and the proteins the model was trained on; a training run adds what resuming needs
+  (step, optimizer, generator, train_config; :mod:`cryosampler.training`).
+- "latent" (:class:`LatentModel`): its config, σ_data, template and proteins as above, ``weights`` (the
+  LatentModel's state dict, the training maps' latents included), ``maps`` (one dict per training map: map,
+  protein, weight) and ``stage``: 1 after stage 1 (the prior untrained; ``train --resume`` trains stage 2), 2 when
+  done.
 """
 
 from __future__ import annotations
@@ -15,9 +22,14 @@ import torch
 
 from cryosampler.io.files import atomic_path
 from cryosampler.model.denoiser import CryoSampler, ModelConfig
+from cryosampler.model.latent_model import LatentModel, LatentModelConfig
 from cryosampler.physics.frame import Template
 
-__all__ = ["CHECKPOINT_FORMAT", "save_checkpoint", "load_checkpoint", "model_from_checkpoint"]
+__all__ = ["CHECKPOINT_FORMAT", "FAMILIES", "save_checkpoint", "load_checkpoint", "model_from_checkpoint",
+           "family_of", "latent_state"]
+
+# The model families a checkpoint can hold (module docstring).
+FAMILIES = ("map", "latent")
 
 
 def save_checkpoint(path: Path, state: dict) -> None:
@@ -73,6 +85,11 @@ def load_checkpoint(path: Path) -> dict:
             raise refuse(_load_failure(error)) from None
     if not isinstance(state, dict):
         raise refuse(f"it holds a {type(state).__name__}, not a dict")
+    if state.get("family", "map") not in FAMILIES:
+        raise refuse(f"unknown model family {state.get('family')!r}; this version knows {', '.join(FAMILIES)}")
+    if family_of(state) == "latent":
+        _check_latent(state, refuse)
+        return state
     missing = [key for key in _CHECKPOINT_KEYS if key not in state]
     if missing:
         raise refuse(f"no {', '.join(missing)} entr{'y' if len(missing) == 1 else 'ies'}")
@@ -99,6 +116,45 @@ def load_checkpoint(path: Path) -> dict:
             differ = sorted(set(got) ^ set(expected)) or [k for k in expected if got[k] != expected[k]]
             raise refuse(f"its {key} weights do not match its model_config, e.g. {differ[0]}")
     return state
+
+
+def family_of(state: dict) -> str:
+    """The model family of a checkpoint dict (:data:`FAMILIES`)."""
+    return state.get("family", "map")
+
+
+_LATENT_KEYS = ("model_config", "template", "sigma_data", "proteins", "weights", "maps", "stage")
+
+
+def _check_latent(state: dict, refuse) -> None:
+    """Raise ``refuse(reason)`` unless ``state`` is a readable latent checkpoint (module docstring)."""
+    missing = [key for key in _LATENT_KEYS if key not in state]
+    if missing:
+        raise refuse(f"no {', '.join(missing)} entr{'y' if len(missing) == 1 else 'ies'} for a latent model")
+    try:
+        config = LatentModelConfig.from_dict(state["model_config"])
+        template = _template(state["template"])
+        sigma_data = float(state["sigma_data"])
+        n_maps = len(state["maps"])
+    except (KeyError, TypeError, ValueError) as error:
+        raise refuse(f"unreadable model_config, template, sigma_data or maps: {type(error).__name__} {error}") \
+            from None
+    with torch.random.fork_rng(devices=[]):
+        expected = {k: v.shape for k, v in LatentModel(config, sigma_data, template, n_maps).state_dict().items()}
+    weights = state["weights"]
+    got = {k: getattr(v, "shape", None) for k, v in weights.items()} if isinstance(weights, dict) else {}
+    if got != expected:
+        differ = sorted(set(got) ^ set(expected)) or [k for k in expected if got[k] != expected[k]]
+        raise refuse(f"its weights do not match its model_config, e.g. {differ[0]}")
+
+
+def latent_state(model: LatentModel, proteins: list[dict], maps: list[dict], stage: int) -> dict:
+    """A latent checkpoint's dict (module docstring) for ``model``; proteins: name and sequence of each protein
+    slot; maps: map (path as given), protein (slot) and weight of each training map, in the model's order."""
+    return {"family": "latent", "model_config": model.config.to_dict(),
+            "template": None if model.template is None else model.template.to_dict(),
+            "sigma_data": float(model.sigma_data), "proteins": list(proteins), "maps": list(maps),
+            "weights": model.state_dict(), "stage": int(stage)}
 
 
 # Version of what a checkpoint's weights mean. 2: the encoder reads each feature level at its own voxel
@@ -129,8 +185,14 @@ def _template(entry: dict | None) -> Template | None:
     return None if entry is None else Template.from_dict(entry)
 
 
-def model_from_checkpoint(state: dict, use_ema: bool = True) -> CryoSampler:
-    """Rebuild the model (EMA weights by default) from a checkpoint dict of :func:`load_checkpoint`."""
+def model_from_checkpoint(state: dict, use_ema: bool = True) -> CryoSampler | LatentModel:
+    """Rebuild the model (a map-space model's EMA weights by default) from a checkpoint dict of
+    :func:`load_checkpoint`."""
+    if family_of(state) == "latent":
+        model = LatentModel(LatentModelConfig.from_dict(state["model_config"]), state["sigma_data"],
+                            _template(state["template"]), len(state["maps"]))
+        model.load_state_dict(state["weights"])
+        return model.eval()
     model = CryoSampler(ModelConfig.from_dict(state["model_config"]), state["sigma_data"],
                         _template(state["template"]))
     model.load_state_dict(state["ema"] if use_ema else state["model"])

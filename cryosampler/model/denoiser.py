@@ -37,6 +37,16 @@ class ModelConfig:
     grid: MapGrid = field(default_factory=MapGrid)
     diffusion: DiffusionConfig = field(default_factory=DiffusionConfig)
 
+    @property
+    def tokens(self) -> str:
+        """What a token is (featurize's ``tokens``)."""
+        return self.encoder.tokens
+
+    @property
+    def max_tokens(self) -> int | None:
+        """The most tokens the encoder takes (its global features have slots), None for any number."""
+        return self.encoder.max_tokens if self.encoder.volume_features == "global" else None
+
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 
