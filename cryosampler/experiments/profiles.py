@@ -37,6 +37,9 @@ class Profile:
     own_maps_count: int  # maps in each training folder of notebook 07 (k-means volumes of a reconstruction)
     own_maps_fit_frames: int  # path frames whose maps notebook 07 reads out with cryosampler fit, per resolution
     domain_motion_steps: int  # training steps of notebook 06's model of the seven domain-motion proteins
+    latent_preset: str  # key of latent_model.LATENT_MODEL_PRESETS: notebooks 06 and 07's latent models
+    latent_steps: int  # stage-1 training steps of each latent model of notebooks 06 and 07
+    latent_samples: int  # samples per reference of a latent model (it decodes once per sample)
 
     @property
     def results_dir(self) -> Path:
@@ -71,11 +74,13 @@ class Profile:
 PROFILES = {
     "full": Profile(name="full", publish=True, encoder_preset="default", train_preset="default", n_samples=16,
                     ddim_steps=100, seeds=(0, 1, 2), step_sweep=(10, 25, 50, 100), own_maps_steps=300,
-                    own_maps_count=20, own_maps_fit_frames=9, domain_motion_steps=800),
+                    own_maps_count=20, own_maps_fit_frames=9, domain_motion_steps=800,
+                    latent_preset="default", latent_steps=900, latent_samples=100),
     # Same code at toy sizes: a few training steps, few samples, few DDIM steps.
     "fast": Profile(name="fast", publish=False, encoder_preset="smoke", train_preset="smoke", n_samples=4,
                     ddim_steps=10, seeds=(0,), step_sweep=(5, 10), own_maps_steps=4,
-                    own_maps_count=3, own_maps_fit_frames=2, domain_motion_steps=4),
+                    own_maps_count=3, own_maps_fit_frames=2, domain_motion_steps=4,
+                    latent_preset="smoke", latent_steps=3, latent_samples=8),
 }
 
 
