@@ -361,3 +361,108 @@ def validity_ensembles(ensembles: dict[str, np.ndarray], reference: Structure,
 VALIDITY_FOOTNOTE = (_VALIDITY_BASICS + " Heavy atoms, every row judged against the reference (1AKE). 'path "
                      "frames': the DIMS path's structures drawn for the training maps, the data the models learn "
                      "from; 'static reference': 1AKE itself.")
+
+
+# Issue 36: the methods notebook 07 sets side by side, and the weighting it asks the latent model for besides the
+# maps' own populations.
+METHODS = {"map": "map family (K = 2)", "latent": "latent family", "fits": "fit per map"}
+OPEN_SHARE = 0.8  # the weight the unequal weighting puts on the maps nearer the open end
+REWEIGHTED = "clean, 80 % weight on the open half"
+
+
+def open_weights(training: np.ndarray, states: dict[str, np.ndarray], share: float = OPEN_SHARE) -> np.ndarray:
+    """Weights (M,) that put ``share`` of the total on the training structures (M, N, 3) nearer the open end,
+    shared equally among them, and the rest equally on those nearer the closed end (metrics.score_ensemble). When
+    all lie in one half (a few maps, as the fast profile draws), the halves are those below and above the median
+    place along the path (RMSD to closed − RMSD to open)."""
+    score = score_ensemble(training, np.stack([states["closed"], states["open"]]))
+    lower = score.rmsd.argmin(1) == 0
+    if lower.all() or not lower.any():
+        progress = score.progress()
+        lower = progress <= np.median(progress)
+        if lower.all():
+            raise ValueError("the training structures all lie at one place along the path; no weighting can move "
+                             "the populations")
+    return np.where(lower, (1 - share) / lower.sum(), share / (~lower).sum())
+
+
+def weighted_copies(coords: np.ndarray, weights: np.ndarray, n: int) -> np.ndarray:
+    """An ensemble of ``n`` structures in which each of ``coords`` (M, N, 3) appears in proportion to its weight
+    (M,): counts by largest remainder, so the shares are exact to 1 / n. How a weighted set of fitted models (the
+    fit-per-map baseline) or of true structures is scored as an ensemble."""
+    share = np.asarray(weights, np.float64) / np.sum(weights) * n
+    counts = np.floor(share).astype(int)
+    counts[np.argsort(counts - share)[:n - counts.sum()]] += 1
+    return np.repeat(coords, counts, axis=0)
+
+
+def fitted_models(fit_dir: str | Path, reference: Structure, maps: list[str]) -> np.ndarray:
+    """The models ``cryosampler fit`` wrote into ``fit_dir`` for ``maps`` (file names), in that order: (M, N, 3) Å."""
+    table = pd.read_csv(Path(fit_dir) / "fit.csv")
+    by_map = {Path(m).name: model for m, model in zip(table["map"], table["model"])}
+    return np.stack([read_ensemble(by_map[name], reference)[0] for name in maps])
+
+
+def families_table(scores: dict[str, pd.DataFrame], validity: dict[str, pd.DataFrame],
+                   fits: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """Notebook 07's side-by-side table (issue 36): per training folder and measure, one column per method of
+    :data:`METHODS` and one for the training maps themselves.
+
+    scores: method key or "truth" → :func:`sampling_scores` (rows: training folder, "truth": the training maps'
+    own structures, weighted as asked); validity: method key → validate.validity_table with a "training maps"
+    column; fits: method key → :func:`fit_table`. A method missing for a folder is NaN.
+    Columns: training maps, measure, then METHODS' labels, then "training maps' own".
+    """
+    measures = {"closest_closed": "closest sample to the closed end (Å)",
+                "closest_open": "closest sample to the open end (Å)",
+                "occupancy_closed": "occupancy of the closed half",
+                "wasserstein_progress": "Wasserstein to the training maps along the path (Å)"}
+    def value(table: pd.DataFrame | None, folder: str, column: str, key: str = "training") -> float:
+        """``table``'s ``column`` in the row whose ``key`` is ``folder``; NaN if there is none."""
+        if table is None or column not in table:
+            return np.nan
+        hit = table.loc[table[key] == folder, column]
+        return float(hit.iloc[0]) if len(hit) else np.nan
+
+    folders = list(dict.fromkeys(name for table in scores.values() for name in table["training"]))
+    rows = []
+    for folder in folders:
+        cells = {column: {label: value(scores.get(key), folder, column) for key, label in METHODS.items()}
+                 for column in measures}
+        for column, measure in measures.items():
+            rows.append({"training maps": folder, "measure": measure, **cells[column],
+                         "training maps' own": value(scores.get("truth"), folder, column)})
+        rows.append({"training maps": folder, "measure": "BioEmu filter pass",
+                     **{label: value(validity.get(key), folder, "bioemu_pass", "training maps")
+                        for key, label in METHODS.items()}, "training maps' own": np.nan})
+        for maps_name in FIT_RECIPES:
+            means = {}
+            for key, label in METHODS.items():
+                table = fits.get(key)
+                hit = (table[(table["training"] == folder) & (table["fit_maps"] == maps_name)]
+                       if table is not None else [])
+                means[label] = float(hit["rmsd_fitted"].mean()) if len(hit) else np.nan
+            rows.append({"training maps": folder, "measure": f"fit RMSD on {maps_name} maps, mean (Å)", **means,
+                         "training maps' own": np.nan})
+        rows.append({"training maps": folder, "measure": "training time (s)",
+                     **{label: value(scores.get(key), folder, "train_seconds") for key, label in METHODS.items()},
+                     "training maps' own": np.nan})
+        rows.append({"training maps": folder, "measure": "sampling time (s)",
+                     **{label: value(scores.get(key), folder, "sample_seconds") for key, label in METHODS.items()},
+                     "training maps' own": np.nan})
+    return pd.DataFrame(rows)
+
+
+def families_footnote(n_maps: int, map_steps: int, latent_steps: int, latent_preset: str, n_samples: int,
+                      n_latent_samples: int, seed: int) -> str:
+    """The footnote of :func:`families_table`."""
+    return (f"Adenylate kinase DIMS path, {n_maps} training maps per folder (notebook 07). Map family: the command "
+            f"line's map-space model (K = 2 mixture), {map_steps} steps, {n_samples} samples. Latent family: "
+            f"`train --family latent`, preset {latent_preset}, {latent_steps} stage-1 steps, {n_latent_samples} "
+            f"samples; '{REWEIGHTED}': the same stage 1 (`--stage1-from`), stage 2 with the weight column of the "
+            f"maps CSV putting {OPEN_SHARE:.0%} on the maps nearer the open end. Fit per map: the map-family "
+            "model's `fit` of every training map, each fitted model weighted as its map "
+            f"({n_latent_samples} copies in proportion; its training time is the map family's, its sampling "
+            "time that of the fits). 'training maps' own': the training maps' true structures, weighted as asked. "
+            "Fit RMSDs: read-out without --refine of the 4 Å and 8 Å maps of the path frames (the fit-per-map "
+            f"column repeats the map family's read-out). BioEmu filter: validate.py. Seed {seed}. Heavy atoms.")
