@@ -7,7 +7,7 @@ import numpy as np
 import torch
 
 from cryosampler.model.denoiser import CryoSampler
-from cryosampler.model.diffusion import add_noise, log_snr
+from cryosampler.model.diffusion import add_noise, log_snr, posterior_weights
 from cryosampler.model.featurize import collate, featurize
 from cryosampler.sampling import sample_ensemble
 
@@ -68,6 +68,9 @@ def test_weights_pick_the_component_a_lightly_noised_map_shows_and_hesitate_in_n
         _, v0_hat = model.denoise(noise[:2], torch.ones(2), collate([batch_protein(helix, model)] * 2))
         _, weights, maps = model.mixture(noise[:2], torch.ones(2), collate([batch_protein(helix, model)] * 2))
         torch.testing.assert_close(v0_hat, torch.einsum("bk,bkxyz->bxyz", weights, maps))
+        # The weights are the shared posterior of diffusion.py (tested there), on the renders in map units.
+        assert torch.equal(weights, posterior_weights(noise[:2], torch.ones(2), maps, model.sigma_data,
+                                                      model.config.diffusion))
 
 
 

@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from cryosampler.io.grid import MapGrid
-from cryosampler.model.diffusion import DiffusionConfig, alpha_sigma, log_snr
+from cryosampler.model.diffusion import DiffusionConfig, log_snr, posterior_weights
 from cryosampler.model.encoder import AtomicEncoder, EncoderConfig
 from cryosampler.model.featurize import ProteinBatch
 from cryosampler.physics.frame import Template
@@ -86,9 +86,9 @@ class CryoSampler(nn.Module):
         map units).
 
         w_k ∝ exp(−‖v_t − α_t F(X_k) / σ_data‖² / 2σ_t²): how well each component's map, noised to t, explains
-        v_t (the posterior of a mixture whose components are equally likely a priori). Near t = 1 the weights
-        are nearly equal and the mixture stands for several states; near t = 0 they pick the one component
-        the map shows. K = 1: w = 1.
+        v_t (the posterior of a mixture whose components are equally likely a priori; ``posterior_weights`` in its
+        residual form, float32 and differentiable). Near t = 1 the weights are nearly equal and the mixture stands
+        for several states; near t = 0 they pick the one component the map shows. K = 1: w = 1.
         """
         coords = self.components(v_t, t, batch, precision)  # (B, K, N, 3)
         B, K = coords.shape[:2]
@@ -97,10 +97,8 @@ class CryoSampler(nn.Module):
         repeat = lambda x: x.repeat_interleave(K, dim=0)  # (B, …) → (B·K, …), components inner
         maps = render_density(coords.flatten(0, 1), repeat(batch.atomic_numbers), self.config.grid,
                               mask=repeat(batch.atom_mask), check_bounds=False).unflatten(0, (B, K))
-        alpha, sigma = alpha_sigma(t, self.config.diffusion)  # (B,)
-        residual = v_t[:, None] - alpha[:, None, None, None, None] * maps / self.sigma_data  # (B, K, D, D, D)
-        logits = -residual.square().flatten(2).sum(-1) / (2 * sigma[:, None] ** 2)  # (B, K)
-        return coords, torch.softmax(logits, dim=1), maps
+        weights = posterior_weights(v_t, t, maps, self.sigma_data, self.config.diffusion)  # (B, K)
+        return coords, weights, maps
 
     def denoise(self, v_t: torch.Tensor, t: torch.Tensor, batch: ProteinBatch,
                 precision: str = "fp32") -> tuple[torch.Tensor, torch.Tensor]:
