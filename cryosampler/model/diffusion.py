@@ -205,8 +205,8 @@ def posterior_weights(v_t: torch.Tensor, t: torch.Tensor, candidates: torch.Tens
     """w_m ∝ exp(−‖v_t − α_t V_m / σ_data‖² / 2σ_t²), normalised over M candidate clean maps V_m: the posterior
     over which candidate v_t was noised from (eq. 1, as :func:`add_noise` noises), the candidates equally likely.
 
-    The mixture denoiser weighs its renders with it (``CryoSampler.mixture``), the ideal denoiser the training
-    maps (``evaluation.ideal_denoiser``).
+    The mixture denoiser weighs its G renders with it (``CryoSampler.mixture``, M = G), the ideal denoiser the
+    training maps (``evaluation.ideal_denoiser``).
 
     Parameters
     ----------
