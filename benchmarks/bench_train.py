@@ -52,7 +52,7 @@ def measure(data_dir: Path, preset: str, precision: str, batch_size: int, warmup
     total = warmup + steps
     config = TrainConfig(steps=total, batch_size=batch_size, checkpoint_every=total, precision=precision,
                          log_every=total)
-    out = scratch / f"train_{preset}_{precision}_b{batch_size}_k{components}"
+    out = scratch / f"train_{preset}_{precision}_b{batch_size}_g{components}"
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     model = train(examples, model_config, config, template, out, progress=False, device=device)
@@ -103,7 +103,7 @@ def main() -> None:
     parser.add_argument("--precisions", nargs="+", default=list(PRECISIONS), choices=list(PRECISIONS))
     parser.add_argument("--batch-sizes", nargs="+", type=_positive, default=[8, 32])
     parser.add_argument("--components", nargs="+", type=_positive, default=[1],
-                        help="K coordinate sets per map (EncoderConfig.components; default 1)")
+                        help="G coordinate sets per map (EncoderConfig.components; default 1)")
     parser.add_argument("--steps", type=_positive, default=5, help="timed training steps (default 5)")
     parser.add_argument("--warmup", type=int, default=2, help="untimed first steps (one-off set-up; default 2)")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
@@ -140,7 +140,7 @@ def main() -> None:
                         if args.here and rank == 0:
                             print(ROW + json.dumps(row), flush=True)
                         if rank == 0:
-                            print(f"{preset:8s} K={components} {precision} batch {batch_size:3d} × "
+                            print(f"{preset:8s} G={components} {precision} batch {batch_size:3d} × "
                                   f"{row['processes']} process(es): {row.get('s_per_step', float('nan')):.3f} s/step, "
                                   f"peak {row['peak_memory_mib']:,.0f} MiB ({row['memory']})", flush=True)
     if args.csv and rank == 0:

@@ -81,7 +81,7 @@ def ingest_folder(folder: Path, files: list[str], reference, grid: MapGrid) -> l
 
 
 def mixture_seconds_per_step(examples: list[TrainingExample], steps: int) -> float:
-    """Median s/step of ``training.train`` of the command line's default map-space model (K = 2 mixture, eq. 5's
+    """Median s/step of ``training.train`` of the command line's default map-space model (G = 2 mixture, eq. 5's
     weight floored at 1, the default encoder, batch 8) on the same maps: the issue's yardstick for stage 1's step."""
     from cryosampler.commands.train import COMPONENTS, WEIGHT_FLOOR
     from cryosampler.model.denoiser import ModelConfig
@@ -123,7 +123,7 @@ def main() -> None:
     parser.add_argument("--weights", nargs="+", choices=WEIGHTINGS, default=list(WEIGHTINGS))
     parser.add_argument("--fit-frames", type=int, default=9, help="4 Å maps read out (notebook 07's full profile: 9)")
     parser.add_argument("--compare-steps", type=int, default=10,
-                        help="steps of the map-space K = 2 model timed on the same maps (0: skip)")
+                        help="steps of the map-space G = 2 model timed on the same maps (0: skip)")
     parser.add_argument("--seed", type=int, default=0, help="the maps' random stream (notebook 07's: 0)")
     parser.add_argument("--train-seed", type=int, default=None,
                         help="weights, batches, latents and sampling (default: --seed)")

@@ -146,10 +146,10 @@ def training_losses(model: CryoSampler | DistributedDataParallel, examples: list
     v_t, _ = add_noise(v0, t, sigma_data, generator)  # eq. 1
     v0, v_t, t = v0[shard], v_t[shard], t[shard]
     batch = collate(proteins[shard]).to(device)
-    coords, v0_hat = model(v_t, t, batch, config.precision)  # denoise(): X (B, K, N, 3), V̂_0
+    coords, v0_hat = model(v_t, t, batch, config.precision)  # denoise(): X (B, G, N, 3), V̂_0
     denoise = denoise_loss(v0_hat, v0, t, sigma_data, net.config.diffusion)  # eq. 5
-    # Every component is a structure of the protein: eq. 6–8 on each, averaged over the batch and the K components.
-    repeat = lambda x: x.repeat_interleave(coords.shape[1], dim=0)  # (B, …) → (B·K, …)
+    # Every component is a structure of the protein: eq. 6–8 on each, averaged over the batch and the G components.
+    repeat = lambda x: x.repeat_interleave(coords.shape[1], dim=0)  # (B, …) → (B·G, …)
     structural = structural_loss(coords.flatten(0, 1), repeat(batch.ref_coords), repeat(batch.residue_pairs),
                                  repeat(batch.backbone_pairs), lambda_r=config.lambda_r, lambda_b=config.lambda_b,
                                  mask_r=repeat(batch.residue_pair_mask),

@@ -1,4 +1,4 @@
-"""The map denoiser as a mixture of K renders (model/denoiser.py): K = 1 is the paper's F(f_θ(…)); with K > 1 the
+"""The map denoiser as a mixture of G renders (model/denoiser.py): G = 1 is the paper's F(f_θ(…)); with G > 1 the
 weights follow how well each component's map explains V_t, and DDIM then reaches every component."""
 
 import dataclasses
@@ -7,20 +7,20 @@ import numpy as np
 import torch
 
 from cryosampler.model.denoiser import CryoSampler
-from cryosampler.model.diffusion import add_noise, log_snr
+from cryosampler.model.diffusion import add_noise, log_snr, posterior_weights
 from cryosampler.model.featurize import collate, featurize
 from cryosampler.sampling import sample_ensemble
 
 from conftest import make_helix, tiny_model
 
 
-def _with_components(model: CryoSampler, k: int) -> CryoSampler:
-    config = dataclasses.replace(model.config, encoder=dataclasses.replace(model.config.encoder, components=k))
+def _with_components(model: CryoSampler, g: int) -> CryoSampler:
+    config = dataclasses.replace(model.config, encoder=dataclasses.replace(model.config.encoder, components=g))
     return CryoSampler(config, float(model.sigma_data), model.template).eval()
 
 
 def _fixed_states(model: CryoSampler, states: torch.Tensor) -> CryoSampler:
-    """``model`` whose encoder always returns the coordinate sets ``states`` (K, N, 3) Å, whatever the map."""
+    """``model`` whose encoder always returns the coordinate sets ``states`` (G, N, 3) Å, whatever the map."""
     model.components = lambda v_t, t, batch, precision="fp32": states[None].expand(len(v_t), -1, -1, -1).clone()
     return model
 
@@ -67,7 +67,10 @@ def test_weights_pick_the_component_a_lightly_noised_map_shows_and_hesitate_in_n
         assert 0.3 < float(weights[:, 0].mean()) < 0.7
         _, v0_hat = model.denoise(noise[:2], torch.ones(2), collate([batch_protein(helix, model)] * 2))
         _, weights, maps = model.mixture(noise[:2], torch.ones(2), collate([batch_protein(helix, model)] * 2))
-        torch.testing.assert_close(v0_hat, torch.einsum("bk,bkxyz->bxyz", weights, maps))
+        torch.testing.assert_close(v0_hat, torch.einsum("bg,bgxyz->bxyz", weights, maps))
+        # The weights are the shared posterior of diffusion.py (tested there), on the renders in map units.
+        assert torch.equal(weights, posterior_weights(noise[:2], torch.ones(2), maps, model.sigma_data,
+                                                      model.config.diffusion))
 
 
 

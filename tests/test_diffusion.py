@@ -20,6 +20,7 @@ from cryosampler.model.diffusion import (
     denoise_loss,
     log_snr,
     min_snr_weight,
+    posterior_weights,
     readout_time,
     sample_times,
     snr,
@@ -215,3 +216,47 @@ def test_the_weight_floor_raises_only_the_weights_below_it():
     torch.testing.assert_close(plain, min_snr_weight(snr(t, CONFIG), CONFIG.gamma))  # squared error 1 per voxel
     torch.testing.assert_close(floored, plain.clamp(min=1.0))
     assert float(plain[2]) < 1e-3 and float(floored[2]) == 1.0 and float(floored[0]) == float(plain[0])
+
+
+def _brute_force_posterior(v_t, t, candidates, sigma_data, config):
+    """softmax over m of −‖v_t − α_t V_m / σ_data‖² / 2σ_t², one (B, M, D, D, D) set, in float64."""
+    alpha, sigma = alpha_sigma(t.double(), config)
+    distance = ((v_t.double()[:, None] - alpha[:, None, None, None, None] * candidates.double() / sigma_data) ** 2)
+    return torch.softmax(-distance.sum((2, 3, 4)) / (2 * sigma[:, None] ** 2), dim=1)
+
+
+def test_posterior_weights_both_forms_match_the_definition_computed_directly():
+    generator = torch.Generator().manual_seed(0)
+    shared = torch.randn((3, 6, 6, 6), generator=generator) * 2.0  # (M, D, D, D), map units
+    per_item = torch.randn((2, 3, 6, 6, 6), generator=generator) * 2.0  # (B, M, D, D, D)
+    v_t = torch.randn((2, 6, 6, 6), generator=generator)
+    t = torch.tensor([0.3, 0.8])
+    config = DiffusionConfig(n_steps=25)
+    expected = _brute_force_posterior(v_t, t, shared.expand(2, -1, -1, -1, -1), 2.0, config)
+    # Shared candidates (the expanded form), in float64 as the ideal denoiser asks.
+    weights = posterior_weights(v_t, t, shared, 2.0, config, torch.float64)
+    assert weights.shape == (2, 3) and weights.dtype == torch.float64
+    torch.testing.assert_close(weights, expected)
+    # Per-item candidates (the residual form): exact in float64, to float32 rounding in float32.
+    torch.testing.assert_close(posterior_weights(v_t, t, per_item, 2.0, config, torch.float64),
+                               _brute_force_posterior(v_t, t, per_item, 2.0, config))
+    single = posterior_weights(v_t, t, per_item, torch.tensor(2.0), config)
+    assert single.dtype == torch.float32
+    torch.testing.assert_close(single.double(), _brute_force_posterior(v_t, t, per_item, 2.0, config),
+                               rtol=1e-5, atol=1e-5)
+    # The two forms agree on the same candidates.
+    torch.testing.assert_close(posterior_weights(v_t, t, shared.expand(2, -1, -1, -1, -1), 2.0, config,
+                                                 torch.float64), weights)
+
+
+def test_posterior_weights_are_differentiable_and_refuse_mismatched_candidates():
+    generator = torch.Generator().manual_seed(1)
+    v_t = torch.randn((2, 4, 4, 4), generator=generator)
+    candidates = torch.randn((2, 3, 4, 4, 4), generator=generator, requires_grad=True)
+    weights = posterior_weights(v_t, torch.tensor([0.5, 0.9]), candidates)
+    weights[:, 0].sum().backward()
+    assert candidates.grad is not None and bool(candidates.grad.abs().sum() > 0)
+    torch.testing.assert_close(weights.sum(1), torch.ones(2))
+    for bad in (torch.zeros(3, 5, 4, 4), torch.zeros(3, 2, 4, 4, 4), torch.zeros(4, 4, 4)):
+        with pytest.raises(ValueError, match="candidates must be"):
+            posterior_weights(v_t, torch.tensor([0.5, 0.9]), bad)

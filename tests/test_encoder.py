@@ -31,7 +31,7 @@ def test_untrained_encoder_returns_the_reference(tiny_structure):
     encoder = AtomicEncoder(config, GRID, APIX)
     batch = collate([featurize(tiny_structure, tiny_structure.coords, tokens=config.tokens)])
     out = encoder(torch.randn(1, GRID, GRID, GRID), torch.zeros(1), batch)
-    torch.testing.assert_close(out, batch.ref_coords[:, None])  # (B, K = 1, N, 3)
+    torch.testing.assert_close(out, batch.ref_coords[:, None])  # (B, G = 1, N, 3)
 
 
 @pytest.mark.parametrize("tokens,features", [("residue", "sampled"), ("atom", "global"), ("atom", "sampled")])
@@ -136,7 +136,7 @@ def test_atoms_read_features_where_they_are():
     torch.testing.assert_close(read, expected[..., None].expand_as(read), atol=1e-4, rtol=1e-5)
 
 
-def test_components_are_k_coordinate_sets_that_start_apart(tiny_structure):
+def test_components_are_g_coordinate_sets_that_start_apart(tiny_structure):
     config = dataclasses.replace(ENCODER_PRESETS["smoke"], components=3)
     with torch.random.fork_rng():
         torch.manual_seed(0)

@@ -2,9 +2,9 @@ import math
 
 import torch
 
-from cryosampler.evaluation.ideal_denoiser import (Recorder, ideal_denoiser, nearest_map_denoiser, posterior_weights,
-                                                   state_coordinate, switched_denoiser)
-from cryosampler.model.diffusion import DiffusionConfig, add_noise, alpha_sigma, ddim_sample
+from cryosampler.evaluation.ideal_denoiser import (Recorder, ideal_denoiser, nearest_map_denoiser, state_coordinate,
+                                                   switched_denoiser)
+from cryosampler.model.diffusion import DiffusionConfig, add_noise, ddim_sample, posterior_weights
 
 CONFIG = DiffusionConfig(n_steps=25)
 
@@ -21,25 +21,25 @@ def _two_states() -> torch.Tensor:
     return maps / maps.std()
 
 
-def test_posterior_weights_match_the_definition_computed_directly():
+def test_the_ideal_denoiser_is_the_mean_under_the_shared_posterior_weights_in_float64():
     generator = torch.Generator().manual_seed(0)
     maps = torch.randn((3, 6, 6, 6), generator=generator)
     v_t = torch.randn((2, 6, 6, 6), generator=generator)
     t = torch.tensor([0.3, 0.8])
-    alpha, sigma = alpha_sigma(t.double(), CONFIG)
-    log_w = torch.stack([-((v_t.double() - alpha[:, None, None, None] * m.double()) ** 2).sum((1, 2, 3))
-                         / (2 * sigma ** 2) for m in maps], dim=1)
-    torch.testing.assert_close(posterior_weights(v_t, t, maps, CONFIG), torch.softmax(log_w, 1))
+    weights = posterior_weights(v_t, t, maps, 1.0, CONFIG, torch.float64)  # tested in test_diffusion
+    assert torch.equal(ideal_denoiser(maps, CONFIG)(v_t, t), torch.einsum("bm,mxyz->bxyz", weights.float(), maps))
+    assert torch.equal(nearest_map_denoiser(maps, CONFIG)(v_t, t), maps[weights.argmax(1)])
 
 
 def test_the_posterior_picks_the_state_a_lightly_noised_map_came_from_and_hesitates_in_pure_noise():
     maps = _two_states()
     generator = torch.Generator().manual_seed(1)
     v_t, _ = add_noise(maps[[1]], torch.tensor([0.2]), 1.0, generator, CONFIG)
-    assert posterior_weights(v_t, torch.tensor([0.2]), maps, CONFIG)[0, 1] > 0.999
+    # The denoised map's coordinate between the states is the weight of state b.
+    assert float(state_coordinate(ideal_denoiser(maps, CONFIG)(v_t, torch.tensor([0.2])), *maps)[0]) > 0.999
     noise = torch.randn((64, 16, 16, 16), generator=generator)
-    weights = posterior_weights(noise, torch.ones(64), maps, CONFIG)
-    assert abs(float(weights[:, 0].mean()) - 0.5) < 0.05
+    coordinate = state_coordinate(ideal_denoiser(maps, CONFIG)(noise, torch.ones(64)), *maps)
+    assert abs(float(coordinate.mean()) - 0.5) < 0.05
 
 
 def test_ddim_with_the_ideal_denoiser_reaches_both_far_apart_states():

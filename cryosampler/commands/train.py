@@ -94,7 +94,7 @@ def add_args(parser: argparse.ArgumentParser) -> None:
                         help=f"a progress line every this many steps (default {LOG_EVERY}); given, it prints the "
                              "lines under --quiet too")
     parser.add_argument("--components", type=int_at_least(1), default=COMPONENTS,
-                        help="K coordinate sets per map, mixed by how well each explains the noisy map (a mixture "
+                        help="G coordinate sets per map, mixed by how well each explains the noisy map (a mixture "
                              f"of renders; default {COMPONENTS}; 1 is the paper's single structure)")
     parser.add_argument("--weight-floor", type=float, default=WEIGHT_FLOOR,
                         help="lower bound of eq. 5's min(SNR, γ) loss weight, so that the highest noise levels are "

@@ -4,7 +4,7 @@ mix it with a learned one (issue 19's diagnostic, ``benchmarks/ideal_denoiser.py
 For training maps v_1 … v_M (normalised, V / σ_data) drawn with equal weight, the denoiser that minimises eq. 5's
 error has a closed form: the posterior mean
 
-    D*(v_t, t) = Σ_i w_i v_i,   w_i ∝ exp(−‖v_t − α_t v_i‖² / 2σ_t²),
+    D*(v_t, t) = Σ_i w_i v_i,   w_i ∝ exp(−‖v_t − α_t v_i‖² / 2σ_t²)   (model.diffusion.posterior_weights),
 
 since v_t = α_t v_0 + σ_t ε (eq. 1). DDIM with D* must reach every training map (else the schedule or the
 sampler is at fault); DDIM with the single map of largest w_i asks whether one structure per step is enough; and
@@ -20,37 +20,19 @@ from collections.abc import Callable
 
 import torch
 
-from cryosampler.model.diffusion import DiffusionConfig, alpha_sigma
+from cryosampler.model.diffusion import DiffusionConfig, posterior_weights
 
-__all__ = ["Denoiser", "posterior_weights", "ideal_denoiser", "nearest_map_denoiser", "switched_denoiser",
+__all__ = ["Denoiser", "ideal_denoiser", "nearest_map_denoiser", "switched_denoiser",
            "state_coordinate", "Recorder"]
 
 Denoiser = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
-
-
-def posterior_weights(v_t: torch.Tensor, t: torch.Tensor, maps: torch.Tensor,
-                      config: DiffusionConfig = DiffusionConfig()) -> torch.Tensor:
-    """w_i ∝ exp(−‖v_t − α_t v_i‖² / 2σ_t²), normalised over the M training maps.
-
-    v_t: (B, D, D, D) normalised noisy maps; t: (B,); maps: (M, D, D, D) normalised training maps.
-    Returns (B, M) float64; computed in float64 from the squared distances (their differences over 64³ voxels
-    are far beyond float32's exponent range at small σ_t).
-    """
-    alpha, sigma = alpha_sigma(t.double(), config)  # (B,)
-    flat_v = v_t.reshape(len(v_t), -1).double()  # (B, V)
-    flat_m = maps.reshape(len(maps), -1).double()  # (M, V)
-    # ‖v − α m_i‖² = ‖v‖² − 2α v·m_i + α² ‖m_i‖²; ‖v‖² is the same for every i and drops out.
-    cross = flat_v @ flat_m.T  # (B, M)
-    norms = (flat_m ** 2).sum(1)  # (M,)
-    log_w = (2 * alpha[:, None] * cross - alpha[:, None] ** 2 * norms[None]) / (2 * sigma[:, None] ** 2)
-    return torch.softmax(log_w, dim=1)
 
 
 def ideal_denoiser(maps: torch.Tensor, config: DiffusionConfig = DiffusionConfig()) -> Denoiser:
     """D*: the posterior mean Σ_i w_i v_i over the training maps ``maps`` (M, D, D, D), normalised."""
 
     def denoise(v_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        weights = posterior_weights(v_t, t, maps, config).to(maps.dtype)  # (B, M)
+        weights = posterior_weights(v_t, t, maps, 1.0, config, torch.float64).to(maps.dtype)  # (B, M)
         return torch.einsum("bm,mxyz->bxyz", weights, maps)
 
     return denoise
@@ -61,7 +43,7 @@ def nearest_map_denoiser(maps: torch.Tensor, config: DiffusionConfig = Diffusion
     could at best return."""
 
     def denoise(v_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        return maps[posterior_weights(v_t, t, maps, config).argmax(1)]
+        return maps[posterior_weights(v_t, t, maps, 1.0, config, torch.float64).argmax(1)]
 
     return denoise
 

@@ -1,5 +1,5 @@
-"""CryoSampler: the map denoiser V̂_0 = F(f_θ(V_t, SNR_t, X_ref)) (eq. 5), as a mixture of K renders when the
-encoder gives K coordinate sets (issue 19), its config and the encoder's precision."""
+"""CryoSampler: the map denoiser V̂_0 = F(f_θ(V_t, SNR_t, X_ref)) (eq. 5), as a mixture of G renders when the
+encoder gives G coordinate sets (issue 19), its config and the encoder's precision."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from cryosampler.io.grid import MapGrid
-from cryosampler.model.diffusion import DiffusionConfig, alpha_sigma, log_snr
+from cryosampler.model.diffusion import DiffusionConfig, log_snr, posterior_weights
 from cryosampler.model.encoder import AtomicEncoder, EncoderConfig
 from cryosampler.model.featurize import ProteinBatch
 from cryosampler.physics.frame import Template
@@ -73,8 +73,8 @@ class CryoSampler(nn.Module):
 
     def components(self, v_t: torch.Tensor, t: torch.Tensor, batch: ProteinBatch,
                    precision: str = "fp32") -> torch.Tensor:
-        """The encoder's K coordinate sets f_θ(V_t, SNR_t, X_ref): v_t (B, D, D, D) normalised map, t (B,) →
-        (B, K, N, 3) float32 Å (K = 1: the paper's X̂_0).
+        """The encoder's G coordinate sets f_θ(V_t, SNR_t, X_ref): v_t (B, D, D, D) normalised map, t (B,) →
+        (B, G, N, 3) float32 Å (G = 1: the paper's X̂_0).
 
         precision: "fp32", or "bf16" to run the encoder (ResNet + DiT) under bfloat16 autocast. Only the
         encoder: log-SNR (up to ±8.8, through exp in the loss weight), the renderer's map values and the
@@ -92,40 +92,38 @@ class CryoSampler(nn.Module):
 
     def mixture(self, v_t: torch.Tensor, t: torch.Tensor, batch: ProteinBatch,
                 precision: str = "fp32") -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """The K coordinate sets, their weights and their maps: (X (B, K, N, 3) Å, w (B, K), F(X) (B, K, D, D, D)
+        """The G coordinate sets, their weights and their maps: (X (B, G, N, 3) Å, w (B, G), F(X) (B, G, D, D, D)
         map units).
 
-        w_k ∝ exp(−‖v_t − α_t F(X_k) / σ_data‖² / 2σ_t²): how well each component's map, noised to t, explains
-        v_t (the posterior of a mixture whose components are equally likely a priori). Near t = 1 the weights
-        are nearly equal and the mixture stands for several states; near t = 0 they pick the one component
-        the map shows. K = 1: w = 1.
+        w_g ∝ exp(−‖v_t − α_t F(X_g) / σ_data‖² / 2σ_t²): how well each component's map, noised to t, explains
+        v_t (the posterior of a mixture whose components are equally likely a priori; ``posterior_weights`` in its
+        residual form, float32 and differentiable). Near t = 1 the weights are nearly equal and the mixture stands
+        for several states; near t = 0 they pick the one component the map shows. G = 1: w = 1.
         """
-        coords = self.components(v_t, t, batch, precision)  # (B, K, N, 3)
-        B, K = coords.shape[:2]
-        if K == 1:
+        coords = self.components(v_t, t, batch, precision)  # (B, G, N, 3)
+        B, G = coords.shape[:2]
+        if G == 1:
             return coords, coords.new_ones(B, 1), self.render(coords[:, 0], batch)[:, None]
-        repeat = lambda x: x.repeat_interleave(K, dim=0)  # (B, …) → (B·K, …), components inner
+        repeat = lambda x: x.repeat_interleave(G, dim=0)  # (B, …) → (B·G, …), components inner
         maps = render_density(coords.flatten(0, 1), repeat(batch.atomic_numbers), self.config.grid,
-                              mask=repeat(batch.atom_mask), check_bounds=False).unflatten(0, (B, K))
-        alpha, sigma = alpha_sigma(t, self.config.diffusion)  # (B,)
-        residual = v_t[:, None] - alpha[:, None, None, None, None] * maps / self.sigma_data  # (B, K, D, D, D)
-        logits = -residual.square().flatten(2).sum(-1) / (2 * sigma[:, None] ** 2)  # (B, K)
-        return coords, torch.softmax(logits, dim=1), maps
+                              mask=repeat(batch.atom_mask), check_bounds=False).unflatten(0, (B, G))
+        weights = posterior_weights(v_t, t, maps, self.sigma_data, self.config.diffusion)  # (B, G)
+        return coords, weights, maps
 
     def denoise(self, v_t: torch.Tensor, t: torch.Tensor, batch: ProteinBatch,
                 precision: str = "fp32") -> tuple[torch.Tensor, torch.Tensor]:
-        """V̂_0 = Σ_k w_k F(X_k), X = f_θ(V_t, SNR_t, X_ref) (eq. 5 with a mixture of K renders; K = 1 is the
+        """V̂_0 = Σ_g w_g F(X_g), X = f_θ(V_t, SNR_t, X_ref) (eq. 5 with a mixture of G renders; G = 1 is the
         paper's F(f_θ(…))); precision of the encoder as :meth:`components`.
 
-        Returns (X (B, K, N, 3) Å, V̂_0 (B, D, D, D) in map units); eq. 9's normalised v̂_0 is V̂_0 / σ_data.
+        Returns (X (B, G, N, 3) Å, V̂_0 (B, D, D, D) in map units); eq. 9's normalised v̂_0 is V̂_0 / σ_data.
         """
         coords, weights, maps = self.mixture(v_t, t, batch, precision)
         if coords.shape[1] == 1:
             return coords, maps[:, 0]
-        return coords, torch.einsum("bk,bkxyz->bxyz", weights, maps)
+        return coords, torch.einsum("bg,bgxyz->bxyz", weights, maps)
 
     def atoms(self, v_t: torch.Tensor, t: torch.Tensor, batch: ProteinBatch, precision: str = "fp32") -> torch.Tensor:
-        """X̂_0: the component of largest weight (:meth:`mixture`), (B, N, 3) float32 Å; K = 1: f_θ(V_t, SNR_t,
+        """X̂_0: the component of largest weight (:meth:`mixture`), (B, N, 3) float32 Å; G = 1: f_θ(V_t, SNR_t,
         X_ref). The read-out of eq. 12 at t → 0, where the weights pick the component the map shows."""
         if self.config.encoder.components == 1:
             return self.components(v_t, t, batch, precision)[:, 0]

@@ -38,6 +38,7 @@ __all__ = [
     "add_noise",
     "min_snr_weight",
     "denoise_loss",
+    "posterior_weights",
     "sample_times",
     "ddim_timesteps",
     "ddim_step",
@@ -196,6 +197,61 @@ def denoise_loss(v0_hat: torch.Tensor, v0: torch.Tensor, t: torch.Tensor, sigma_
     if reduction == "mean":
         return per_sample.mean()
     raise ValueError(f"reduction must be 'mean' or 'none', got {reduction!r}")
+
+
+def posterior_weights(v_t: torch.Tensor, t: torch.Tensor, candidates: torch.Tensor,
+                      sigma_data: torch.Tensor | float = 1.0, config: DiffusionConfig = DiffusionConfig(),
+                      dtype: torch.dtype | None = None) -> torch.Tensor:
+    """w_m ∝ exp(−‖v_t − α_t V_m / σ_data‖² / 2σ_t²), normalised over M candidate clean maps V_m: the posterior
+    over which candidate v_t was noised from (eq. 1, as :func:`add_noise` noises), the candidates equally likely.
+
+    The mixture denoiser weighs its G renders with it (``CryoSampler.mixture``, M = G), the ideal denoiser the
+    training maps (``evaluation.ideal_denoiser``).
+
+    Parameters
+    ----------
+    v_t : (B, ...) normalised noisy maps, e.g. (B, D, D, D).
+    t : (B,) times.
+    candidates : (M, ...) the same for every batch item, or (B, M, ...) one set per item; trailing axes as v_t's;
+        map units.
+    sigma_data : scalar, map units (1: candidates already normalised).
+    dtype : the arithmetic's and the result's dtype; None: v_t's. Gradients flow through either.
+
+    Returns
+    -------
+    (B, M) weights, each row summing to 1.
+
+    The squared distance takes one of two forms, by the candidates' shape:
+
+    * shared (M, ...): ‖v‖² − 2a v·V_m + a²‖V_m‖², a = α_t / σ_data, as one (B, V) @ (V, M) product that never
+      holds B·M maps; ‖v‖² is the same for every m and drops out. The two terms left are sums over all V voxels
+      that cancel down to order σ_t², so this form needs ``dtype=torch.float64``: in float32 their rounding
+      alone outweighs the differences between candidates at small σ_t (the ideal denoiser's 64³ maps).
+    * per item (B, M, ...): the residual v − α_t V_m / σ_data, squared and summed. The candidates already hold
+      B·M maps, so it costs no more memory; nothing cancels, so float32 suffices. This is the mixture's training
+      arithmetic, operation for operation, so that training's weights and gradients are what they were before
+      this function existed.
+    """
+    B, per_item = len(v_t), candidates.ndim == v_t.ndim + 1
+    if candidates.ndim - per_item != v_t.ndim or candidates.shape[1 + per_item:] != v_t.shape[1:] \
+            or (per_item and len(candidates) != B):
+        raise ValueError(f"candidates must be (M, ...) or ({B}, M, ...) with v_t's trailing shape "
+                         f"{tuple(v_t.shape[1:])}, got {tuple(candidates.shape)}")
+    dtype = v_t.dtype if dtype is None else dtype
+    sigma_data = torch.as_tensor(sigma_data, dtype=dtype, device=v_t.device)
+    alpha, sigma = alpha_sigma(t.to(dtype), config)  # (B,)
+    flat_v = v_t.reshape(B, -1).to(dtype)  # (B, V)
+    if per_item:
+        flat_c = candidates.reshape(B, candidates.shape[1], -1).to(dtype)  # (B, M, V)
+        residual = flat_v[:, None] - alpha[:, None, None] * flat_c / sigma_data  # (B, M, V)
+        logits = -residual.square().sum(-1) / (2 * sigma[:, None] ** 2)  # (B, M)
+    else:
+        flat_c = candidates.reshape(len(candidates), -1).to(dtype)  # (M, V)
+        scale = (alpha / sigma_data)[:, None]  # (B, 1)
+        cross = flat_v @ flat_c.T  # (B, M)
+        norms = (flat_c ** 2).sum(1)  # (M,)
+        logits = (2 * scale * cross - scale ** 2 * norms[None]) / (2 * sigma[:, None] ** 2)  # (B, M)
+    return torch.softmax(logits, dim=1)
 
 
 def sample_times(batch_size: int, generator: torch.Generator, dtype: torch.dtype = torch.float32) -> torch.Tensor:

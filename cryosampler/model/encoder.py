@@ -54,7 +54,7 @@ class EncoderConfig:
     # without them; chosen on the training proteins.
     sequence_features: bool = False
     head_hidden: int = 128
-    # K coordinate sets per map, rendered and mixed by the denoiser (CryoSampler.denoise; issue 19): at high noise
+    # G coordinate sets per map, rendered and mixed by the denoiser (CryoSampler.denoise; issue 19): at high noise
     # the mixture can stand for several states at once, where one structure can only be one of them. 1 is the
     # paper's single structure.
     components: int = 1
@@ -187,7 +187,7 @@ class AtomicEncoder(nn.Module):
     def forward(self, volume: torch.Tensor, log_snr: torch.Tensor, batch: ProteinBatch) -> torch.Tensor:
         """volume: (B, D, D, D) normalised noisy map, axes (x, y, z); log_snr: (B,).
 
-        Returns coordinates (B, K, N, 3) float32, Å: X_ref + predicted offsets (padded atoms: X_ref), K =
+        Returns coordinates (B, G, N, 3) float32, Å: X_ref + predicted offsets (padded atoms: X_ref), G =
         ``config.components``.
         """
         c = self.config
@@ -230,9 +230,9 @@ class AtomicEncoder(nn.Module):
         per_atom = torch.gather(x, 1, batch.atom_token[..., None].expand(B, N, c.width))  # (B, N, W)
         local = (batch.ref_coords - torch.gather(token_centre, 1, batch.atom_token[..., None].expand(B, N, 3))) / 10.0
         head_in = [per_atom, atom_feat] + ([self.atom_name(batch.atom_type)] if c.sequence_features else []) + [local]
-        offsets = self.head(torch.cat(head_in, -1)).view(B, N, c.components, 3).transpose(1, 2)  # (B, K, N, 3)
+        offsets = self.head(torch.cat(head_in, -1)).view(B, N, c.components, 3).transpose(1, 2)  # (B, G, N, 3)
         offsets = offsets * batch.atom_mask[:, None, :, None]
-        return batch.ref_coords[:, None] + offsets  # (B, K, N, 3)
+        return batch.ref_coords[:, None] + offsets  # (B, G, N, 3)
 
 
 def sample_at_atoms(feature_maps: list[torch.Tensor], coords: torch.Tensor, grid_size: int,
