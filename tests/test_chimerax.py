@@ -9,14 +9,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from cryosampler.io.chimerax import (COMMANDS, VOLUME_PER_DALTON, enclosing_level, ensemble_script, protein_volume,
-                                     write_ensemble_script)
+from cryosampler.io.chimerax import (COMMANDS, PAUSE_FRAMES, VOLUME_PER_DALTON, enclosing_level, ensemble_script,
+                                     protein_volume, traverse_script, write_ensemble_script)
 from conftest import make_helix
 
 # Each command the scripts may use, with the options it may take (real ChimeraX commands and options: open's
-# coordsets, vseries and structureModel; volume's style, level, color and transparency).
+# coordsets, vseries and structureModel; volume's style, level, color and transparency; coordset's pauseFrames).
 ALLOWED = {"close": set(), "open": {"coordsets", "vseries", "structureModel"}, "color": set(),
-           "volume": {"style", "level", "color", "transparency"}, "view": set()}
+           "volume": {"style", "level", "color", "transparency"}, "view": set(), "coordset": {"pauseFrames"}}
 
 
 def check_script(path: Path) -> list[list[str]]:
@@ -47,6 +47,11 @@ def check_script(path: Path) -> list[list[str]]:
             assert re.fullmatch(r"#\d+", args[0]) and 1 <= int(args[0][1:]) <= n_models, line
             if name == "color":
                 assert len(args) == 2 and re.fullmatch(r"[a-z]+", args[1]), line
+            elif name == "coordset":  # a range of frames, first,last (from 1), played once
+                assert re.fullmatch(r"[1-9]\d*,[1-9]\d*", args[1]), line
+                options = dict(zip(args[2::2], args[3::2]))
+                assert set(options) <= ALLOWED["coordset"] and len(args) == 2 + 2 * len(options), line
+                assert int(options.get("pauseFrames", 1)) >= 1, line
             else:
                 options = dict(zip(args[1::2], args[2::2]))
                 assert set(options) <= ALLOWED["volume"] and len(args) == 1 + 2 * len(options), line
@@ -90,6 +95,19 @@ def test_an_xtc_ensemble_opens_into_its_topology_and_one_map_is_no_series(tmp_pa
     without_maps = ensemble_script(tmp_path / "ens.cxc", tmp_path / "ref.pdb", tmp_path / "ens.xtc",
                                    topology=tmp_path / "ens_topology.pdb")
     assert "volume" not in without_maps and "#3" not in without_maps
+
+
+def test_a_traversal_script_plays_its_frames_once_and_says_how_to_record_them(tmp_path):
+    for name in ("ref.pdb", "walk.pdb"):
+        (tmp_path / name).write_text("")
+    (tmp_path / "walk.cxc").write_text(traverse_script(tmp_path / "walk.cxc", tmp_path / "ref.pdb",
+                                                       tmp_path / "walk.pdb", 12, tmp_path / "walk.mp4"))
+    commands = check_script(tmp_path / "walk.cxc")
+    assert commands[2] == ["open", "walk.pdb", "coordsets", "true"]
+    assert commands[-1] == ["coordset", "#2", "1,12", "pauseFrames", str(PAUSE_FRAMES)]
+    recording = (tmp_path / "walk.cxc").read_text().splitlines()[-1]
+    assert recording.startswith("#   movie record; coordset #2 1,12") and 'movie encode "walk.mp4"' in recording
+    assert f"wait {12 * PAUSE_FRAMES}" in recording
 
 
 def test_the_checker_catches_a_missing_file_and_an_unknown_command(tmp_path):
