@@ -1,8 +1,8 @@
-"""Command line: ``cryosampler train|sample|fit|report …`` (one module each in :mod:`cryosampler.commands`).
+"""Command line: ``cryosampler train|sample|fit|report|traverse …`` (one module each in :mod:`cryosampler.commands`).
 
 Exit codes: 0 done; 1 failed while running (a write error, out of memory); 2 bad input or usage, found
-before any work is done; 130 interrupted (Ctrl-C). A failed or interrupted ``sample`` or ``report`` leaves no
-output: ensembles and maps are written under temporary names and moved into place only at the end. An
+before any work is done; 130 interrupted (Ctrl-C). A failed or interrupted ``sample``, ``report`` or ``traverse``
+leaves no output: ensembles and maps are written under temporary names and moved into place only at the end. An
 interrupted ``fit`` keeps the models of the maps it finished, and ``train`` what ``--resume`` needs: the
 checkpoint (written at the end of the step when Ctrl-C or SIGTERM arrives), its log and ``config.json``.
 """
@@ -14,11 +14,11 @@ import sys
 import warnings
 from pathlib import Path
 
-from cryosampler.commands import fit, report, sample, train
+from cryosampler.commands import fit, report, sample, train, traverse
 
 __all__ = ["main", "COMMANDS"]
 
-COMMANDS = {"train": train, "sample": sample, "fit": fit, "report": report}
+COMMANDS = {"train": train, "sample": sample, "fit": fit, "report": report, "traverse": traverse}
 
 
 class _Parser(argparse.ArgumentParser):

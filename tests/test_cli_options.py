@@ -86,7 +86,7 @@ def notebook_calls():
     for path in sorted((repo_root() / "notebooks").glob("*.ipynb")):
         for index, cell in enumerate(json.loads(path.read_text())["cells"]):
             source = "".join(cell["source"]) if cell["cell_type"] == "code" else ""
-            parts = re.split(r'\[\s*"(train|sample|fit|report)"', source)
+            parts = re.split(r'\[\s*"(train|sample|fit|report|traverse)"', source)
             for command, text in zip(parts[1::2], parts[2::2]):
                 yield f"{path.name} cell {index}", command, re.findall(r'"(-{1,2}[a-z][\w-]*)"', text)
 
@@ -106,7 +106,7 @@ def documented_lines():
 def documented_calls():
     """(where, command, the options given) of every command line in a code block of the documentation."""
     for where, line in documented_lines():
-        found = re.search(r"(?:^|-m )cryosampler +(train|sample|fit|report) (.*)", line.split("#")[0])
+        found = re.search(r"(?:^|-m )cryosampler +(train|sample|fit|report|traverse) (.*)", line.split("#")[0])
         if found:
             yield where, found[1], re.findall(r"(?<!\S)(-{1,2}[a-z][\w-]*)", found[2])
 

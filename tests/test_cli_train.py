@@ -603,7 +603,7 @@ def test_fit_refuses_a_reference_the_model_cannot_place_without_naming_an_option
 
 def test_quiet_says_what_it_hides_in_each_command(capsys):
     hidden = {"train": "progress bar and step lines", "sample": "progress bar", "fit": "a line per map",
-              "report": "the line saying what was read"}
+              "report": "the line saying what was read", "traverse": "a line per map file encoded"}
     for command, what in hidden.items():
         with pytest.raises(SystemExit):
             cli.main([command, "--help"])
