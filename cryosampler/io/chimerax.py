@@ -24,7 +24,7 @@ __all__ = ["ensemble_script", "write_ensemble_script", "traverse_script", "enclo
 COMMANDS = ("close", "open", "color", "volume", "view", "coordset")
 
 # A traversal's movie: graphics frames per trajectory frame, and the frame rate of the encoded movie (ChimeraX's
-# default): 20 frames play in 4 s.
+# default).
 PAUSE_FRAMES = 5
 MOVIE_FRAMERATE = 25
 
