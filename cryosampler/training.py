@@ -234,13 +234,15 @@ def train(examples: list[TrainingExample], model_config: ModelConfig, config: Tr
     alone writes the checkpoint, the log and the progress lines.
     """
     run = distributed(resolve_device(device))
-    model = _train(examples, model_config, config, template, Path(out_dir), progress, lines, run, proteins)
+    model = _train(examples, model_config, config, template, Path(out_dir), progress, lines, run, proteins,
+                       weights)
     if run.active:  # every rank returns once rank 0 has written the last checkpoint
         dist.barrier()
     return model
 
 
-def _train(examples, model_config, config, template, out_dir, progress, lines, run, proteins) -> CryoSampler:
+def _train(examples, model_config, config, template, out_dir, progress, lines, run, proteins,
+           weights) -> CryoSampler:
     if config.batch_size % run.world_size:
         raise ValueError(f"batch_size {config.batch_size} does not split evenly over {run.world_size} processes; "
                          f"choose a multiple of {run.world_size}")
