@@ -664,7 +664,7 @@ def families_summary(metrics: pd.DataFrame, shares: dict[str, float], reach: flo
 
 FAMILIES_SUMMARY_FOOTNOTE = (f"Over the rows of tables/domain_motion_families. Issue 36's aims on the training "
                              f"proteins (reported, not asserted): reach both states: the closest sample to each state "
-                             f"within {REACH_AIM:g} Å (calmodulin P0DP23: {REACH_AIMS['P0DP23']:g} Å); occupancy "
+                             f"within {REACH_AIM:.1f} Å (calmodulin P0DP23: {REACH_AIMS['P0DP23']:.1f} Å); occupancy "
                              f"within tolerance: occupancy of i within ± {OCCUPANCY_TOLERANCE:.2f} of the maps' share; "
                              f"both: the two together; BioEmu pass ≥ aim: at least {BIOEMU_AIM:.0%} of the samples "
                              "pass BioEmu's filter. Held out: mean of the closest sample to the other state over both "
