@@ -335,3 +335,129 @@ def test_closest_sample_traces_find_the_sample_on_the_target(tmp_path):
     np.testing.assert_allclose(traces["closest sample to 2XYZ_B (0.0 Å)"], traces["target 2XYZ_B"], atol=2e-3)
     assert np.all(displacement["reference 1ABC_A"] == 0) and displacement["target 2XYZ_B"].max() > 0.5
     assert displacement["target 2XYZ_B"].shape == (12,)
+
+
+def _fit_dirs(tmp_path, states):
+    """fit.csv folders of protein P00001: the plain read-out returns state i from both maps, the refinement of
+    state j's map returns state j (in state i's frame)."""
+    i, j = states["1ABC_A"], states["2XYZ_B"]
+    write_pdb(tmp_path / "model_i.pdb", i)
+    write_pdb(tmp_path / "model_j.pdb", i, dm.superposed_state(j, i))
+    maps = [str(tmp_path / "maps" / "1ABC_A.mrc"), str(tmp_path / "maps" / "2XYZ_B.mrc")]
+    (tmp_path / "fit").mkdir()
+    (tmp_path / "refined").mkdir()
+    pd.DataFrame({"map": maps, "model": [str(tmp_path / "model_i.pdb")] * 2, "correlation_reference": [0.9, 0.7],
+                  "correlation_fitted": [0.9, 0.7]}).to_csv(tmp_path / "fit" / "fit.csv", index=False)
+    pd.DataFrame({"map": maps[1:], "model": [str(tmp_path / "model_j.pdb")], "correlation_reference": [0.7],
+                  "correlation_fitted": [0.95]}).to_csv(tmp_path / "refined" / "fit.csv", index=False)
+    return {"P00001": tmp_path / "fit"}, {"P00001": tmp_path / "refined"}
+
+
+def test_fit_ensembles_take_one_read_out_per_map_the_refined_one_where_there_is_one(tmp_path):
+    case, states, _ = _two_state_case(tmp_path)
+    i, j = states["1ABC_A"], states["2XYZ_B"]
+    fit_dirs, refined_dirs = _fit_dirs(tmp_path, states)
+    plain = dm.fit_ensembles(fit_dirs, {"P00001": case}, states)
+    assert list(plain) == ["1ABC_A"] and plain["1ABC_A"].shape == (2, i.n_atoms, 3)
+    np.testing.assert_allclose(plain["1ABC_A"], i.coords[None].repeat(2, 0), atol=1e-3)
+    refined = dm.fit_ensembles(fit_dirs, {"P00001": case}, states, refined_dirs)["1ABC_A"]
+    np.testing.assert_allclose(refined[0], i.coords, atol=1e-3)  # state i's map: not refined, its read-out kept
+    np.testing.assert_allclose(refined[1], dm.superposed_state(j, i), atol=1e-3)
+    # Scored as score_table scores CryoSampler: one member on each state, so occupancy 0.5 and both states reached.
+    direction = [("P00001", "train", "1ABC_A", ("1ABC_A", "2XYZ_B")), ("P00002", "held out", "3DEF_A", ("4GHI_A",))]
+    scores = dm.method_scores(direction, states, {"1ABC_A": refined}, "fit --refine per map")
+    assert list(scores.columns) == ["protein", "split", "reference", "target", "method", "n_samples", "best_rmsd",
+                                    "coverage_3A", "coverage_1A", "occupancy", "sample_seconds"]
+    assert list(scores["protein"]) == ["P00001"] * 2 and scores["sample_seconds"].isna().all()  # no 3DEF_A ensemble
+    np.testing.assert_allclose(scores["best_rmsd"], 0.0, atol=2e-3)
+    assert list(scores["occupancy"]) == pytest.approx([0.5, 0.5])
+    with pytest.raises(ValueError, match="latent: no ensemble of any direction's reference state"):
+        dm.method_scores(direction[1:], states, {"1ABC_A": refined}, "latent")
+
+
+def test_method_scores_match_score_tables_cryosampler_rows(tmp_path):
+    _, states, _ = _two_state_case(tmp_path)
+    i = states["1ABC_A"]
+    samples = np.stack([i.coords, dm.superposed_state(states["2XYZ_B"], i), i.coords + 0.3])
+    directions = [("P00001", "train", "1ABC_A", ("1ABC_A", "2XYZ_B")), ("P00002", "held out", "2XYZ_B", ("1ABC_A",))]
+    ensembles = {"1ABC_A": samples, "2XYZ_B": states["2XYZ_B"].coords[None]}
+    seconds = {"1ABC_A": 2.5, "2XYZ_B": 1.0}
+    table = dm.score_table(directions, states, ensembles, seconds, anm_amplitude=1.0, n_samples=3, seed=0)
+    ours = table[table["method"] == "CryoSampler"].reset_index(drop=True)
+    pd.testing.assert_frame_equal(dm.method_scores(directions, states, ensembles, "CryoSampler", seconds), ours)
+    rows = dm.method_validity_ensembles(directions, states, ensembles, "latent family")
+    assert [labels for labels, _, _ in rows] == [
+        {"protein": "P00001", "split": "train", "reference": "1ABC_A", "method": "latent family"},
+        {"protein": "P00002", "split": "held out", "reference": "2XYZ_B", "method": "latent family"}]
+    assert rows[0][1] is samples and rows[1][2] is states["2XYZ_B"]
+
+
+def test_maps_shares_count_maps_by_weight():
+    cases = {"P1": dm.Case("P1", "1ABC_A", "2XYZ_B", "A"), "P2": dm.Case("P2", "3DEF_A", "4GHI_A", "A")}
+    manifest = pd.DataFrame({"protein": ["P1", "P1", "P2", "P2", "P2"],
+                             "map": ["maps/P1/1ABC_A.mrc", "maps/P1/2XYZ_B.mrc", "maps/P2/3DEF_A.mrc",
+                                     "maps/P2/4GHI_A.mrc", "maps/P2/4GHI_A.mrc"]})
+    assert dm.maps_shares(manifest, cases) == {"P1": 0.5, "P2": pytest.approx(1 / 3)}
+    assert dm.maps_shares(manifest.assign(weight=[3.0, 1.0, 1.0, 1.0, 0.0]), cases) == {"P1": 0.75, "P2": 0.5}
+
+
+def _family_inputs():
+    """Scores and validity of two methods: M on a training protein T (state i "A", j "B") and a held-out protein H
+    (states "C", "D", both directions); the baseline F on T only, as a fit per map has no held-out rows."""
+    cases = {"T": dm.Case("T", "A", "B", "X"), "H": dm.Case("H", "C", "D", "Y")}
+    scores = pd.DataFrame({
+        "protein": ["T", "T", "H", "H", "T", "T"], "split": ["train"] * 2 + ["held out"] * 2 + ["train"] * 2,
+        "reference": ["A", "A", "C", "D", "A", "A"], "target": ["A", "B", "D", "C", "A", "B"],
+        "method": ["M"] * 4 + ["F"] * 2, "best_rmsd": [0.4, 1.4, 3.0, 5.0, 0.1, 2.0],
+        "occupancy": [0.62, 0.38, np.nan, np.nan, 0.5, 0.5]})
+    validity = pd.DataFrame({"protein": ["T", "H", "H", "T"], "method": ["M", "M", "M", "F"],
+                             "samples": [10, 10, 30, 2], "bioemu_pass": [1.0, 0.5, 1.0, 0.5]})
+    return cases, scores, validity
+
+
+def test_family_metrics_and_tables_by_hand():
+    cases, scores, validity = _family_inputs()
+    metrics = dm.family_metrics(scores, validity, cases, {"M": "model", "F": "fit"})
+    assert list(metrics.columns) == ["protein", "split", "method", "closest_i", "closest_j", "occupancy_i",
+                                     "bioemu_pass"]
+    assert list(zip(metrics["protein"], metrics["method"])) == [("T", "model"), ("H", "model"), ("T", "fit")]
+    assert list(metrics["closest_i"]) == [0.4, 5.0, 0.1] and list(metrics["closest_j"]) == [1.4, 3.0, 2.0]
+    assert metrics["occupancy_i"].iloc[0] == 0.62 and np.isnan(metrics["occupancy_i"].iloc[1])
+    assert list(metrics["bioemu_pass"]) == [1.0, pytest.approx((5 + 30) / 40), 0.5]  # pooled over the samples
+    with pytest.raises(ValueError, match="no scores of method 'latent'"):
+        dm.family_metrics(scores, validity, cases, {"latent": "latent family"})
+
+    table = dm.families_table(metrics, {"T": 0.5})
+    assert list(table.columns) == ["protein", "split", "maps' share of i",
+                                   *[f"{m}: {c}" for m in ("model", "fit") for c in
+                                     ("closest to i (Å)", "closest to j (Å)", "occupancy of i", "BioEmu pass")]]
+    assert list(table["protein"]) == ["T", "H"] and list(table["split"]) == ["train", "held out"]
+    assert table["maps' share of i"].iloc[0] == 0.5 and np.isnan(table["maps' share of i"].iloc[1])
+    assert table["fit: closest to j (Å)"].iloc[0] == 2.0 and table.filter(like="fit:").iloc[1].isna().all()
+    markdown = dm.families_markdown(table)
+    assert list(markdown.columns) == ["protein", "split", "maps' share of i",
+                                      "model: to i / to j (Å) · occupancy of i · BioEmu pass",
+                                      "fit: to i / to j (Å) · occupancy of i · BioEmu pass"]
+    assert list(markdown.iloc[0]) == ["T", "train", "0.50", "0.40 / 1.40 · 0.62 · 100%", "0.10 / 2.00 · 0.50 · 50%"]
+    assert list(markdown.iloc[1]) == ["H", "held out", "not applicable (no maps)", "5.00 / 3.00 · — · 88%",
+                                      "not applicable"]
+    footnote = dm.families_footnote(800, "default", 16, 900, "default", 100, 0)
+    assert "900 stage-1 steps" in footnote and "not applicable to held-out proteins" in footnote
+
+
+def test_families_summary_counts_the_aims_per_method():
+    cases, scores, validity = _family_inputs()
+    metrics = dm.family_metrics(scores, validity, cases, {"M": "model", "F": "fit"})
+    summary = dm.families_summary(metrics, {"T": 0.5})
+    assert list(summary.columns) == ["method", "training proteins", "reach both states", "occupancy within tolerance",
+                                     "both", "BioEmu pass ≥ aim", "held out: mean closest (Å)"]
+    model, fit = summary.iloc[0], summary.iloc[1]
+    assert (model["reach both states"], model["occupancy within tolerance"], model["both"]) == (1, 0, 0)  # 0.62
+    assert model["BioEmu pass ≥ aim"] == 1 and model["held out: mean closest (Å)"] == 4.0
+    assert (fit["reach both states"], fit["occupancy within tolerance"], fit["both"]) == (0, 1, 0)  # 2.0 Å > 1.5
+    assert fit["BioEmu pass ≥ aim"] == 0 and np.isnan(fit["held out: mean closest (Å)"])
+    # A protein of its own aim (calmodulin's 2.0 Å), and occupancy 0.40 exactly at the edge of ± 0.10.
+    fit_met = dm.families_summary(metrics.assign(occupancy_i=[0.4, np.nan, 0.6]), {"T": 0.5},
+                                  reach_by_protein={"T": 2.0}).iloc[1]
+    assert (fit_met["reach both states"], fit_met["occupancy within tolerance"], fit_met["both"]) == (1, 1, 1)
+    assert "P0DP23" in dm.FAMILIES_SUMMARY_FOOTNOTE and "± 0.10" in dm.FAMILIES_SUMMARY_FOOTNOTE
