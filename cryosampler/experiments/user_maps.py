@@ -466,3 +466,28 @@ def families_footnote(n_maps: int, map_steps: int, latent_steps: int, latent_pre
             "time that of the fits). 'training maps' own': the training maps' true structures, weighted as asked. "
             "Fit RMSDs: read-out without --refine of the 4 Å and 8 Å maps of the path frames (the fit-per-map "
             f"column repeats the map family's read-out). BioEmu filter: validate.py. Seed {seed}. Heavy atoms.")
+
+
+def traverse_table(walks: dict[str, tuple[np.ndarray, pd.DataFrame]], states: dict[str, np.ndarray]) -> pd.DataFrame:
+    """``cryosampler traverse``'s walks scored along the path: one row per frame of each walk.
+
+    walks: label → (the walk's structures (F, N, 3) Å in the reference's atom order, its per-frame CSV); states: the
+    path's ends as :func:`sampling_scores` takes them. Columns: walk, frame, progress (Å, RMSD to closed − RMSD to
+    open, metrics.EnsembleScore.progress), rmsd_closed, rmsd_open (Å), clashes, chain_breaks, bioemu_physical (the
+    CSV's validity).
+    """
+    ends = np.stack([states["closed"], states["open"]])
+    parts = []
+    for label, (coords, table) in walks.items():
+        score = score_ensemble(coords, ends)
+        parts.append(pd.DataFrame({"walk": label, "frame": table["frame"], "progress": score.progress(),
+                                   "rmsd_closed": score.rmsd[:, 0], "rmsd_open": score.rmsd[:, 1],
+                                   "clashes": table["clashes"], "chain_breaks": table["chain_breaks"],
+                                   "bioemu_physical": table["bioemu_physical"]}))
+    return pd.concat(parts, ignore_index=True)
+
+
+TRAVERSE_FOOTNOTE = ("`cryosampler traverse` of the latent model trained on the clean maps: along the first principal "
+                     "component of the training maps' latents, and on the straight line between the latents of the "
+                     "training maps nearest each end of the path (by the progress coordinate). Progress: heavy-atom "
+                     "RMSD to the closed end − RMSD to the open end. Validity: validate.py, against the reference.")
