@@ -257,3 +257,58 @@ def test_validity_rows_are_each_model_the_reference_and_the_training_structures(
     assert list(table["chain_breaks_per_sample"]) == [0.5, 0, 0, 0]
     assert table["bond_dev_max"].iloc[3] == pytest.approx(0.0, abs=1e-9)  # a rigid shift keeps every bond
     assert "path frames" in user_maps.VALIDITY_FOOTNOTE
+
+
+def test_open_weights_put_the_share_on_the_open_half_and_fall_back_to_the_median():
+    _, frames = helix_path(6)
+    states = {"closed": frames[0], "open": frames[-1]}
+    weights = user_maps.open_weights(frames[[0, 1, 4, 5]], states, share=0.8)
+    assert weights == pytest.approx([0.1, 0.1, 0.4, 0.4])
+    # All nearer the closed end: the halves are below and above the median place along the path.
+    weights = user_maps.open_weights(frames[[0, 1, 2]], states, share=0.8)
+    assert weights.sum() == pytest.approx(1.0) and weights[2] == pytest.approx(0.8)
+    with pytest.raises(ValueError, match="all lie at one place"):
+        user_maps.open_weights(frames[[1, 1]], states)
+
+
+def test_weighted_copies_give_each_structure_its_share_to_one_in_n():
+    coords = np.arange(3 * 2 * 3, dtype=float).reshape(3, 2, 3)
+    copies = user_maps.weighted_copies(coords, np.array([0.5, 0.3, 0.2]), 10)
+    assert len(copies) == 10
+    counts = [int((copies == c).all(axis=(1, 2)).sum()) for c in coords]
+    assert counts == [5, 3, 2]
+    assert len(user_maps.weighted_copies(coords, np.array([1.0, 1.0, 1.0]), 100)) == 100
+
+
+def test_families_table_sets_each_method_beside_the_training_maps():
+    _, frames = helix_path(6)
+    states = {"closed": frames[0], "open": frames[-1]}
+    training = frames[[0, 1, 5]]
+    one = {"clean": 10.0}
+    scores = {"map": sampling_scores({"clean": frames[[0, 0]]}, states, training, one, one),
+              "latent": sampling_scores({"clean": training}, states, training, one, one),
+              "truth": sampling_scores({"clean": training}, states, training, one, one)}
+    helix, _ = helix_path(6)
+    validity = {"latent": validity_table([({"training maps": "clean"}, training, helix)])}
+    fits = {"latent": pd.DataFrame({"training": ["clean"] * 2, "fit_maps": ["4 Å", "8 Å"], "rmsd_fitted": [1.0, 2.0]})}
+    table = user_maps.families_table(scores, validity, fits)
+    assert list(table.columns) == ["training maps", "measure", *user_maps.METHODS.values(), "training maps' own"]
+    rows = table.set_index("measure")
+    map_family, latent = user_maps.METHODS["map"], user_maps.METHODS["latent"]
+    assert rows.loc["occupancy of the closed half", map_family] == 1.0
+    assert rows.loc["occupancy of the closed half", latent] == pytest.approx(2 / 3)
+    assert rows.loc["occupancy of the closed half", "training maps' own"] == pytest.approx(2 / 3)
+    assert rows.loc["Wasserstein to the training maps along the path (Å)", latent] == pytest.approx(0.0, abs=1e-9)
+    assert rows.loc["fit RMSD on 8 Å maps, mean (Å)", latent] == 2.0
+    assert np.isnan(rows.loc["fit RMSD on 8 Å maps, mean (Å)", map_family])  # no fits given for it
+    assert np.isnan(rows.loc["BioEmu filter pass", user_maps.METHODS["fits"]])  # a method not run is NaN
+
+
+def test_traverse_table_places_each_frame_along_the_path():
+    _, frames = helix_path(6)
+    states = {"closed": frames[0], "open": frames[-1]}
+    csv = pd.DataFrame({"frame": [1, 2], "clashes": [0, 1], "chain_breaks": [0, 0], "bioemu_physical": [True, False]})
+    table = user_maps.traverse_table({"walk": (frames[[0, 5]], csv)}, states)
+    d = rmsd(frames[0], frames[-1])
+    assert table["progress"].to_numpy() == pytest.approx([-d, d], abs=1e-6)
+    assert list(table["clashes"]) == [0, 1] and list(table["walk"]) == ["walk", "walk"]

@@ -432,9 +432,11 @@ def families_table(scores: dict[str, pd.DataFrame], validity: dict[str, pd.DataF
         for column, measure in measures.items():
             rows.append({"training maps": folder, "measure": measure, **cells[column],
                          "training maps' own": value(scores.get("truth"), folder, column)})
-        rows.append({"training maps": folder, "measure": "BioEmu filter pass",
-                     **{label: value(validity.get(key), folder, "bioemu_pass", "training maps")
-                        for key, label in METHODS.items()}, "training maps' own": np.nan})
+        for column, measure in (("bioemu_pass", "BioEmu filter pass"), ("clashes_per_sample", "clashes per sample"),
+                                ("bond_dev_rmsd", "bond-length deviation, rms (Å)")):
+            rows.append({"training maps": folder, "measure": measure,
+                         **{label: value(validity.get(key), folder, column, "training maps")
+                            for key, label in METHODS.items()}, "training maps' own": np.nan})
         for maps_name in FIT_RECIPES:
             means = {}
             for key, label in METHODS.items():
@@ -465,7 +467,8 @@ def families_footnote(n_maps: int, map_steps: int, latent_steps: int, latent_pre
             f"({n_latent_samples} copies in proportion; its training time is the map family's, its sampling "
             "time that of the fits). 'training maps' own': the training maps' true structures, weighted as asked. "
             "Fit RMSDs: read-out without --refine of the 4 Å and 8 Å maps of the path frames (the fit-per-map "
-            f"column repeats the map family's read-out). BioEmu filter: validate.py. Seed {seed}. Heavy atoms.")
+            "column repeats the map family's read-out). BioEmu filter, clashes (< 2.2 Å) and bond-length "
+            f"deviations from the reference: validate.py. Seed {seed}. Heavy atoms.")
 
 
 def traverse_table(walks: dict[str, tuple[np.ndarray, pd.DataFrame]], states: dict[str, np.ndarray]) -> pd.DataFrame:
