@@ -167,6 +167,14 @@ def test_sample_refuses_maps_dir_for_a_latent_model(latent_run, tmp_path, capsys
     assert "samples structures, not maps" in one_line_error(capsys)
 
 
+def test_train_builds_the_latent_family_unless_told_otherwise(user_data, tmp_path):  # noqa: F811
+    reference, maps = user_data
+    out = tmp_path / "run"
+    assert cli.main(["train", "--reference", str(reference), "--maps", str(maps), "-o", str(out), "--preset", "smoke",
+                     "--steps", "2", "--batch-size", "2", "--device", "cpu", "--quiet"]) == 0
+    assert family_of(load_checkpoint(out / "checkpoint.pt")) == "latent"
+
+
 def test_checkpoints_written_before_the_family_entry_load_as_map_models(tiny_checkpoint):
     state = load_checkpoint(tiny_checkpoint)
     assert "family" not in state and family_of(state) == "map"

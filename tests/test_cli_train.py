@@ -25,7 +25,7 @@ from conftest import make_helix
 from test_ingest import write_clipped_map, write_user_map
 
 SHIFT = np.array([31.0, -12.5, 58.25])  # the fitted model sits anywhere in the maps' frame
-TRAIN = ["--steps", "2", "--batch-size", "2", "--preset", "smoke", "--device", "cpu", "--quiet"]
+TRAIN = ["--family", "map", "--steps", "2", "--batch-size", "2", "--preset", "smoke", "--device", "cpu", "--quiet"]
 
 
 @pytest.fixture(scope="module")
@@ -442,7 +442,7 @@ def start_train(reference, maps, out, steps, *extra) -> subprocess.Popen:
     """``cryosampler train`` of ``steps`` smoke steps in a process of its own, a progress line per step on stdout."""
     return subprocess.Popen([sys.executable, "-m", "cryosampler", "train", "--reference", str(reference), "--maps",
                              str(maps), "-o", str(out), "--steps", str(steps), "--batch-size", "2", "--preset", "smoke",
-                             "--device", "cpu", "--quiet", "--log-every", "1", *extra],
+                             "--device", "cpu", "--quiet", "--log-every", "1", "--family", "map", *extra],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env=os.environ | {"PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"})
 

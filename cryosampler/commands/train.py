@@ -24,20 +24,20 @@ __all__ = ["add_args", "main", "check_outputs", "OUTPUTS", "HELP", "DESCRIPTION"
 
 OUTPUTS = ("checkpoint.pt", "train_log.csv", "config.json")  # what the --output folder receives
 
-# The denoiser new models get (issue 19, docs/results.md "A mixture of renders"): two coordinate sets per map and
-# eq. 5's loss weight floored at 1. On real motions the paper's single structure (--components 1
-# --weight-floor 0, which stays available and is what the notebooks of the paper's experiment train) returns
-# the reference for every sample.
+# The map family's denoiser (issue 19, docs/decisions.md): two coordinate sets per map and eq. 5's loss weight
+# floored at 1. On real motions the paper's single structure (--components 1 --weight-floor 0, which stays available
+# and is what the notebooks of the paper's experiment train) returns the reference for every sample.
 COMPONENTS = 2
 WEIGHT_FLOOR = 1.0
 # TrainConfig's defaults (tests/test_cli_train.py checks they agree), written out so that usage errors come before
 # torch is imported.
 STEPS = 3000
 CHECKPOINT_EVERY = 250
-# The model family `train` builds when --family is not given (model/checkpoint.py's FAMILIES; docs/results.md
-# compares them).
-FAMILY = "map"
 LOG_EVERY = 100
+# The model family `train` builds when --family is not given (model/checkpoint.py's FAMILIES): the latent family,
+# chosen on notebooks 06 and 07's training proteins, where it gave the maps' populations and sound samples and the
+# map family did not (docs/results.md, docs/decisions.md).
+FAMILY = "latent"
 
 HELP = "train a model on cryo-EM maps of one protein, or of several listed in a CSV"
 DESCRIPTION = (
@@ -47,9 +47,11 @@ DESCRIPTION = (
     "density; a map that does not contain the reference, or that the reference is not fitted into, is "
     "refused before anything is written. The model's frame is the reference's own, centred. The -o/--output "
     "folder receives checkpoint.pt, train_log.csv and config.json; `cryosampler sample --checkpoint "
-    "OUTPUT/checkpoint.pt` then samples it. Several proteins: give no --reference and one CSV with columns protein, reference and map (one "
-    "reference per protein); each is then placed on its own principal axes. Launch with torchrun for several "
-    "processes.")
+    "OUTPUT/checkpoint.pt` then samples it. The model is the latent family by default (a map autoencoder and a "
+    "diffusion model over its latents, whose samples take the maps' populations, or the weights a 'weight' column "
+    "gives them); --family map trains the paper's map-space model. Several proteins: give no --reference and one "
+    "CSV with columns protein, reference and map (one reference per protein); each is then placed on its own "
+    "principal axes. Launch the map family with torchrun for several processes.")
 
 
 def add_args(parser: argparse.ArgumentParser) -> None:

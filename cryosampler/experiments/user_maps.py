@@ -365,7 +365,7 @@ VALIDITY_FOOTNOTE = (_VALIDITY_BASICS + " Heavy atoms, every row judged against 
 
 # Issue 36: the methods notebook 07 sets side by side, and the weighting it asks the latent model for besides the
 # maps' own populations.
-METHODS = {"map": "map family (K = 2)", "latent": "latent family", "fits": "fit per map"}
+METHODS = {"map": "map family (G = 2)", "latent": "latent family", "fits": "fit per map"}
 OPEN_SHARE = 0.8  # the weight the unequal weighting puts on the maps nearer the open end
 REWEIGHTED = "clean, 80 % weight on the open half"
 
@@ -459,7 +459,7 @@ def families_footnote(n_maps: int, map_steps: int, latent_steps: int, latent_pre
                       n_latent_samples: int, seed: int) -> str:
     """The footnote of :func:`families_table`."""
     return (f"Adenylate kinase DIMS path, {n_maps} training maps per folder (notebook 07). Map family: the command "
-            f"line's map-space model (K = 2 mixture), {map_steps} steps, {n_samples} samples. Latent family: "
+            f"line's map-space model (G = 2 mixture), {map_steps} steps, {n_samples} samples. Latent family: "
             f"`train --family latent`, preset {latent_preset}, {latent_steps} stage-1 steps, {n_latent_samples} "
             f"samples; '{REWEIGHTED}': the same stage 1 (`--stage1-from`), stage 2 with the weight column of the "
             f"maps CSV putting {OPEN_SHARE:.0%} on the maps nearer the open end. Fit per map: the map-family "
