@@ -186,3 +186,19 @@ def test_an_unknown_family_is_refused_in_one_line(tiny_checkpoint, tmp_path):
     save_checkpoint(path, {**load_checkpoint(tiny_checkpoint), "family": "flow"})
     with pytest.raises(ValueError, match="unknown model family 'flow'"):
         load_checkpoint(path)
+
+
+def test_each_latent_decodes_to_one_valid_structure(latent_run):
+    from cryosampler.evaluation.validate import sample_validity
+    from cryosampler.latent_sampling import iter_reference_latent_samples
+    from cryosampler.reference import prepare_reference
+
+    reference_path, _, out = latent_run
+    model = model_from_checkpoint(load_checkpoint(out / "checkpoint.pt"))
+    reference = read_structure(reference_path)
+    placed = prepare_reference(model, reference)
+    [(coords, latents)] = list(iter_reference_latent_samples(model, placed, 5, seed=3))
+    assert coords.shape == (5, reference.n_atoms, 3) and latents.shape == (5, 4)
+    again = placed.place.inverse().apply(model.decode(torch.as_tensor(latents), placed.protein).numpy().astype(float))
+    np.testing.assert_allclose(again, coords, atol=1e-4)  # the latent alone decides the structure
+    assert sample_validity(coords, reference)["bioemu_physical"].all()
