@@ -202,3 +202,18 @@ def test_each_latent_decodes_to_one_valid_structure(latent_run):
     again = placed.place.inverse().apply(model.decode(torch.as_tensor(latents), placed.protein).numpy().astype(float))
     np.testing.assert_allclose(again, coords, atol=1e-4)  # the latent alone decides the structure
     assert sample_validity(coords, reference)["bioemu_physical"].all()
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda s: {k: v for k, v in s.items() if k != "maps"}, "no maps entry for a latent model"),
+    (lambda s: {**s, "proteins": "adk"}, "its proteins entry is not a list of names and sequences"),
+    (lambda s: {**s, "weights": {k: v for k, v in s["weights"].items() if k != "map_mean"}},
+     "its weights do not match its model_config, e.g. map_mean"),
+    (lambda s: {**s, "maps": s["maps"][:1]}, "its weights do not match its model_config, e.g. map_mean"),
+])
+def test_a_damaged_latent_checkpoint_is_refused_in_one_line(latent_run, tmp_path, change, message):
+    _, _, out = latent_run
+    path = tmp_path / "damaged.pt"
+    save_checkpoint(path, change(load_checkpoint(out / "checkpoint.pt")))
+    with pytest.raises(ValueError, match=message):
+        load_checkpoint(path)

@@ -98,3 +98,15 @@ def test_ensembles_are_scored_only_by_score_ensemble():
                              r"closest_sample_rmsd)\(|rmsds?\[:, *0\] *[<>]")
     found = [where for where, code in _notebook_and_benchmark_code() if own_scoring.search(code)]
     assert not found, f"score ensembles with cryosampler.evaluation.metrics.score_ensemble: {found}"
+
+
+def test_every_notebook_is_valid_nbformat_with_cell_ids():
+    # nbformat 4.5 requires each cell's id; a cell added without one passes today with a warning that its next
+    # release makes an error.
+    import nbformat
+
+    for path in sorted(repo_root().glob("notebooks/*.ipynb")):
+        notebook = nbformat.read(path, as_version=nbformat.NO_CONVERT)
+        ids = [cell.get("id") for cell in notebook.cells]
+        assert None not in ids and len(set(ids)) == len(ids), f"{path.name}: cells without an id or with the same one"
+        nbformat.validate(notebook)

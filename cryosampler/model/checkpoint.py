@@ -90,32 +90,47 @@ def load_checkpoint(path: Path) -> dict:
     if family_of(state) == "latent":
         _check_latent(state, refuse)
         return state
-    missing = [key for key in _CHECKPOINT_KEYS if key not in state]
-    if missing:
-        raise refuse(f"no {', '.join(missing)} entr{'y' if len(missing) == 1 else 'ies'}")
+    _check_entries(state, _CHECKPOINT_KEYS, refuse)
     try:
         config = ModelConfig.from_dict(state["model_config"])
         template = _template(state["template"])
         sigma_data = float(state["sigma_data"])
     except (KeyError, TypeError, ValueError) as error:
         raise refuse(f"unreadable model_config, template or sigma_data: {type(error).__name__} {error}") from None
-    proteins = state.get("proteins", [])
-    if not isinstance(proteins, list) or not all(isinstance(p, dict) and isinstance(p.get("name"), str)
-                                                 and isinstance(p.get("sequence"), str) for p in proteins):
-        raise refuse("its proteins entry is not a list of names and sequences")
+    _check_proteins(state, refuse)
     if config.encoder.volume_features == "sampled" and state.get("format", 1) < CHECKPOINT_FORMAT:
         raise ValueError(f"{path} was trained before the encoder's feature-alignment fix (2026-11-25): its "
                          "encoder read features at other positions than this version does; retrain it (e.g. "
                          "./run_all.sh, or cryosampler train)")
     with torch.random.fork_rng(devices=[]):  # model initialisers draw from the global generator
-        expected = {k: v.shape for k, v in CryoSampler(config, sigma_data, template).state_dict().items()}
+        model = CryoSampler(config, sigma_data, template)
     for key in ("model", "ema"):
-        weights = state[key]
-        got = {k: getattr(v, "shape", None) for k, v in weights.items()} if isinstance(weights, dict) else {}
-        if got != expected:
-            differ = sorted(set(got) ^ set(expected)) or [k for k in expected if got[k] != expected[k]]
-            raise refuse(f"its {key} weights do not match its model_config, e.g. {differ[0]}")
+        _check_shapes(state[key], model, f"its {key} weights", refuse)
     return state
+
+
+def _check_entries(state: dict, keys: tuple[str, ...], refuse, what: str = "") -> None:
+    """Raise ``refuse(reason)`` naming the entries of ``keys`` that ``state`` lacks, if any."""
+    missing = [key for key in keys if key not in state]
+    if missing:
+        raise refuse(f"no {', '.join(missing)} entr{'y' if len(missing) == 1 else 'ies'}{what}")
+
+
+def _check_proteins(state: dict, refuse) -> None:
+    """Raise ``refuse(reason)`` unless ``state``'s proteins entry (if any) is a list of names and sequences."""
+    proteins = state.get("proteins", [])
+    if not isinstance(proteins, list) or not all(isinstance(p, dict) and isinstance(p.get("name"), str)
+                                                 and isinstance(p.get("sequence"), str) for p in proteins):
+        raise refuse("its proteins entry is not a list of names and sequences")
+
+
+def _check_shapes(weights, model: torch.nn.Module, what: str, refuse) -> None:
+    """Raise ``refuse(reason)`` unless ``weights`` is a state dict with ``model``'s keys and shapes."""
+    expected = {k: v.shape for k, v in model.state_dict().items()}
+    got = {k: getattr(v, "shape", None) for k, v in weights.items()} if isinstance(weights, dict) else {}
+    if got != expected:
+        differ = sorted(set(got) ^ set(expected)) or [k for k in expected if got[k] != expected[k]]
+        raise refuse(f"{what} do not match its model_config, e.g. {differ[0]}")
 
 
 def family_of(state: dict) -> str:
@@ -128,9 +143,7 @@ _LATENT_KEYS = ("model_config", "template", "sigma_data", "proteins", "weights",
 
 def _check_latent(state: dict, refuse) -> None:
     """Raise ``refuse(reason)`` unless ``state`` is a readable latent checkpoint (module docstring)."""
-    missing = [key for key in _LATENT_KEYS if key not in state]
-    if missing:
-        raise refuse(f"no {', '.join(missing)} entr{'y' if len(missing) == 1 else 'ies'} for a latent model")
+    _check_entries(state, _LATENT_KEYS, refuse, " for a latent model")
     try:
         config = LatentModelConfig.from_dict(state["model_config"])
         template = _template(state["template"])
@@ -139,13 +152,10 @@ def _check_latent(state: dict, refuse) -> None:
     except (KeyError, TypeError, ValueError) as error:
         raise refuse(f"unreadable model_config, template, sigma_data or maps: {type(error).__name__} {error}") \
             from None
-    with torch.random.fork_rng(devices=[]):
-        expected = {k: v.shape for k, v in LatentModel(config, sigma_data, template, n_maps).state_dict().items()}
-    weights = state["weights"]
-    got = {k: getattr(v, "shape", None) for k, v in weights.items()} if isinstance(weights, dict) else {}
-    if got != expected:
-        differ = sorted(set(got) ^ set(expected)) or [k for k in expected if got[k] != expected[k]]
-        raise refuse(f"its weights do not match its model_config, e.g. {differ[0]}")
+    _check_proteins(state, refuse)
+    with torch.random.fork_rng(devices=[]):  # model initialisers draw from the global generator
+        model = LatentModel(config, sigma_data, template, n_maps)
+    _check_shapes(state["weights"], model, "its weights", refuse)
 
 
 def latent_state(model: LatentModel, proteins: list[dict], maps: list[dict], stage: int) -> dict:
