@@ -100,13 +100,12 @@ def test_ensembles_are_scored_only_by_score_ensemble():
     assert not found, f"score ensembles with cryosampler.evaluation.metrics.score_ensemble: {found}"
 
 
-def test_every_notebook_is_valid_nbformat_with_cell_ids():
+def test_every_notebook_cell_has_its_own_id():
     # nbformat 4.5 requires each cell's id; a cell added without one passes today with a warning that its next
     # release makes an error.
-    import nbformat
-
     for path in sorted(repo_root().glob("notebooks/*.ipynb")):
-        notebook = nbformat.read(path, as_version=nbformat.NO_CONVERT)
-        ids = [cell.get("id") for cell in notebook.cells]
-        assert None not in ids and len(set(ids)) == len(ids), f"{path.name}: cells without an id or with the same one"
-        nbformat.validate(notebook)
+        notebook = json.loads(path.read_text())
+        assert (notebook["nbformat"], notebook["nbformat_minor"]) >= (4, 5), path.name
+        ids = [cell.get("id") for cell in notebook["cells"]]
+        assert all(isinstance(i, str) and i for i in ids) and len(set(ids)) == len(ids), \
+            f"{path.name}: cells without an id or with the same one"
