@@ -55,6 +55,14 @@ __all__ = ["AutoencoderTrainConfig", "AUTOENCODER_TRAIN_PRESETS", "LatentTrainCo
 _REFINE = RefineConfig()
 
 
+def _check_positive_ints(config, names: tuple[str, ...]) -> None:
+    """ValueError naming ``config``'s class and field unless each of ``names`` is an int ≥ 1."""
+    for name in names:
+        value = getattr(config, name)
+        if not (isinstance(value, int) and value >= 1):
+            raise ValueError(f"{type(config).__name__}.{name} must be a positive int, got {value!r}")
+
+
 @dataclass(frozen=True)
 class AutoencoderTrainConfig:
     """Stage 1's optimisation and loss weights (module docstring's L). Named presets in
@@ -88,9 +96,7 @@ class AutoencoderTrainConfig:
     seed: int = 0
 
     def __post_init__(self):
-        for name in ("steps", "batch_size"):
-            if not (isinstance(getattr(self, name), int) and getattr(self, name) >= 1):
-                raise ValueError(f"AutoencoderTrainConfig.{name} must be a positive int, got {getattr(self, name)!r}")
+        _check_positive_ints(self, ("steps", "batch_size"))
         if not (self.restraint_stages and all(math.isfinite(v) and v >= 0 for v in self.restraint_stages)):
             raise ValueError(f"AutoencoderTrainConfig.restraint_stages must be one or more finite scales ≥ 0, got "
                              f"{self.restraint_stages!r}")
@@ -120,9 +126,7 @@ class LatentTrainConfig:
     seed: int = 0
 
     def __post_init__(self):
-        for name in ("steps", "batch_size"):
-            if not (isinstance(getattr(self, name), int) and getattr(self, name) >= 1):
-                raise ValueError(f"LatentTrainConfig.{name} must be a positive int, got {getattr(self, name)!r}")
+        _check_positive_ints(self, ("steps", "batch_size"))
 
 
 LATENT_TRAIN_PRESETS = {
