@@ -446,12 +446,10 @@ def families_table(scores: dict[str, pd.DataFrame], validity: dict[str, pd.DataF
                 means[label] = float(hit["rmsd_fitted"].mean()) if len(hit) else np.nan
             rows.append({"training maps": folder, "measure": f"fit RMSD on {maps_name} maps, mean (Å)", **means,
                          "training maps' own": np.nan})
-        rows.append({"training maps": folder, "measure": "training time (s)",
-                     **{label: value(scores.get(key), folder, "train_seconds") for key, label in METHODS.items()},
-                     "training maps' own": np.nan})
-        rows.append({"training maps": folder, "measure": "sampling time (s)",
-                     **{label: value(scores.get(key), folder, "sample_seconds") for key, label in METHODS.items()},
-                     "training maps' own": np.nan})
+        for column, measure in (("train_seconds", "training time (s)"), ("sample_seconds", "sampling time (s)")):
+            rows.append({"training maps": folder, "measure": measure,
+                         **{label: value(scores.get(key), folder, column) for key, label in METHODS.items()},
+                         "training maps' own": np.nan})
     return pd.DataFrame(rows)
 
 
