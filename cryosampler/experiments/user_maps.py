@@ -30,7 +30,8 @@ from cryosampler.physics.render import render_density
 from cryosampler.io.grid import MapGrid
 from cryosampler.physics.superpose import rmsd
 
-__all__ = ["Gridding", "gridding_around", "random_gridding", "render_gridded", "write_gridded", "draw_frames",
+__all__ = ["Gridding", "gridding_around", "random_gridding", "render_gridded", "write_gridded", "path_population",
+           "draw_frames",
            "random_griddings", "write_map_folder", "APIX_RANGE", "BOX_RANGE", "CLEAN_RESOLUTION", "BASINS",
            "TRAINING_RECIPES", "FIT_RECIPES", "MAP_FRAME", "SLUGS", "fit_map_name", "ingest_table", "INGEST_FOOTNOTE",
            "sampling_scores", "progress_table", "fit_table", "own_maps_table", "own_maps_footnote",
@@ -128,18 +129,23 @@ def write_gridded(path: str | Path, volume: np.ndarray, gridding: Gridding) -> N
         write_map_file(path, volume, gridding.apix, origin=tuple(corner * gridding.apix), axes=gridding.axes)
 
 
-def draw_frames(n_frames: int, n_maps: int, rng: np.random.Generator, basins=BASINS) -> np.ndarray:
-    """``n_maps`` distinct frames of a path of ``n_frames``, drawn with probability ∝ the population
-    ``basins`` give (Gaussians in the path position plus a uniform rest): (n_maps,) int64, sorted. More maps
-    fall where more particles would be, as with k-means volumes of a dataset."""
-    if not 1 <= n_maps <= n_frames:
-        raise ValueError(f"n_maps must be between 1 and the {n_frames} frames of the path, got {n_maps}")
+def path_population(n_frames: int, basins=BASINS) -> np.ndarray:
+    """The population of each frame of a path of ``n_frames`` that ``basins`` give (Gaussians in the path
+    position plus a uniform rest): (n_frames,) float64, summing to 1."""
     s = np.linspace(0.0, 1.0, n_frames)
     weights = np.full(n_frames, (1.0 - sum(w for *_, w in basins)) / n_frames)  # the uniform rest
     for centre, width, weight in basins:
         basin = np.exp(-0.5 * ((s - centre) / width) ** 2)
         weights += weight * basin / basin.sum()
-    return np.sort(rng.choice(n_frames, size=n_maps, replace=False, p=weights / weights.sum()))
+    return weights / weights.sum()
+
+
+def draw_frames(n_frames: int, n_maps: int, rng: np.random.Generator, basins=BASINS) -> np.ndarray:
+    """``n_maps`` distinct frames of a path of ``n_frames``, drawn with probability ∝ :func:`path_population`:
+    (n_maps,) int64, sorted. More maps fall where more particles would be, as with k-means volumes of a dataset."""
+    if not 1 <= n_maps <= n_frames:
+        raise ValueError(f"n_maps must be between 1 and the {n_frames} frames of the path, got {n_maps}")
+    return np.sort(rng.choice(n_frames, size=n_maps, replace=False, p=path_population(n_frames, basins)))
 
 
 def random_griddings(frames: np.ndarray, rng: np.random.Generator) -> list[Gridding]:
