@@ -75,8 +75,8 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   # torch first and alone, so pip takes the pinned CPU build where one is at hand rather than resolving a CUDA one.
   torch_pin=$(grep -o '"torch==[^"]*"' pyproject.toml | tr -d '"')
   "$VENV/bin/python" -m pip install --quiet "$torch_pin"
-  # The library plus the extras that the notebooks and the tests need.
-  "$VENV/bin/python" -m pip install --quiet -e ".[notebooks,test]"
+  # The library plus the extras that the notebooks and the tests need (cryoDRGN: notebook 08's upstream).
+  "$VENV/bin/python" -m pip install --quiet -e ".[notebooks,test,cryodrgn]"
   echo "$want" > "$stamp"
   echo "[run_all] environment ready in $(( $(date +%s) - start )) s, $(du -sh "$VENV" | cut -f1)"
 fi

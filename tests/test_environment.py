@@ -50,8 +50,9 @@ def test_pyproject_and_environment_pin_the_same_versions():
     extras = project["optional-dependencies"]
     conda = yaml.safe_load((repo_root() / "environment.yml").read_text())["dependencies"]
     pip_section = next(item["pip"] for item in conda if isinstance(item, dict))
-    assert _pins(pip_section) == _pins(project["dependencies"] + extras["notebooks"] + extras["test"])
-    assert "-e .[notebooks,test]" in pip_section
+    assert _pins(pip_section) == _pins(project["dependencies"] + extras["notebooks"] + extras["test"]
+                                       + extras["cryodrgn"])
+    assert "-e .[notebooks,test,cryodrgn]" in pip_section
 
 
 def test_runtime_dependencies_are_what_the_library_imports():

@@ -82,7 +82,7 @@ def test_docs_list_every_module_and_the_readme_every_package():
 
 # Each third-party library of formats or methods is wrapped in one module; the rest sees numpy and our types.
 WRAPPERS = {"gemmi": "io/atomic_files.py", "mrcfile": "io/mrc.py", "mdtraj": "io/trajectory.py",
-            "prody": "physics/nma.py", "openmm": "physics/relax.py"}
+            "prody": "physics/nma.py", "openmm": "physics/relax.py", "starfile": "io/particles.py"}
 
 
 def test_each_wrapped_library_is_imported_by_one_module():

@@ -8,7 +8,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-__all__ = ["save_figure", "write_figure", "plot_ensemble_report", "plot_state_maps", "plot_mode_displacement",
+__all__ = ["plot_particles_and_classes", "save_figure", "write_figure", "plot_ensemble_report", "plot_state_maps", "plot_mode_displacement",
            "plot_loss_curves", "plot_sample_rmsds",
            "plot_figure2", "plot_ddim_steps", "plot_precision_curves", "plot_own_maps", "plot_path_progress",
            "plot_ingested_maps", "plot_coverage_curves", "plot_best_rmsd_bars", "plot_ca_traces"]
@@ -280,12 +280,14 @@ def plot_own_maps(sampling: pd.DataFrame, fits: pd.DataFrame, static: dict[str, 
     return fig
 
 
-def plot_path_progress(progress: pd.DataFrame, sampling: pd.DataFrame, ends: tuple[float, float]) -> plt.Figure:
-    """Notebook 07: where along the path the samples of each model lie, beside the training maps' structures.
+def plot_path_progress(progress: pd.DataFrame, sampling: pd.DataFrame, ends: tuple[float, float],
+                       truth: str = "training maps") -> plt.Figure:
+    """Notebooks 07 and 08: where along the path the samples of each model lie, beside the true structures.
 
     progress: ``user_maps.progress_table`` (columns source, progress in Å; sources "training maps", "reference"
     and one per model); sampling: ``user_maps.sampling_scores`` (columns training, wasserstein_progress, Å);
-    ends: (closed, open) progress of the path's two ends (Å), marked.
+    ends: (closed, open) progress of the path's two ends (Å), marked; truth: the legend's name of the true
+    structures (the rows of source "training maps").
     """
     models = list(sampling["training"])
     fig, axes = plt.subplots(1, len(models), figsize=(3.6 * len(models), 3.0), squeeze=False, sharey=True,
@@ -297,7 +299,7 @@ def plot_path_progress(progress: pd.DataFrame, sampling: pd.DataFrame, ends: tup
     color = plt.rcParams["axes.prop_cycle"].by_key()["color"][0]
     for ax, row in zip(axes[0], sampling.itertuples()):
         samples = progress[progress["source"] == row.training]["progress"]
-        ax.hist(training, bins=edges, density=True, color="0.75", label=f"training maps ({len(training)})")
+        ax.hist(training, bins=edges, density=True, color="0.75", label=f"{truth} ({len(training)})")
         ax.hist(samples, bins=edges, density=True, histtype="step", lw=2, color=color,
                 label=f"samples ({len(samples)})")
         ax.axvline(reference, color="k", ls="--", lw=1, label="reference")
@@ -524,4 +526,29 @@ def plot_ensemble_report(report) -> plt.Figure:
     hist.set_ylabel("samples")
     hist.set_title("distance of the samples from the reference", fontsize=9)
     hist.legend(fontsize=7)
+    return fig
+
+
+def plot_particles_and_classes(particles: np.ndarray, volumes: list[np.ndarray], models: list[np.ndarray],
+                               apix: float, origin, titles: list[str]) -> plt.Figure:
+    """Notebook 08: a few particle images, then each class map (projected along z) with its fitted model's CA trace.
+
+    particles: (P, D, D) images [y, x]; volumes: class maps (X, Y, Z), axes (x, y, z), voxel (0, 0, 0) at
+    ``origin`` (3,) Å, voxel size ``apix`` Å; models: (n, 3) Å, the fitted model's CA atoms in the maps' frame,
+    one per map; titles: one per map.
+    """
+    n_cols = max(len(particles), min(len(volumes), 5))
+    n_rows = 1 + -(-len(volumes) // n_cols)
+    fig, axes = plt.subplots(n_rows, n_cols, figsize=(1.9 * n_cols, 2.0 * n_rows), squeeze=False,
+                             constrained_layout=True)
+    for ax in axes.ravel():
+        ax.set_axis_off()
+    for ax, image in zip(axes[0], particles):
+        ax.imshow(image, origin="lower", cmap="gray")
+    axes[0, 0].set_title("particles (SNR as simulated)", fontsize=8, loc="left")
+    for ax, volume, ca, title in zip(axes[1:].ravel(), volumes, models, titles):
+        ax.imshow(volume.sum(axis=2).T, origin="lower", cmap="magma")
+        pixels = (np.asarray(ca) - np.asarray(origin)) / apix
+        ax.plot(pixels[:, 0], pixels[:, 1], color="c", lw=0.6)
+        ax.set_title(title, fontsize=7)
     return fig

@@ -21,7 +21,7 @@ import torch
 from cryosampler.io.files import atomic_path
 from cryosampler.io.grid import MapGrid
 
-__all__ = ["write_mrc", "write_map_file", "read_mrc"]
+__all__ = ["write_mrc", "write_map_file", "read_mrc", "write_image_stack", "read_image_stack"]
 
 
 def write_mrc(path: str | os.PathLike, volume: np.ndarray | torch.Tensor, grid: MapGrid,
@@ -144,3 +144,27 @@ def read_mrc(path: str | os.PathLike) -> tuple[np.ndarray, float, tuple[float, f
         crs_start = {axes[0] - 1: start[0], axes[1] - 1: start[1], axes[2] - 1: start[2]}
         origin = tuple(crs_start[d] * apix for d in range(3))
     return np.ascontiguousarray(volume), apix, origin
+
+
+def write_image_stack(path: str | os.PathLike, images: np.ndarray, apix: float) -> None:
+    """Write ``images`` (B, D, D) float32, indexed [image, y, x], as an MRC image stack (``.mrcs``, ISPG 0, as
+    RELION and cryoDRGN read particles) of pixel size ``apix`` Å; written to a temporary name and renamed."""
+    path = Path(path)
+    images = np.asarray(images, np.float32)
+    if images.ndim != 3 or images.shape[1] != images.shape[2]:
+        raise ValueError(f"{path}: need square images (B, D, D), got {images.shape}")
+    with atomic_path(path) as tmp, mrcfile.new(tmp) as mrc:
+        mrc.set_data(images)
+        mrc.set_image_stack()
+        mrc.voxel_size = apix
+
+
+def read_image_stack(path: str | os.PathLike, count: int | None = None) -> np.ndarray:
+    """The first ``count`` (default all) images of an MRC image stack (``.mrcs``): (B, D, D) float32, [y, x]."""
+    path = Path(path)
+    try:
+        with mrcfile.mmap(path, mode="r") as mrc:
+            data = np.asarray(mrc.data)
+            return np.array(data[:count] if data.ndim == 3 else data[None], dtype=np.float32)
+    except (ValueError, OSError) as err:
+        raise ValueError(f"{path}: not a readable MRC image stack ({err})") from err
