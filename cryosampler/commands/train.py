@@ -59,6 +59,11 @@ def add_args(parser: argparse.ArgumentParser) -> None:
                         help="atomic model fitted into the maps (.pdb or .cif), in the maps' frame (leave out "
                              "when --maps is a CSV whose 'reference' column names each protein's)")
     parser.add_argument("--chain", default=None, help="chain to use (default: the first protein chain)")
+    parser.add_argument("--box", type=int, default=None,
+                        help="the model grid's voxels per side, a multiple of 16 (default: chosen from the "
+                             "reference's extent: 64 with 2 Å voxels when it fits, larger or coarser when not)")
+    parser.add_argument("--apix", type=float, default=None,
+                        help="the model grid's voxel size in Å (default: 2, coarser above a 128³ box)")
     parser.add_argument("--maps", required=True, nargs="+", type=Path,
                         help=f"map files ({', '.join(MAP_SUFFIXES)}), a folder of them, or a CSV with a 'map' "
                              "column (and optional 'protein', 'reference' and 'weight' columns; paths relative to the "
@@ -144,16 +149,38 @@ def check_outputs(args: argparse.Namespace, inputs: list[Path]) -> None:
                          "another folder")
 
 
-def _ingest_proteins(proteins: list[tuple[str, Path, list[Path]]], args: argparse.Namespace, model_config,
-                     say) -> tuple[list, list[dict], list[dict], list]:
-    """Each protein's reference placed in the model's frame and its maps ingested there: (training examples,
-    one row per map for config.json, one entry per protein for the checkpoint, the reference Structures).
-    Each reference is checked against the model before any of its maps is read."""
+def _with_grid(model_config, references: list, args: argparse.Namespace, say):
+    """``model_config`` on the grid that holds every reference (io.grid.grid_for; --box, --apix), said when it is
+    not the paper's 64³ × 2 Å."""
+    import numpy as np
+
+    from cryosampler.io.grid import MapGrid, grid_for
+
+    radius = max(float(np.linalg.norm(r.coords - r.coords.mean(0), axis=1).max()) for r in references)
+    grid = grid_for(radius, args.box, args.apix)
+    if grid != MapGrid() and not args.quiet:
+        say(f"model grid {grid.size}³ × {grid.apix:g} Å ({grid.box_length:.0f} Å box, maps rendered at "
+            f"{grid.resolution:g} Å) for atoms up to {radius:.0f} Å from the centre", file=sys.stderr)
+    return dataclasses.replace(model_config, grid=grid)
+
+
+def _references(proteins: list[tuple[str, Path, list[Path]]], args: argparse.Namespace) -> list:
+    """Each protein's reference Structure (its --chain)."""
+    from cryosampler.io.atomic_files import read_structure
+
+    return [read_structure(reference_path, chain=args.chain) for _, reference_path, _ in proteins]
+
+
+def _ingest_proteins(proteins: list[tuple[str, Path, list[Path]]], references: list, args: argparse.Namespace,
+                     model_config, say) -> tuple[list, list[dict], list[dict], list]:
+    """Each protein's reference (``references``, in ``proteins``' order) placed in the model's frame and its maps
+    ingested there: (training examples, one row per map for config.json, one entry per protein for the
+    checkpoint, the reference Structures). Each reference is checked against the model before any of its maps is
+    read."""
     import numpy as np
     import torch
 
     from cryosampler.ingest import ingest_map, to_model_units
-    from cryosampler.io.atomic_files import read_structure
     from cryosampler.model.featurize import featurize
     from cryosampler.physics.frame import own_placement, principal_placement
     from cryosampler.reference import check_takes
@@ -162,8 +189,7 @@ def _ingest_proteins(proteins: list[tuple[str, Path, list[Path]]], args: argpars
     grid = model_config.grid
     n_maps = sum(len(maps) for *_, maps in proteins)
     examples, rows, known, structures, k = [], [], [], [], 0
-    for name, reference_path, maps in proteins:
-        reference = read_structure(reference_path, chain=args.chain)
+    for (name, reference_path, maps), reference in zip(proteins, references):
         # One protein: its own centred, unrotated frame, so its maps, in the frame its reference was fitted in,
         # need only be re-centred. Several: each on its own principal axes, so that sampling can place a
         # reference given in any frame the same way; their maps are turned with them.
@@ -225,11 +251,13 @@ def _train(args: argparse.Namespace, proteins: list[tuple[str, Path, list[Path]]
     encoder = dataclasses.replace(ENCODER_PRESETS[args.preset], components=args.components)
     if not args.weight_floor >= 0:
         raise ValueError(f"--weight-floor {args.weight_floor} must be a number ≥ 0")
-    model_config = ModelConfig(encoder=encoder, diffusion=DiffusionConfig(weight_floor=args.weight_floor))
+    references = _references(proteins, args)
+    model_config = _with_grid(ModelConfig(encoder=encoder, diffusion=DiffusionConfig(weight_floor=args.weight_floor)),
+                              references, args, say)
     config = TrainConfig(steps=args.steps, batch_size=args.batch_size, seed=args.seed, precision=args.precision,
                          log_every=args.log_every or LOG_EVERY, checkpoint_every=args.checkpoint_every,
                          rotate=args.rotate)
-    examples, rows, known, structures = _ingest_proteins(proteins, args, model_config, say)
+    examples, rows, known, structures = _ingest_proteins(proteins, references, args, model_config, say)
     # One protein: a template of its own CA atoms, so that sampling places its reference by superposition and
     # refuses other proteins; several: each on its own principal axes, no template (sample reports the nearest).
     template = own_frame_template(structures[0]) if len(structures) == 1 else None
@@ -284,7 +312,8 @@ def _train_latent(args: argparse.Namespace, proteins: list[tuple[str, Path, list
               if given]
     if unused:
         raise ValueError(f"{unused[0]} applies to the map family; leave it out with --family latent")
-    model_config = LATENT_MODEL_PRESETS[args.preset]
+    references = _references(proteins, args)
+    model_config = _with_grid(LATENT_MODEL_PRESETS[args.preset], references, args, print)
     stage1 = dataclasses.replace(AUTOENCODER_TRAIN_PRESETS[args.preset], batch_size=args.batch_size, seed=args.seed,
                                  **({} if args.steps is None else {"steps": args.steps}))
     stage2 = dataclasses.replace(LATENT_TRAIN_PRESETS[args.preset], seed=args.seed)
@@ -300,7 +329,7 @@ def _train_latent(args: argparse.Namespace, proteins: list[tuple[str, Path, list
         if earlier["model_config"] != model_config.with_proteins(len(proteins)).to_dict():
             raise ValueError(f"{source} was trained with another latent preset or protein count than --preset "
                              f"{args.preset} with {len(proteins)} protein(s); give the same preset and proteins")
-    examples, rows, known, structures = _ingest_proteins(proteins, args, model_config, print)
+    examples, rows, known, structures = _ingest_proteins(proteins, references, args, model_config, print)
     names = [{"name": p["name"], "sequence": p["sequence"]} for p in known]
     if earlier is not None and earlier["proteins"] != names:
         raise ValueError(f"{source} was trained on other proteins ({', '.join(p['name'] for p in earlier['proteins'])})"

@@ -12,7 +12,16 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-__all__ = ["MapGrid", "crop_around"]
+__all__ = ["MapGrid", "crop_around", "BOX_MARGIN", "grid_for"]
+
+# Å kept between the atoms (at their farthest from the box centre, in any orientation) and the box's last voxel
+# centre: room for the maps' conformations beyond the reference's, and for the renderer's Gaussians.
+BOX_MARGIN = 8.0
+_FINE_APIX = 2.0  # Å, the paper's voxel (A.4), kept up to _MAX_FINE_SIZE voxels per side
+_MAX_FINE_SIZE = 128
+_SIZE_STEP = 16  # sides are multiples of this: every encoder stage halves the grid
+_APIX_STEP = 0.5  # Å, coarser voxels come in steps of this
+_RESOLUTION_VOXELS = 4.0  # render resolution in voxels: the paper's 8 Å at 2 Å
 
 
 @dataclass(frozen=True)
@@ -71,3 +80,41 @@ def crop_around(volume: np.ndarray, grid: MapGrid, coords: np.ndarray,
     cube = np.asarray(volume)[start[0]:start[0] + size, start[1]:start[1] + size, start[2]:start[2] + size]
     shift = (start + size // 2 - grid.size // 2) * grid.apix
     return cube, MapGrid(size=size, apix=grid.apix, resolution=grid.resolution), shift.astype(np.float64)
+
+
+def _half_range(size: int, apix: float) -> float:
+    """Distance (Å) from the box centre to the nearer last voxel centre: min(D//2, D - 1 - D//2) apix."""
+    return min(size // 2, size - 1 - size // 2) * apix
+
+
+def grid_for(radius: float, box: int | None = None, apix: float | None = None) -> MapGrid:
+    """The model grid for atoms that lie within ``radius`` Å of the box centre, in any orientation, with
+    :data:`BOX_MARGIN` Å to spare.
+
+    Without ``box`` or ``apix``: the paper's 64³ × 2 Å when it holds them (every grid trained before is this one);
+    else 2 Å voxels and the smallest side, a multiple of 16, up to 128; beyond that 128 voxels of the smallest
+    voxel size, a multiple of 0.5 Å, that holds them. ``box`` (voxels per side, a multiple of 16) or ``apix`` (Å),
+    when given, is kept and the other chosen (voxels no finer than 2 Å when only ``box`` is given); both given are
+    taken as they are. Maps are rendered at 4 voxels' resolution, at least 8 Å. A ValueError names ``--box`` /
+    ``--apix`` when what was given cannot hold the atoms.
+    """
+    need = float(radius) + BOX_MARGIN
+    if box is not None and (isinstance(box, bool) or not isinstance(box, int) or box < _SIZE_STEP
+                            or box % _SIZE_STEP):
+        raise ValueError(f"--box {box}: give voxels per side as a multiple of {_SIZE_STEP} (64, 80, 96, …)")
+    if apix is not None and not (math.isfinite(apix) and apix > 0):
+        raise ValueError(f"--apix {apix}: give the voxel size as a positive number of Å")
+    if box is None:
+        step = apix if apix is not None else _FINE_APIX
+        size = max(64, _SIZE_STEP * math.ceil((2.0 * need / step + 2.0) / _SIZE_STEP))
+        if apix is None and size > _MAX_FINE_SIZE:
+            size = _MAX_FINE_SIZE
+            step = _APIX_STEP * math.ceil(need / _half_range(size, 1.0) / _APIX_STEP)
+        box, apix = size, step
+    elif apix is None:
+        apix = max(_FINE_APIX, _APIX_STEP * math.ceil(need / _half_range(box, 1.0) / _APIX_STEP))
+    if _half_range(box, apix) < need:
+        raise ValueError(f"--box {box} × --apix {apix:g} Å holds atoms up to {_half_range(box, apix):.0f} Å from the "
+                         f"centre, the reference reaches {radius:.0f} Å (+ {BOX_MARGIN:g} Å margin); leave them out "
+                         "to have the grid chosen, or enlarge them")
+    return MapGrid(size=int(box), apix=float(apix), resolution=max(8.0, _RESOLUTION_VOXELS * float(apix)))
