@@ -173,15 +173,15 @@ def test_bad_protein_listings_are_one_line_before_any_output(two_proteins, tmp_p
     listing.unlink(missing_ok=True)
 
 
-def test_a_protein_larger_than_the_box_is_refused_before_any_output(tmp_path, capsys):
-    long_helix = make_helix(100)  # ~150 Å long: beyond the 128 Å box
+def test_a_protein_larger_than_a_given_box_is_refused_before_any_output(tmp_path, capsys):
+    long_helix = make_helix(100)  # ~150 Å long: beyond a 128 Å box (without --box the grid grows: test_model_grid)
     write_pdb(tmp_path / "long.pdb", long_helix, long_helix.coords)
     write_user_map(tmp_path / "long.mrc", long_helix.coords, long_helix.atomic_numbers, 4.0, (56,) * 3)
     out = tmp_path / "run"
     assert cli.main(["train", "--reference", str(tmp_path / "long.pdb"), "--maps", str(tmp_path / "long.mrc"),
-                     "-o", str(out), *TRAIN]) == 2
+                     "-o", str(out), "--box", "64", "--apix", "2", *TRAIN]) == 2
     line = one_line_error(capsys)
-    assert "long.pdb" in line and "does not fit this model's 128 Å box" in line
+    assert "--box 64 × --apix 2 Å holds atoms up to 62 Å from the centre" in line
     assert not out.exists()
 
 

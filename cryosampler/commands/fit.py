@@ -39,7 +39,8 @@ def add_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--checkpoint", required=True, type=Path, help="checkpoint.pt written by training")
     parser.add_argument("--reference", required=True, type=Path,
                         help="atomic model fitted into the maps (.pdb or .cif), in the maps' frame")
-    parser.add_argument("--chain", default=None, help="chain to use (default: the first protein chain)")
+    parser.add_argument("--chain", default=None, help="chain(s) to use: an ID, several joined by commas (A,B), or all "
+                        "(default: the first protein chain)")
     add_renamed(parser, "--maps", old=("--map",), required=True, nargs="+", type=Path,
                 help="map files, a folder of them, or a CSV with a 'map' column, as for train")
     parser.add_argument("-o", "--output", required=True, type=Path,

@@ -42,7 +42,8 @@ DESCRIPTION = ("Sample conformations of a protein from its static reference stru
 def add_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--checkpoint", required=True, type=Path, help="checkpoint.pt written by training")
     parser.add_argument("--reference", required=True, type=Path, help="reference structure (.pdb or .cif)")
-    parser.add_argument("--chain", default=None, help="chain to use (default: the first protein chain)")
+    parser.add_argument("--chain", default=None, help="chain(s) to use: an ID, several joined by commas (A,B), or all "
+                        "(default: the first protein chain)")
     parser.add_argument("-n", "--num-samples", type=int_at_least(1), default=16,
                         help="number of samples (default 16)")
     parser.add_argument("-o", "--output", required=True, type=Path,

@@ -58,7 +58,8 @@ def add_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--reference", type=Path, default=None,
                         help="atomic model fitted into the maps (.pdb or .cif), in the maps' frame (leave out "
                              "when --maps is a CSV whose 'reference' column names each protein's)")
-    parser.add_argument("--chain", default=None, help="chain to use (default: the first protein chain)")
+    parser.add_argument("--chain", default=None, help="chain(s) to use: an ID, several joined by commas (A,B), or all "
+                        "(default: the first protein chain)")
     parser.add_argument("--box", type=int, default=None,
                         help="the model grid's voxels per side, a multiple of 16 (default: chosen from the "
                              "reference's extent: 64 with 2 Å voxels when it fits, larger or coarser when not)")

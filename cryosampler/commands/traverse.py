@@ -43,7 +43,8 @@ def add_args(parser: argparse.ArgumentParser) -> None:
                         help="checkpoint.pt of a latent model (cryosampler train --family latent)")
     parser.add_argument("--reference", required=True, type=Path,
                         help="reference structure (.pdb or .cif), fitted into any map given by file to --between")
-    parser.add_argument("--chain", default=None, help="chain to use (default: the first protein chain)")
+    parser.add_argument("--chain", default=None, help="chain(s) to use: an ID, several joined by commas (A,B), or all "
+                        "(default: the first protein chain)")
     path = parser.add_mutually_exclusive_group(required=True)
     path.add_argument("--between", nargs=2, metavar=("A", "B"),
                       help="walk from map A to map B: each an index of a training map in the checkpoint (from 0), a "

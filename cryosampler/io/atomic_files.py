@@ -140,46 +140,66 @@ def _is_protein(span) -> bool:
     return False
 
 
+def _chain_names(proteins: dict, chain: str | None, source: str) -> list[str]:
+    """The chains ``chain`` asks for, in file order: None, the first protein chain (a bound peptide listed first is
+    refused); "all", every protein chain; else one ID or several joined by commas ("A,B")."""
+    listing = ", ".join(f"{name} ({len(polymer)} residues)" for name, (_, polymer) in proteins.items())
+    if not proteins:
+        raise ValueError(f"{source}: no protein chain found (only waters, ions or ligands?)")
+    if chain is None:
+        name, (_, polymer) = next(iter(proteins.items()))
+        if len(polymer) < MIN_DEFAULT_CHAIN_RESIDUES and any(
+                len(p) >= MIN_DEFAULT_CHAIN_RESIDUES for _, p in proteins.values()):
+            raise ValueError(
+                f"{source}: the first protein chain, {name}, has only {len(polymer)} residues (a bound "
+                f"peptide?); protein chains here: {listing}; choose one with --chain (chain= in Python), or "
+                "--chain all")
+        return [name]
+    if chain.strip().lower() == "all":
+        return list(proteins)
+    asked = [c.strip() for c in chain.split(",")]
+    if "" in asked or len(set(asked)) != len(asked):
+        raise ValueError(f"{source}: --chain {chain!r}: give chain IDs once each, joined by commas (A,B), or all")
+    missing = [c for c in asked if c not in proteins]
+    if missing:
+        raise ValueError(f"{source}: no protein chain {missing[0]!r}; protein chains here: {listing}")
+    return [name for name in proteins if name in asked]
+
+
 def _chain_arrays(model: gemmi.Model, chain: str | None, source: str) -> dict:
-    """Atom arrays of the polymer part of one chain of a gemmi model."""
+    """Atom arrays of the polymer part of the chain(s) ``chain`` asks for (:func:`_chain_names`) of a gemmi model;
+    several chains are numbered one after the other with a gap (``Structure.res_nums``)."""
     proteins = {}  # chain name -> (chain, polymer), first occurrence, in file order
     for ch in model:
         polymer = ch.get_polymer()
         if ch.name not in proteins and len(polymer) and _is_protein(polymer):
             proteins[ch.name] = (ch, polymer)
-    listing = ", ".join(f"{name} ({len(polymer)} residues)" for name, (_, polymer) in proteins.items())
-    if chain is None:
-        if not proteins:
-            raise ValueError(f"{source}: no protein chain found (only waters, ions or ligands?)")
-        ch, polymer = next(iter(proteins.values()))
-        if len(polymer) < MIN_DEFAULT_CHAIN_RESIDUES and any(
-                len(p) >= MIN_DEFAULT_CHAIN_RESIDUES for _, p in proteins.values()):
-            raise ValueError(
-                f"{source}: the first protein chain, {ch.name}, has only {len(polymer)} residues (a bound "
-                f"peptide?); protein chains here: {listing}; choose one with --chain (chain= in Python)")
-    elif chain in proteins:
-        ch, polymer = proteins[chain]
-    else:
-        raise ValueError(f"{source}: no protein chain {chain!r}; protein chains here: {listing or 'none'}")
+    names = _chain_names(proteins, chain, source)
 
-    rows = []
-    for res in polymer:
-        label = f"chain {ch.name} residue {res.name} {res.seqid.num}"
-        if res.seqid.icode != " ":
-            raise ValueError(f"{source}: {label}{res.seqid.icode} (insertion code) is not supported; renumber "
-                             "the residues or remove it")
-        for atom in res:
-            if atom.element.atomic_number == 0:
-                raise ValueError(
-                    f"{source}: {label} atom {atom.name}: unknown element; fix the element column (77-78) of "
-                    "the file"
-                )
-            if not all(np.isfinite(atom.pos.tolist())):
-                raise ValueError(f"{source}: {label} atom {atom.name}: coordinate is not a number; fix the "
-                                 "coordinates")
-            element = atom.element
-            rows.append((atom.pos.tolist(), element.name, element.atomic_number, atom.name, res.name, res.seqid.num))
-    coords, elements, numbers, atom_names, res_names, res_nums = zip(*rows)
+    rows, offset, last = [], 0, None
+    for name in names:
+        ch, polymer = proteins[name]
+        if last is not None:  # this chain's first residue two numbers after the previous chain's last
+            offset = last + 2 - polymer[0].seqid.num
+        for res in polymer:
+            label = f"chain {ch.name} residue {res.name} {res.seqid.num}"
+            if res.seqid.icode != " ":
+                raise ValueError(f"{source}: {label}{res.seqid.icode} (insertion code) is not supported; renumber "
+                                 "the residues or remove it")
+            for atom in res:
+                if atom.element.atomic_number == 0:
+                    raise ValueError(
+                        f"{source}: {label} atom {atom.name}: unknown element; fix the element column (77-78) of "
+                        "the file"
+                    )
+                if not all(np.isfinite(atom.pos.tolist())):
+                    raise ValueError(f"{source}: {label} atom {atom.name}: coordinate is not a number; fix the "
+                                     "coordinates")
+                element = atom.element
+                rows.append((atom.pos.tolist(), element.name, element.atomic_number, atom.name, res.name,
+                             res.seqid.num + offset, ch.name, res.seqid.num))
+            last = max(last if last is not None else res.seqid.num + offset, res.seqid.num + offset)
+    coords, elements, numbers, atom_names, res_names, res_nums, chain_ids, author_nums = zip(*rows)
     return dict(
         coords=np.array(coords, dtype=np.float64),
         elements=np.array(elements),
@@ -187,7 +207,9 @@ def _chain_arrays(model: gemmi.Model, chain: str | None, source: str) -> dict:
         atom_names=np.array(atom_names),
         res_names=np.array(res_names),
         res_nums=np.array(res_nums, dtype=np.int64),
-        chain_id=ch.name,
+        chain_id=",".join(names),
+        chain_ids=np.array(chain_ids),
+        author_nums=np.array(author_nums, dtype=np.int64),
     )
 
 
@@ -290,11 +312,15 @@ def _to_gemmi(structure: Structure, coords: np.ndarray, first_model: int = 1) ->
     starts = structure.residue_starts
     for m, xyz in enumerate(coords):
         model = gemmi.Model(first_model + m)
-        chain = gemmi.Chain(structure.chain_id)
+        chain = None
         for start, stop in zip(starts[:-1], starts[1:]):
+            if chain is None or chain.name != str(structure.chain_ids[start]):
+                if chain is not None:
+                    model.add_chain(chain)
+                chain = gemmi.Chain(str(structure.chain_ids[start]))
             res = gemmi.Residue()
             res.name = str(structure.res_names[start])
-            res.seqid = gemmi.SeqId(int(structure.res_nums[start]), " ")
+            res.seqid = gemmi.SeqId(int(structure.author_nums[start]), " ")
             info = gemmi.find_tabulated_residue(res.name)
             # Non-standard residues (caps, M3L) stay HETATM inside the chain, as deposited.
             res.het_flag = "A" if info is not None and info.is_standard() else "H"

@@ -1,8 +1,9 @@
-"""The Structure type: the heavy atoms of one protein chain as numpy arrays, which is all the rest of CryoSampler
-sees of a protein.
+"""The Structure type: the heavy atoms of a protein (one chain or several) as numpy arrays, which is all the rest of
+CryoSampler sees of a protein.
 
-A structure holds the heavy atoms of ONE protein chain, first conformer only, grouped contiguously by residue in
-file order. Residues inside the chain are kept even when written as HETATM (modified residues such as M3L, caps
+A structure holds the heavy atoms of one protein chain or of several chains one after the other, first conformer
+only, grouped contiguously by residue in file order; several chains are numbered so that no two of their residues
+have consecutive numbers (``Structure.res_nums``), and keep their own IDs and numbers for output. Residues inside the chain are kept even when written as HETATM (modified residues such as M3L, caps
 such as ACE); waters, ions and ligands outside the chain are dropped. Files are read and written by
 :mod:`cryosampler.io.atomic_files`.
 
@@ -135,10 +136,17 @@ class Structure:
     atomic_numbers : (N,) int64
     atom_names, res_names : (N,) str
     res_nums : (N,) int64
-        Author residue numbers; unique per residue.
+        Residue numbers, unique per residue: the author numbers for one chain; for several chains, each chain's
+        author numbers shifted so that they follow the previous chain's with a gap of at least one number, so
+        that nothing that joins consecutive residue numbers (restraints, validity checks) joins two chains.
     chain_id : str
+        The chain, or the chains joined by commas ("A,B,C,D").
     name : str
         Label of the source (file stem for structures read from disk).
+    chain_ids : (N,) str, optional
+        Each atom's chain (default: ``chain_id`` for every atom).
+    author_nums : (N,) int64, optional
+        Each atom's residue number as the file gives it, written back to files (default: ``res_nums``).
     residue_starts : (L+1,) int64, derived
         Atom range of residue ``r`` is ``residue_starts[r]:residue_starts[r+1]``; L counts caps too.
     backbone_index : (L_aa, 4) int64, derived
@@ -157,6 +165,8 @@ class Structure:
     res_nums: np.ndarray
     chain_id: str
     name: str
+    chain_ids: np.ndarray | None = None
+    author_nums: np.ndarray | None = None
     residue_starts: np.ndarray = field(init=False, repr=False, compare=False)
     backbone_index: np.ndarray = field(init=False, repr=False, compare=False)
     backbone_res_nums: np.ndarray = field(init=False, repr=False, compare=False)
@@ -175,6 +185,13 @@ class Structure:
             ("res_nums", np.int64),
         ]:
             array = np.array(getattr(self, name), dtype=dtype)
+            if array.shape != (n,):
+                raise ValueError(f"{self.name}: {name} must have shape ({n},), got {array.shape}")
+            set_(self, name, _readonly(array))
+        for name, default, dtype in (("chain_ids", np.full(n, self.chain_id), str),
+                                     ("author_nums", self.res_nums, np.int64)):
+            given = getattr(self, name)
+            array = np.array(default if given is None else given, dtype=dtype)
             if array.shape != (n,):
                 raise ValueError(f"{self.name}: {name} must have shape ({n},), got {array.shape}")
             set_(self, name, _readonly(array))

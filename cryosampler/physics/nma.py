@@ -61,7 +61,7 @@ def _atom_group(structure: Structure) -> prody.AtomGroup:
     ag.setNames(structure.atom_names)
     ag.setResnames(structure.res_names)
     ag.setElements(structure.elements)
-    ag.setChids(np.full(structure.n_atoms, structure.chain_id or "A"))
+    ag.setChids(structure.chain_ids)
     node_res = structure.res_nums.copy()
     aa_res = structure.backbone_res_nums
     for k in range(structure.n_residues):

@@ -163,7 +163,7 @@ class _Model:
         app, structure = openmm.app, self.structure
         topology = app.Topology()
         for segment in self.segments:
-            chain = topology.addChain(structure.chain_id)
+            chain = topology.addChain(str(structure.chain_ids[segment[0][2]]))
             for name, num, a, b in segment:
                 residue = topology.addResidue(name, chain, id=str(num))
                 for i in range(a, b):
