@@ -246,15 +246,20 @@ def test_a_csv_listing_gives_its_maps_and_refuses_mixed_proteins(user_data, tmp_
     listing.unlink()
 
 
+def torchrun_train(*args: str) -> subprocess.CompletedProcess:
+    """``cryosampler train ARGS`` under torchrun with two gloo processes on the CPU; asserts it succeeded."""
+    env = dict(os.environ, OMP_NUM_THREADS="1", CUDA_VISIBLE_DEVICES="")  # gloo on the CPU even on a GPU machine
+    result = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--standalone",
+                             "-m", "cryosampler", "train", *args], capture_output=True, text=True, timeout=300, env=env)
+    assert result.returncode == 0, result.stdout + result.stderr
+    return result
+
+
 @pytest.mark.slow
 def test_torchrun_trains_with_two_processes(user_data, tmp_path):
     reference, maps = user_data
     out = tmp_path / "run"
-    env = dict(os.environ, OMP_NUM_THREADS="1", CUDA_VISIBLE_DEVICES="")  # gloo on the CPU even on a GPU machine
-    result = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--standalone",
-                             "-m", "cryosampler", "train", "--reference", str(reference), "--maps", str(maps),
-                             "-o", str(out), *TRAIN], capture_output=True, text=True, timeout=300, env=env)
-    assert result.returncode == 0, result.stdout + result.stderr
+    result = torchrun_train("--reference", str(reference), "--maps", str(maps), "-o", str(out), *TRAIN)
     assert len(pd.read_csv(out / "train_log.csv")) == 2
     assert json.loads((out / "config.json").read_text())["processes"] == 2
     assert result.stderr.count("trained 2 steps") == 1  # rank 0 alone reports

@@ -2,9 +2,6 @@
 --box / --apix; recorded in the checkpoint and used by ``sample`` and ``fit``."""
 
 import json
-import os
-import subprocess
-import sys
 
 import pytest
 
@@ -14,7 +11,7 @@ from cryosampler.io.grid import BOX_MARGIN, MapGrid, grid_for
 from cryosampler.model.checkpoint import load_checkpoint, model_from_checkpoint
 
 from conftest import make_helix
-from test_cli_train import one_line_error
+from test_cli_train import one_line_error, torchrun_train
 from test_ingest import write_user_map
 
 
@@ -92,12 +89,8 @@ def test_train_refuses_a_box_that_cannot_hold_the_reference(long_protein, tmp_pa
 def test_torchrun_trains_a_long_protein_on_its_grid(long_protein, tmp_path):
     reference, maps = long_protein
     out = tmp_path / "run"
-    env = dict(os.environ, OMP_NUM_THREADS="1", CUDA_VISIBLE_DEVICES="")  # gloo on the CPU even on a GPU machine
-    result = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--standalone",
-                             "-m", "cryosampler", "train", "--family", "map", "--preset", "smoke", "--reference",
-                             str(reference), "--maps", str(maps), "-o", str(out), "--steps", "2", "--batch-size", "2",
-                             "--device", "cpu"], capture_output=True, text=True, timeout=300, env=env)
-    assert result.returncode == 0, result.stdout + result.stderr
+    result = torchrun_train("--family", "map", "--preset", "smoke", "--reference", str(reference), "--maps", str(maps),
+                            "-o", str(out), "--steps", "2", "--batch-size", "2", "--device", "cpu")
     assert result.stderr.count("model grid 96³ × 2 Å") == 1  # rank 0 alone says it
     config = json.loads((out / "config.json").read_text())
     assert config["processes"] == 2 and config["model_config"]["grid"]["size"] == 96
