@@ -6,8 +6,8 @@ with the models deposited for them is ``ccpem-utils`` (CCP-EM's Python utilities
 
 * ``emd_3488.mrc``: EMD-3488, human haemoglobin at 3.2 Å (Volta phase plate; Khoshouei et al., Nat. Commun. 8,
   16099, 2017), 100³ voxels of 1.05 Å, and ``5me2.pdb``, its deposited model PDB 5ME2 (four chains, α₂β₂). The
-  map holds the whole tetramer; CryoSampler models one chain, so chain A (α, 141 residues) is the reference
-  and the three other chains are density it does not explain.
+  map holds the whole tetramer; it is read twice, with chain A (α, 141 residues) as the reference, the three
+  other chains then density it does not explain, and with all four chains (``--chain all``).
 * ``emd_21457_seg.mrc``: a 48 × 40 × 47 box (1.05 Å voxels) cut by the package's authors out of EMD-21457, the
   SARS-CoV-2 spike ectodomain, open state, at 3.2 Å (Walls et al., Cell 181, 281, 2020), around the N-terminal
   domain of chain A; its origin in the header ORIGIN. ``6vyb_Ndom.pdb`` is that domain of the deposited model
@@ -65,6 +65,8 @@ class ExperimentalMap:
 EXPERIMENTAL_MAPS = (
     ExperimentalMap("haemoglobin", "emd_3488.mrc", "5me2.pdb", "A", "EMD-3488", "5ME2", 3.2,
                     "whole α₂β₂ tetramer in the map; chain A is the reference"),
+    ExperimentalMap("haemoglobin_all", "emd_3488.mrc", "5me2.pdb", "all", "EMD-3488", "5ME2", 3.2,
+                    "the same map with all four chains as the reference (--chain all)"),
     ExperimentalMap("spike_ntd", "emd_21457_seg.mrc", "6vyb_Ndom.pdb", "A", "EMD-21457", "6VYB", 3.2,
                     "box cut around the N-terminal domain; origin in ORIGIN"),
     ExperimentalMap("spike_ntd_nstart", "emd_21457_seg_nstart.mrc", "6vyb_Ndom.pdb", "A", "EMD-21457", "6VYB", 3.2,
