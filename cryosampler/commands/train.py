@@ -153,11 +153,9 @@ def check_outputs(args: argparse.Namespace, inputs: list[Path]) -> None:
 def _with_grid(model_config, references: list, args: argparse.Namespace, say):
     """``model_config`` on the grid that holds every reference (io.grid.grid_for; --box, --apix), said when it is
     not the paper's 64³ × 2 Å."""
-    import numpy as np
-
     from cryosampler.io.grid import MapGrid, grid_for
 
-    radius = max(float(np.linalg.norm(r.coords - r.coords.mean(0), axis=1).max()) for r in references)
+    radius = max(r.radius for r in references)
     grid = grid_for(radius, args.box, args.apix)
     if grid != MapGrid() and not args.quiet:
         say(f"model grid {grid.size}³ × {grid.apix:g} Å ({grid.box_length:.0f} Å box, maps rendered at "

@@ -160,9 +160,7 @@ def box_margin(structure: Structure, grid: MapGrid = MapGrid()) -> float:
     The voxel centres span [-(D//2) apix, (D - 1 - D//2) apix] per axis ([-64, 62] Å for 64³ at 2 Å); the
     nearer edge counts. Negative: some rotation would push atoms out of the box.
     """
-    half = min(grid.size // 2, grid.size - 1 - grid.size // 2) * grid.apix
-    radius = np.linalg.norm(structure.coords - structure.coords.mean(axis=0), axis=1).max()
-    return float(half - radius)
+    return grid.half_range - structure.radius
 
 
 def check_fits_box(structure: Structure, grid: MapGrid = MapGrid(), min_margin: float = MIN_BOX_MARGIN) -> float:

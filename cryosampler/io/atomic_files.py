@@ -198,7 +198,7 @@ def _chain_arrays(model: gemmi.Model, chain: str | None, source: str) -> dict:
                 element = atom.element
                 rows.append((atom.pos.tolist(), element.name, element.atomic_number, atom.name, res.name,
                              res.seqid.num + offset, ch.name, res.seqid.num))
-            last = max(last if last is not None else res.seqid.num + offset, res.seqid.num + offset)
+        last = max(res.seqid.num for res in polymer) + offset
     coords, elements, numbers, atom_names, res_names, res_nums, chain_ids, author_nums = zip(*rows)
     return dict(
         coords=np.array(coords, dtype=np.float64),

@@ -46,6 +46,12 @@ class MapGrid:
         return self.size * self.apix
 
     @property
+    def half_range(self) -> float:
+        """Distance (Å) from the box centre to the nearer last voxel centre, min(D//2, D - 1 - D//2) * apix: how far
+        atoms centred in the box may reach in any direction."""
+        return _half_range(self.size, self.apix)
+
+    @property
     def width(self) -> float:
         """Gaussian width w = resolution / π (Å); each atom adds Z exp(-r² / w²)."""
         return self.resolution / math.pi
@@ -113,8 +119,9 @@ def grid_for(radius: float, box: int | None = None, apix: float | None = None) -
         box, apix = size, step
     elif apix is None:
         apix = max(_FINE_APIX, _APIX_STEP * math.ceil(need / _half_range(box, 1.0) / _APIX_STEP))
-    if _half_range(box, apix) < need:
-        raise ValueError(f"--box {box} × --apix {apix:g} Å holds atoms up to {_half_range(box, apix):.0f} Å from the "
+    grid = MapGrid(size=int(box), apix=float(apix), resolution=max(8.0, _RESOLUTION_VOXELS * float(apix)))
+    if grid.half_range < need:
+        raise ValueError(f"--box {box} × --apix {apix:g} Å holds atoms up to {grid.half_range:.0f} Å from the "
                          f"centre, the reference reaches {radius:.0f} Å (+ {BOX_MARGIN:g} Å margin); leave them out "
                          "to have the grid chosen, or enlarge them")
-    return MapGrid(size=int(box), apix=float(apix), resolution=max(8.0, _RESOLUTION_VOXELS * float(apix)))
+    return grid

@@ -177,21 +177,18 @@ class Structure:
         if n == 0:
             raise ValueError(f"{self.name}: structure has no atoms")
         set_(self, "coords", _readonly(validate_coords(self.coords, n, self.name, allow_models=False).copy()))
+        defaults = {"chain_ids": np.full(n, self.chain_id), "author_nums": self.res_nums}
         for name, dtype in [
             ("elements", str),
             ("atom_names", str),
             ("res_names", str),
             ("atomic_numbers", np.int64),
             ("res_nums", np.int64),
+            ("chain_ids", str),
+            ("author_nums", np.int64),
         ]:
-            array = np.array(getattr(self, name), dtype=dtype)
-            if array.shape != (n,):
-                raise ValueError(f"{self.name}: {name} must have shape ({n},), got {array.shape}")
-            set_(self, name, _readonly(array))
-        for name, default, dtype in (("chain_ids", np.full(n, self.chain_id), str),
-                                     ("author_nums", self.res_nums, np.int64)):
             given = getattr(self, name)
-            array = np.array(default if given is None else given, dtype=dtype)
+            array = np.array(defaults[name] if given is None else given, dtype=dtype)
             if array.shape != (n,):
                 raise ValueError(f"{self.name}: {name} must have shape ({n},), got {array.shape}")
             set_(self, name, _readonly(array))
@@ -208,6 +205,12 @@ class Structure:
     def n_residues(self) -> int:
         """Number of residues L, caps included."""
         return len(self.residue_starts) - 1
+
+    @property
+    def radius(self) -> float:
+        """Largest distance (Å) of an atom from the all-atom centroid: how far the protein reaches from the centre
+        of a box it is centred in, in any orientation."""
+        return float(np.linalg.norm(self.coords - self.coords.mean(axis=0), axis=1).max())
 
     @property
     def sequence(self) -> str:
