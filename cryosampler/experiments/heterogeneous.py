@@ -21,6 +21,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from cryosampler.io.files import recorded_settings
+
 __all__ = ["CryodrgnConfig", "CRYODRGN_PRESETS", "cryodrgn_command", "run_cryodrgn", "class_table"]
 
 
@@ -72,10 +74,8 @@ def run_cryodrgn(star: str | Path, workdir: str | Path, config: CryodrgnConfig, 
     workdir.mkdir(parents=True, exist_ok=True)
     settings = {"star": str(star), **asdict(config)}
     recorded = workdir / "settings.json"
-    if recorded.is_file() and json.loads(recorded.read_text()) != settings:
-        raise ValueError(f"{workdir} holds a cryoDRGN run with other settings ({recorded}); remove it or give "
-                         "another folder")
-    recorded.write_text(json.dumps(settings, indent=1))
+    if not recorded_settings(recorded, settings, "a cryoDRGN run"):
+        recorded.write_text(json.dumps(settings, indent=1))
     log = workdir / "cryodrgn.log"
     poses, ctf = workdir / "pose.pkl", workdir / "ctf.pkl"
     small = workdir / f"particles.{config.train_size}.mrcs"

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from cryosampler.experiments.user_maps import path_population
+from cryosampler.io.files import recorded_settings
 from cryosampler.io.particles import Optics, write_particles
 from cryosampler.physics.ctf import apply_ctf, ctf_2d, frequency_grid
 from cryosampler.physics.projection import project_atoms, random_rotations
@@ -120,10 +121,7 @@ def particle_dataset(folder: str | Path, frames: np.ndarray, atomic_numbers: np.
     folder = Path(folder)
     settings = {"config": json.loads(json.dumps(asdict(config))), "seed": seed, "frames": list(frames.shape)}
     recorded, star, truth = folder / "settings.json", folder / "particles.star", folder / "truth.csv"
-    if recorded.is_file() and json.loads(recorded.read_text()) != settings:
-        raise ValueError(f"{folder} holds particles simulated with other settings ({recorded}); remove it or give "
-                         "another folder")
-    if not (recorded.is_file() and star.is_file() and truth.is_file()):
+    if not (recorded_settings(recorded, settings, "particles simulated") and star.is_file() and truth.is_file()):
         particles = simulate_particles(frames, atomic_numbers, config, np.random.default_rng(seed))
         write_dataset(folder, particles, config.optics)
         recorded.write_text(json.dumps(settings, indent=1))

@@ -4,6 +4,7 @@ that keeps two runs from writing it at once."""
 from __future__ import annotations
 
 import fcntl
+import json
 import os
 import re
 import shutil
@@ -12,7 +13,7 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-__all__ = ["atomic_path", "staged_directory", "claim_output", "check_unclaimed"]
+__all__ = ["atomic_path", "staged_directory", "claim_output", "check_unclaimed", "recorded_settings"]
 
 
 @contextmanager
@@ -141,3 +142,16 @@ def claim_output(path: str | os.PathLike, covers: Iterable[str | os.PathLike] = 
                 folder.rmdir()
             except OSError:  # not empty: the run wrote there
                 break
+
+
+def recorded_settings(path: str | os.PathLike, settings: dict, what: str) -> bool:
+    """Whether the JSON record ``path`` of the work in its folder holds ``settings``: True when it does, False when
+    there is no record yet; a ValueError naming the folder when it holds ``what`` made with other settings, so
+    that such work is refused rather than reused or overwritten."""
+    path = Path(path)
+    if not path.is_file():
+        return False
+    if json.loads(path.read_text()) != settings:
+        raise ValueError(f"{path.parent} holds {what} with other settings ({path}); remove it or give another "
+                         "folder")
+    return True
