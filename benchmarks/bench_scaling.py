@@ -23,6 +23,7 @@ the renderer (its two autograd functions), 3-D convolutions (the map encoder), a
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime
 import json
 import platform
@@ -76,14 +77,16 @@ def helix_bundle(n_atoms: int) -> Structure:
                      res_nums=np.array(res_nums, dtype=np.int64), chain_id="A", name=f"bundle{n_atoms}")
 
 
-def _examples(structure: Structure, grid: MapGrid, device: torch.device) -> list[TrainingExample]:
+def _examples(structure: Structure, grid: MapGrid) -> list[TrainingExample]:
     protein = featurize(structure, structure.coords)
     volume = render_density(torch.tensor(structure.coords)[None], torch.tensor(structure.atomic_numbers), grid)[0]
     return [TrainingExample(protein, volume.float())]
 
 
-_BUCKETS = (("renderer", ("_GaussianProfiles", "_TrilinearSum", "trilinear", "GaussianProfiles")),
-            ("3-D convolution (map encoder)", ("conv3d", "convolution", "conv_depthwise3d", "slow_conv3d")),
+# Substrings of operator names, matched case-insensitively: the renderer's autograd functions (_GaussianProfiles,
+# _TrilinearSum and their backwards), convolutions and their backwards, attention and matrix products.
+_BUCKETS = (("renderer", ("GaussianProfiles", "trilinear")),
+            ("3-D convolution (map encoder)", ("conv3d", "convolution", "conv_depthwise3d")),
             ("attention and linear layers (DiT, heads)", ("scaled_dot_product", "attention", "addmm", "mm",
                                                           "bmm", "linear", "matmul", "baddbmm")))
 
@@ -101,17 +104,16 @@ def measure(family: str, n_atoms: int, box: int, batch_size: int, warmup: int, s
     """One configuration in this process: s/step, peak memory and (optionally) where one step's time goes."""
     structure = helix_bundle(n_atoms)
     grid = MapGrid(size=box, apix=2.0, resolution=8.0)
-    examples = _examples(structure, grid, device)
+    examples = _examples(structure, grid)
     total = warmup + steps
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
 
     def run(n: int):
         if family == "latent":
-            config = LATENT_MODEL_PRESETS["default"]
-            stage1 = AUTOENCODER_TRAIN_PRESETS["default"].__class__(
-                **{**AUTOENCODER_TRAIN_PRESETS["default"].__dict__, "steps": n, "batch_size": batch_size, "warmup": 1})
-            return train_autoencoder(examples, config.autoencoder, stage1, grid, device=device)[1]
+            stage1 = dataclasses.replace(AUTOENCODER_TRAIN_PRESETS["default"], steps=n, batch_size=batch_size, warmup=1)
+            return train_autoencoder(examples, LATENT_MODEL_PRESETS["default"].autoencoder, stage1, grid,
+                                     device=device)[1]
         with tempfile.TemporaryDirectory() as out:
             model_config = ModelConfig(grid=grid)
             config = TrainConfig(steps=n, batch_size=batch_size, checkpoint_every=n, log_every=n)
