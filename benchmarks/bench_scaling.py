@@ -4,7 +4,7 @@ step's time goes.
 
     python benchmarks/bench_scaling.py [--atoms 1000 5000 20000 50000] [--boxes 64 96 128 160]
                                        [--families latent map] [--steps 2] [--warmup 1] [--batch-size 8]
-                                       [--device auto] [--csv PATH] [--profile]
+                                       [--device auto] [--csv PATH] [--profile] [--window auto|N]
 
 The protein is a bundle of 20-residue poly-alanine helices (N, CA, C, O, CB; 100 atoms each) on a lattice 10 Å
 apart, filled outwards from the centre to the asked number of atoms, its helices numbered with a gap so that no
@@ -17,7 +17,8 @@ is a small MLP over latents and takes the same seconds at any size) and ``traini
 s/step is the median of their logs' seconds over the last ``--steps`` steps at ``--batch-size`` (the command
 line's default, 8). One more step under ``torch.profiler`` sorts the self CPU time of the step's operators into
 the renderer (its two autograd functions), 3-D convolutions (the map encoder), attention and linear layers
-(the DiT and heads) and the rest.
+(the DiT and heads) and the rest. ``--window`` sets the DiT's attention window: ``auto`` (default) is what
+``train`` gives a reference of that many residues (``model.encoder.default_attention_window``), 0 full attention.
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ from cryosampler.io.grid import MapGrid
 from cryosampler.io.structure import Structure
 from cryosampler.latent_training import AUTOENCODER_TRAIN_PRESETS, train_autoencoder
 from cryosampler.model.denoiser import ModelConfig
+from cryosampler.model.encoder import default_attention_window
 from cryosampler.model.featurize import featurize
 from cryosampler.model.latent_model import LATENT_MODEL_PRESETS
 from cryosampler.physics.render import render_density
@@ -100,10 +102,12 @@ def _bucket(name: str) -> str:
 
 
 def measure(family: str, n_atoms: int, box: int, batch_size: int, warmup: int, steps: int, device: torch.device,
-            profile_out: Path | None) -> dict:
-    """One configuration in this process: s/step, peak memory and (optionally) where one step's time goes."""
+            profile_out: Path | None, window: str = "auto") -> dict:
+    """One configuration in this process: s/step, peak memory and (optionally) where one step's time goes;
+    ``window``: the attention window, "auto" (``train``'s choice) or a number of tokens (0: full attention)."""
     structure = helix_bundle(n_atoms)
     grid = MapGrid(size=box, apix=2.0, resolution=8.0)
+    tokens = default_attention_window(structure.n_residues) if window == "auto" else int(window)
     examples = _examples(structure, grid)
     total = warmup + steps
     if device.type == "cuda":
@@ -112,10 +116,10 @@ def measure(family: str, n_atoms: int, box: int, batch_size: int, warmup: int, s
     def run(n: int):
         if family == "latent":
             stage1 = dataclasses.replace(AUTOENCODER_TRAIN_PRESETS["default"], steps=n, batch_size=batch_size, warmup=1)
-            return train_autoencoder(examples, LATENT_MODEL_PRESETS["default"].autoencoder, stage1, grid,
-                                     device=device)[1]
+            config = LATENT_MODEL_PRESETS["default"].with_tokens(1, tokens)
+            return train_autoencoder(examples, config.autoencoder, stage1, grid, device=device)[1]
         with tempfile.TemporaryDirectory() as out:
-            model_config = ModelConfig(grid=grid)
+            model_config = ModelConfig(grid=grid).with_tokens(1, tokens)
             config = TrainConfig(steps=n, batch_size=batch_size, checkpoint_every=n, log_every=n)
             train(examples, model_config, config, None, Path(out), progress=False, device=device, lines=False)
             return pd.read_csv(Path(out) / "train_log.csv")
@@ -125,7 +129,7 @@ def measure(family: str, n_atoms: int, box: int, batch_size: int, warmup: int, s
     peak = (torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda"
             else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
     row = {"family": family, "atoms": structure.n_atoms, "residues": structure.n_residues, "box": box,
-           "batch_size": batch_size, "s_per_step": seconds, "peak_mib": peak}
+           "attention_window": tokens, "batch_size": batch_size, "s_per_step": seconds, "peak_mib": peak}
     if profile_out is not None:
         from torch.profiler import ProfilerActivity, profile
         with profile(activities=[ProfilerActivity.CPU]) as prof:
@@ -149,13 +153,15 @@ def main() -> None:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--csv", type=Path, default=None)
     parser.add_argument("--profile", action="store_true", help="also sort one step's time by operator kind")
+    parser.add_argument("--window", default="auto", help="attention window in tokens, 0 for full attention, or auto "
+                                                         "(train's choice for the protein's size)")
     parser.add_argument("--one", nargs=3, metavar=("FAMILY", "ATOMS", "BOX"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     device = resolve_device(args.device)
     if args.one:
         family, atoms, box = args.one[0], int(args.one[1]), int(args.one[2])
         row = measure(family, atoms, box, args.batch_size, args.warmup, args.steps, device,
-                      Path("profile") if args.profile else None)
+                      Path("profile") if args.profile else None, args.window)
         print("RESULT " + json.dumps(row))
         return
     scan_box = 128 if 128 in args.boxes else max(args.boxes)  # the issue's aim: 20k atoms in a 128³ box
@@ -166,7 +172,7 @@ def main() -> None:
         for atoms, box in configs:
             command = [sys.executable, __file__, "--one", family, str(atoms), str(box), "--steps", str(args.steps),
                        "--warmup", str(args.warmup), "--batch-size", str(args.batch_size), "--device", args.device,
-                       *(["--profile"] if args.profile else [])]
+                       "--window", args.window, *(["--profile"] if args.profile else [])]
             done = subprocess.run(command, capture_output=True, text=True)
             found = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]
             if done.returncode != 0 or not found:

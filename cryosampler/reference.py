@@ -33,11 +33,16 @@ def prepare_reference(model: CryoSampler | LatentModel, structure: Structure, ma
     source: name for error messages (the file; default the structure's name). override: how the caller goes past
     a poor template fit, if it can, for the message (:func:`~cryosampler.physics.frame.check_template_match`).
 
-    Raises ValueError naming the problem: too few residue numbers shared with the model's template, a CA
+    Raises ValueError naming the problem: more chains than the model was trained on, too few residue numbers shared with the model's template, a CA
     fit to the template worse than ``max_template_rmsd`` Å (pass ``math.inf`` to accept any), atoms outside the
     map box, or more tokens than the model has slots for.
     """
     source = structure.name if source is None else source
+    n_chains = len(set(structure.chain_ids))
+    if n_chains > model.config.chains:
+        raise ValueError(f"{source}: {n_chains} chains, but this model was trained on references of "
+                         f"{model.config.chains}; name the chain(s) it was trained on with --chain, or train a model "
+                         "on this reference")
     if model.template is None:  # several proteins, each on its own principal axes: nothing to fit against
         fit, place = math.nan, principal_placement(structure)
     else:

@@ -46,6 +46,26 @@ def make_helix(n_residues: int = 10, name: str = "tiny", first_residue: int = 1)
         res_nums=np.array(res_nums, dtype=np.int64), chain_id="A", name=name)
 
 
+def make_complex(*lengths: int, spacing: float = 12.0, name: str = "complex") -> Structure:
+    """Helices of ``lengths`` residues as chains A, B, … (each numbered from 1 as its file would give it), each
+    ``spacing`` Å beside the one before along x; internal numbers as the reader gives several chains (each chain
+    two numbers after the previous one's last)."""
+    parts = [make_helix(n) for n in lengths]
+    coords, res_nums, first = [], [], 0
+    for k, part in enumerate(parts):
+        coords.append(part.coords + [spacing * k, 0.0, 0.0])
+        res_nums.append(part.res_nums + first)
+        first = int(res_nums[-1].max()) + 1
+    ids = "ABCDEFGHIJ"[:len(parts)]
+    return Structure(coords=np.concatenate(coords), elements=np.concatenate([p.elements for p in parts]),
+                     atomic_numbers=np.concatenate([p.atomic_numbers for p in parts]),
+                     atom_names=np.concatenate([p.atom_names for p in parts]),
+                     res_names=np.concatenate([p.res_names for p in parts]), res_nums=np.concatenate(res_nums),
+                     chain_id=",".join(ids), name=name,
+                     chain_ids=np.concatenate([[c] * p.n_atoms for c, p in zip(ids, parts)]),
+                     author_nums=np.concatenate([p.res_nums for p in parts]))
+
+
 def make_two_domains() -> tuple[Structure, np.ndarray]:
     """A two-domain protein of six 24-residue helices along z (720 atoms, ~35 Å across): a core bundle of four
     (residues 1–96) and a second domain of two, 10 Å beside it along x (residues 97–144); centred. Returns the

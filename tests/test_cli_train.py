@@ -619,8 +619,12 @@ def test_the_command_lines_defaults_are_the_training_configs():
     from cryosampler.commands import train as command
     from cryosampler.training import TrainConfig
 
+    from cryosampler.model import encoder
+
     assert (command.STEPS, command.CHECKPOINT_EVERY, command.LOG_EVERY) == (
         TrainConfig().steps, TrainConfig().checkpoint_every, TrainConfig().log_every)
+    assert (command.FULL_ATTENTION_TOKENS, command.ATTENTION_WINDOW) == (encoder.FULL_ATTENTION_TOKENS,
+                                                                        encoder.ATTENTION_WINDOW)
 
 
 def test_overwrite_is_refused_under_torchrun(user_data, tmp_path, capsys, monkeypatch):

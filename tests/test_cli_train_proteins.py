@@ -116,7 +116,7 @@ def test_a_one_protein_run_lists_its_protein_and_sample_reports_the_identity(two
     assert cli.main(["train", "--reference", str(reference), "--maps", str(two_proteins / "lys" / "vol_0.mrc"),
                      "-o", str(out), *TRAIN]) == 0
     state = load_checkpoint(out / "checkpoint.pt")
-    assert state["template"] is not None and state["proteins"] == [{"name": "model", "sequence": "K" * 16}]
+    assert state["template"] is not None and state["proteins"] == [{"name": "model", "sequence": "K" * 16, "chain": "A"}]
     capsys.readouterr()
     assert sample(out / "checkpoint.pt", reference, tmp_path / "lys.pdb") == 0
     err = capsys.readouterr().err

@@ -84,8 +84,8 @@ def test_report_of_an_ensemble_gives_tables_and_rmsd_to_the_reference():
     report = ensemble_report(samples, structure, {"open": state_ca(state, structure, "open.pdb")}, codes)
     assert [rmsd(x, structure.coords) for x in samples] == pytest.approx(list(report.rmsd_reference))
     residues = report.residue_table()
-    assert list(residues.columns) == ["residue", "res_name", "secondary", "rmsf"]
-    assert list(residues["residue"]) == list(range(1, 13)) and "".join(residues["secondary"]) == "".join(codes)
+    assert list(residues.columns) == ["chain", "residue", "res_name", "secondary", "rmsf"]
+    assert list(residues["residue"]) == [str(k) for k in range(1, 13)] and set(residues["chain"]) == {"A"} and "".join(residues["secondary"]) == "".join(codes)
     table = report.sample_table()
     assert list(table.columns) == ["kind", "name", "rmsd_reference", "pc1", "pc2"]
     assert list(table["kind"]) == ["sample"] * 5 + ["state"]

@@ -461,16 +461,6 @@ def test_placeholder_atoms_at_one_point_are_refused(tmp_path):
     assert str(path) in str(err.value)
 
 
-def test_insertion_code_is_named_as_unsupported(tmp_path):
-    inserted = [r[:26] + "A" + r[27:] for r in residue_records("GLY", 2, ["N", "CA", "C", "O"], 50)]
-    records = three_alanines()
-    path = write_pdb_text(tmp_path / "icode.pdb", records[:10] + inserted + records[10:])
-    with pytest.raises(ValueError, match=r"chain A residue GLY 2A \(insertion code\) is not supported; renumber") \
-            as err:
-        read_structure(path)
-    assert str(path) in str(err.value)
-
-
 def test_residue_messages_show_plain_names(tiny_structure):
     res_names = tiny_structure.res_names.copy()
     res_names[7] = "GLY"  # residue 2: ALA, ALA, GLY, ALA, ALA
@@ -482,24 +472,6 @@ def test_residue_messages_show_plain_names(tiny_structure):
     with pytest.raises(ValueError, match=r"residue ALA 1 has atom name\(s\) N more than once") as err:
         dataclasses.replace(tiny_structure, atom_names=names)
     assert "np.str_" not in str(err.value)
-
-
-def test_short_first_chain_asks_for_a_chain(tmp_path):
-    records = chain_records("P", 1, 5, 1, y=20.0) + ["TER"] + chain_records("A", 1, 40, 100, y=0.0)
-    path = write_pdb_text(tmp_path / "complex.pdb", records)
-    with pytest.raises(ValueError, match=r"the first protein chain, P, has only 5 residues .*protein chains here: "
-                                         r"P \(5 residues\), A \(40 residues\); choose one with --chain") as err:
-        read_structure(path)
-    assert str(path) in str(err.value)
-    assert read_structure(path, chain="A").n_residues == 40
-    assert read_structure(path, chain="P").n_residues == 5
-    # A short chain alone, or a long first chain, needs no choice.
-    assert read_structure(write_pdb_text(tmp_path / "peptide.pdb", chain_records("P", 1, 5, 1, 0.0))).n_residues == 5
-    long_first = chain_records("A", 1, 40, 1, y=0.0) + ["TER"] + chain_records("P", 1, 5, 300, y=20.0)
-    assert read_structure(write_pdb_text(tmp_path / "long_first.pdb", long_first)).chain_id == "A"
-
-
-# Structure methods.
 
 
 def test_with_coords_validates_shape(tiny_structure):

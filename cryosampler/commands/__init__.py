@@ -19,7 +19,7 @@ from cryosampler.io.files import check_unclaimed, claim_output
 __all__ = ["int_at_least", "same_path", "check_writable", "refuse_inputs", "refuse_existing", "claimed",
            "add_overwrite_arg", "Renamed", "add_renamed", "add_device_arg",
            "add_quiet_arg", "add_far_conformation_arg", "add_relax_arg", "check_relax", "Relaxation",
-           "nearest_training_protein", "KNOWN_IDENTITY"]
+           "nearest_training_protein", "KNOWN_IDENTITY", "add_chain_arg", "read_model_reference"]
 
 # Below this sequence identity to every protein a model was trained on, its output is a guess, not a prediction.
 KNOWN_IDENTITY = 0.9
@@ -203,6 +203,27 @@ class Relaxation:
                 f"restrained) in {seconds.mean():.1f} s per {one}: clashes < {CLASH_CUTOFF:g} Å per {one} "
                 f"{before.mean():.1f} → {after.mean():.1f}, heavy atoms moved {np.sqrt(np.mean(rmsd ** 2)):.2f} Å "
                 f"rms (largest model {rmsd.max():.2f} Å)")
+
+
+def add_chain_arg(parser: argparse.ArgumentParser, default: str) -> None:
+    """--chain, for every command that reads a reference; ``default`` says in words what it is without it."""
+    parser.add_argument("--chain", default=None, help="chain(s) of the reference to use: an ID, several joined by "
+                                                      f"commas (A,B), or all (default: {default})")
+
+
+def read_model_reference(path, chain: str | None, state: dict):
+    """The reference Structure of a command that uses a trained model (``load_checkpoint``'s dict): ``chain`` as
+    given; without one, the chains the model's training proteins were read with when they all name the same ones and
+    the file has them (a model of chain A of a complex takes chain A of it again), else every protein chain."""
+    from cryosampler.io.atomic_files import protein_chains, read_structure
+
+    if chain is None:
+        recorded = {p.get("chain") for p in state.get("proteins", [])}
+        if len(recorded) == 1 and None not in recorded:
+            (trained,) = recorded
+            if set(trained.split(",")) <= set(protein_chains(path)):
+                chain = trained
+    return read_structure(path, chain=chain)
 
 
 def nearest_training_protein(state: dict, sequence: str, source) -> tuple[str, float] | None:

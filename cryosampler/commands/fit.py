@@ -8,9 +8,10 @@ import sys
 import time
 from pathlib import Path
 
-from cryosampler.commands import (Relaxation, add_device_arg, add_far_conformation_arg, add_overwrite_arg,
-                                  add_quiet_arg, add_relax_arg, add_renamed, check_relax, check_writable, claimed,
-                                  nearest_training_protein, refuse_existing, refuse_inputs)
+from cryosampler.commands import (Relaxation, add_chain_arg, add_device_arg, add_far_conformation_arg,
+                                  add_overwrite_arg, add_quiet_arg, add_relax_arg, add_renamed, check_relax,
+                                  check_writable, claimed, nearest_training_protein, read_model_reference,
+                                  refuse_existing, refuse_inputs)
 from cryosampler.commands.listing import MAP_SUFFIXES, is_map, resolve_maps
 
 __all__ = ["add_args", "main", "check_numbers", "check_outputs", "writes_one_file", "model_name", "validity_path",
@@ -39,8 +40,7 @@ def add_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--checkpoint", required=True, type=Path, help="checkpoint.pt written by training")
     parser.add_argument("--reference", required=True, type=Path,
                         help="atomic model fitted into the maps (.pdb or .cif), in the maps' frame")
-    parser.add_argument("--chain", default=None, help="chain(s) to use: an ID, several joined by commas (A,B), or all "
-                        "(default: the first protein chain)")
+    add_chain_arg(parser, "the chains the model was trained on")
     add_renamed(parser, "--maps", old=("--map",), required=True, nargs="+", type=Path,
                 help="map files, a folder of them, or a CSV with a 'map' column, as for train")
     parser.add_argument("-o", "--output", required=True, type=Path,
@@ -188,7 +188,7 @@ def _fit(args: argparse.Namespace, maps: list[Path], single: bool) -> None:
     from cryosampler.physics.nma_fit import NMA_FIT_PRESETS
     from cryosampler.refine import REFINE_PRESETS
     from cryosampler.evaluation.validate import sample_validity, validity_summary, validity_warning
-    from cryosampler.io.atomic_files import read_structure, write_mmcif, write_pdb
+    from cryosampler.io.atomic_files import write_mmcif, write_pdb
     from cryosampler.io.files import atomic_path
     from cryosampler.physics.superpose import rmsd
     from cryosampler.model.checkpoint import load_checkpoint, model_from_checkpoint
@@ -196,7 +196,7 @@ def _fit(args: argparse.Namespace, maps: list[Path], single: bool) -> None:
     device = resolve_device(args.device)
     state = load_checkpoint(args.checkpoint)
     model = model_from_checkpoint(state)
-    reference = read_structure(args.reference, chain=args.chain)
+    reference = read_model_reference(args.reference, args.chain, state)
     if args.relax:
         check_relax(reference, args.reference)
     nearest_training_protein(state, reference.sequence, args.reference)

@@ -36,7 +36,8 @@ def add_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--reference", required=True, type=Path,
                         help="reference structure (.pdb or .cif) whose atoms the ensemble's samples hold")
     parser.add_argument("--chain", default=None,
-                        help="chain of the reference and the states (default: the first protein chain of each)")
+                        help="chain(s) of the reference and the states: an ID, several joined by commas (A,B), or all "
+                             "(default: every protein chain of each)")
     parser.add_argument("--states", nargs="+", type=Path, default=[],
                         help="known conformations (.pdb or .cif) to mark among the samples; their CA atoms are "
                              "matched to the reference's by residue number, and every residue must have one")

@@ -9,9 +9,10 @@ import time
 from contextlib import ExitStack
 from pathlib import Path
 
-from cryosampler.commands import (Relaxation, add_device_arg, add_overwrite_arg, add_quiet_arg, add_relax_arg,
-                                  add_renamed, check_relax, check_writable, claimed, int_at_least,
-                                  nearest_training_protein, refuse_existing, refuse_inputs, same_path)
+from cryosampler.commands import (Relaxation, add_chain_arg, add_device_arg, add_overwrite_arg, add_quiet_arg,
+                                  add_relax_arg, add_renamed, check_relax, check_writable, claimed, int_at_least,
+                                  nearest_training_protein, read_model_reference, refuse_existing, refuse_inputs,
+                                  same_path)
 from cryosampler.io.files import staged_directory
 
 __all__ = ["add_args", "main", "check_outputs", "output_paths", "DEFAULT_DDIM_STEPS", "HELP", "DESCRIPTION",
@@ -42,8 +43,7 @@ DESCRIPTION = ("Sample conformations of a protein from its static reference stru
 def add_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--checkpoint", required=True, type=Path, help="checkpoint.pt written by training")
     parser.add_argument("--reference", required=True, type=Path, help="reference structure (.pdb or .cif)")
-    parser.add_argument("--chain", default=None, help="chain(s) to use: an ID, several joined by commas (A,B), or all "
-                        "(default: the first protein chain)")
+    add_chain_arg(parser, "the chains the model was trained on")
     parser.add_argument("-n", "--num-samples", type=int_at_least(1), default=16,
                         help="number of samples (default 16)")
     parser.add_argument("-o", "--output", required=True, type=Path,
@@ -139,7 +139,7 @@ def _sample(args: argparse.Namespace) -> None:
     from cryosampler.sampling import iter_reference_samples
     from cryosampler.latent_sampling import iter_reference_latent_samples, latent_populations
     from cryosampler.reference import prepare_reference
-    from cryosampler.io.atomic_files import EnsembleWriter, read_structure, write_pdb
+    from cryosampler.io.atomic_files import EnsembleWriter, write_pdb
     from cryosampler.io.chimerax import enclosing_level, ensemble_script, protein_volume
     from cryosampler.io.files import atomic_path
     from cryosampler.io.trajectory import XtcWriter
@@ -158,7 +158,7 @@ def _sample(args: argparse.Namespace) -> None:
         raise ValueError(f"--maps-dir: {args.checkpoint} is a latent model, which samples structures, not maps; leave "
                          "--maps-dir out")
     model = model_from_checkpoint(state)
-    reference = read_structure(args.reference, chain=args.chain)
+    reference = read_model_reference(args.reference, args.chain, state)
     relaxation = None
     if args.relax:
         check_relax(reference, args.reference)

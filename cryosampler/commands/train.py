@@ -15,8 +15,8 @@ import sys
 import time
 from pathlib import Path
 
-from cryosampler.commands import (add_device_arg, add_far_conformation_arg, add_overwrite_arg, add_quiet_arg,
-                                  add_renamed, check_writable, claimed, int_at_least, refuse_inputs)
+from cryosampler.commands import (add_chain_arg, add_device_arg, add_far_conformation_arg, add_overwrite_arg,
+                                  add_quiet_arg, add_renamed, check_writable, claimed, int_at_least, refuse_inputs)
 from cryosampler.commands.listing import MAP_SUFFIXES, map_weights, resolve_proteins
 from cryosampler.io.files import atomic_path
 
@@ -34,6 +34,9 @@ WEIGHT_FLOOR = 1.0
 STEPS = 3000
 CHECKPOINT_EVERY = 250
 LOG_EVERY = 100
+# model.encoder's attention defaults (default_attention_window), written out for --help, as the ones above.
+FULL_ATTENTION_TOKENS = 2048
+ATTENTION_WINDOW = 256
 # The model family `train` builds when --family is not given (model/checkpoint.py's FAMILIES): the latent family,
 # chosen on notebooks 06 and 07's training proteins, where it gave the maps' populations and sound samples and the
 # map family did not (docs/results.md, docs/decisions.md).
@@ -58,13 +61,17 @@ def add_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--reference", type=Path, default=None,
                         help="atomic model fitted into the maps (.pdb or .cif), in the maps' frame (leave out "
                              "when --maps is a CSV whose 'reference' column names each protein's)")
-    parser.add_argument("--chain", default=None, help="chain(s) to use: an ID, several joined by commas (A,B), or all "
-                        "(default: the first protein chain)")
+    add_chain_arg(parser, "every protein chain")
     parser.add_argument("--box", type=int, default=None,
                         help="the model grid's voxels per side, a multiple of 16 (default: chosen from the "
                              "reference's extent: 64 with 2 Å voxels when it fits, larger or coarser when not)")
     parser.add_argument("--apix", type=float, default=None,
                         help="the model grid's voxel size in Å (default: 2, coarser above a 128³ box)")
+    parser.add_argument("--attention-window", type=int_at_least(0), default=None,
+                        help="attend within windows of this many consecutive residues, shifted by half a window "
+                             "in every other block (an even number; 0: every residue attends to every other; "
+                             f"default: {ATTENTION_WINDOW} for references of more than {FULL_ATTENTION_TOKENS} "
+                             "residues, else 0)")
     parser.add_argument("--maps", required=True, nargs="+", type=Path,
                         help=f"map files ({', '.join(MAP_SUFFIXES)}), a folder of them, or a CSV with a 'map' "
                              "column (and optional 'protein', 'reference' and 'weight' columns; paths relative to the "
@@ -150,9 +157,17 @@ def check_outputs(args: argparse.Namespace, inputs: list[Path]) -> None:
                          "another folder")
 
 
-def _with_grid(model_config, references: list, args: argparse.Namespace, say):
+def _recorded(protein: dict) -> dict:
+    """What a checkpoint keeps of a training protein (``_ingest_proteins``' row): its name and sequence, which
+    sample and fit match a reference against, and its chains, which they read by default."""
+    return {"name": protein["name"], "sequence": protein["sequence"], "chain": protein["chain"]}
+
+
+def _fitted_to(model_config, references: list, args: argparse.Namespace, say):
     """``model_config`` on the grid that holds every reference (io.grid.grid_for; --box, --apix), said when it is
-    not the paper's 64³ × 2 Å."""
+    not the paper's 64³ × 2 Å; with a chain slot for each chain of the reference that has the most; and with
+    attention windows (--attention-window; by default model.encoder.default_attention_window's), said when
+    used."""
     from cryosampler.io.grid import MapGrid, grid_for
 
     radius = max(r.radius for r in references)
@@ -160,7 +175,20 @@ def _with_grid(model_config, references: list, args: argparse.Namespace, say):
     if grid != MapGrid() and not args.quiet:
         say(f"model grid {grid.size}³ × {grid.apix:g} Å ({grid.box_length:.0f} Å box, maps rendered at "
             f"{grid.resolution:g} Å) for atoms up to {radius:.0f} Å from the centre", file=sys.stderr)
-    return dataclasses.replace(model_config, grid=grid)
+    chains = max(len(set(r.chain_ids)) for r in references)
+    tokens = max(r.n_residues for r in references)
+    window = args.attention_window
+    if window is not None and window % 2:
+        raise ValueError(f"--attention-window {window}: give an even number of residues (its half is the shift), "
+                         "or 0 for full attention")
+    if window is None:
+        from cryosampler.model.encoder import default_attention_window
+
+        window = default_attention_window(tokens)
+    if window and not args.quiet:
+        say(f"attention within windows of {window} residues ({tokens} residues; --attention-window 0 for full "
+            "attention)", file=sys.stderr)
+    return dataclasses.replace(model_config, grid=grid).with_tokens(chains, window)
 
 
 def _references(proteins: list[tuple[str, Path, list[Path]]], args: argparse.Namespace) -> list:
@@ -251,7 +279,7 @@ def _train(args: argparse.Namespace, proteins: list[tuple[str, Path, list[Path]]
     if not args.weight_floor >= 0:
         raise ValueError(f"--weight-floor {args.weight_floor} must be a number ≥ 0")
     references = _references(proteins, args)
-    model_config = _with_grid(ModelConfig(encoder=encoder, diffusion=DiffusionConfig(weight_floor=args.weight_floor)),
+    model_config = _fitted_to(ModelConfig(encoder=encoder, diffusion=DiffusionConfig(weight_floor=args.weight_floor)),
                               references, args, say)
     config = TrainConfig(steps=args.steps, batch_size=args.batch_size, seed=args.seed, precision=args.precision,
                          log_every=args.log_every or LOG_EVERY, checkpoint_every=args.checkpoint_every,
@@ -275,7 +303,7 @@ def _train(args: argparse.Namespace, proteins: list[tuple[str, Path, list[Path]]
         with atomic_path(args.output / "config.json") as tmp:
             tmp.write_text(json.dumps(resolved, indent=2) + "\n")
     train(examples, model_config, config, template, args.output, progress=not args.quiet, device=device,
-          proteins=tuple({"name": p["name"], "sequence": p["sequence"]} for p in known),
+          proteins=tuple(_recorded(p) for p in known),
           lines=not args.quiet or args.log_every is not None, weights=weights)
     first = structures[0]
     what = f"{first.name} ({first.n_atoms} atoms)" if len(structures) == 1 else f"{len(structures)} proteins"
@@ -296,7 +324,7 @@ def _train_latent(args: argparse.Namespace, proteins: list[tuple[str, Path, list
     from cryosampler.device import resolve_device, torchrun_world_size
     from cryosampler.latent_training import AUTOENCODER_TRAIN_PRESETS, LATENT_TRAIN_PRESETS, train_latent_model
     from cryosampler.model.checkpoint import family_of, load_checkpoint, model_from_checkpoint
-    from cryosampler.model.latent_model import LATENT_MODEL_PRESETS
+    from cryosampler.model.latent_model import LATENT_MODEL_PRESETS, LatentModelConfig
     from cryosampler.physics.frame import own_frame_template
 
     if torchrun_world_size() > 1:
@@ -312,7 +340,7 @@ def _train_latent(args: argparse.Namespace, proteins: list[tuple[str, Path, list
     if unused:
         raise ValueError(f"{unused[0]} applies to the map family; leave it out with --family latent")
     references = _references(proteins, args)
-    model_config = _with_grid(LATENT_MODEL_PRESETS[args.preset], references, args, print)
+    model_config = _fitted_to(LATENT_MODEL_PRESETS[args.preset], references, args, print)
     stage1 = dataclasses.replace(AUTOENCODER_TRAIN_PRESETS[args.preset], batch_size=args.batch_size, seed=args.seed,
                                  **({} if args.steps is None else {"steps": args.steps}))
     stage2 = dataclasses.replace(LATENT_TRAIN_PRESETS[args.preset], seed=args.seed)
@@ -325,12 +353,13 @@ def _train_latent(args: argparse.Namespace, proteins: list[tuple[str, Path, list
         if family_of(earlier) != "latent":
             raise ValueError(f"{source} holds a map-family model; --stage1-from and --resume of --family latent need "
                              "a latent checkpoint")
-        if earlier["model_config"] != model_config.with_proteins(len(proteins)).to_dict():
+        if LatentModelConfig.from_dict(earlier["model_config"]) != model_config.with_proteins(len(proteins)):
             raise ValueError(f"{source} was trained with another latent preset or protein count than --preset "
                              f"{args.preset} with {len(proteins)} protein(s); give the same preset and proteins")
     examples, rows, known, structures = _ingest_proteins(proteins, references, args, model_config, print)
-    names = [{"name": p["name"], "sequence": p["sequence"]} for p in known]
-    if earlier is not None and earlier["proteins"] != names:
+    names = [_recorded(p) for p in known]
+    if earlier is not None and [(p["name"], p["sequence"]) for p in earlier["proteins"]] != [
+            (p["name"], p["sequence"]) for p in names]:
         raise ValueError(f"{source} was trained on other proteins ({', '.join(p['name'] for p in earlier['proteins'])})"
                          "; stage 1 can be reused only for the same proteins")
     template = own_frame_template(structures[0]) if len(structures) == 1 else None

@@ -9,9 +9,9 @@ import time
 from contextlib import ExitStack
 from pathlib import Path
 
-from cryosampler.commands import (add_device_arg, add_far_conformation_arg, add_overwrite_arg, add_quiet_arg,
-                                  check_writable, claimed, int_at_least, nearest_training_protein, refuse_existing,
-                                  refuse_inputs)
+from cryosampler.commands import (add_chain_arg, add_device_arg, add_far_conformation_arg, add_overwrite_arg,
+                                  add_quiet_arg, check_writable, claimed, int_at_least, nearest_training_protein,
+                                  read_model_reference, refuse_existing, refuse_inputs)
 from cryosampler.commands.listing import MAP_SUFFIXES, is_map
 
 __all__ = ["add_args", "main", "check_outputs", "output_paths", "endpoint", "HELP", "DESCRIPTION", "FRAMES",
@@ -43,8 +43,7 @@ def add_args(parser: argparse.ArgumentParser) -> None:
                         help="checkpoint.pt of a latent model (cryosampler train --family latent)")
     parser.add_argument("--reference", required=True, type=Path,
                         help="reference structure (.pdb or .cif), fitted into any map given by file to --between")
-    parser.add_argument("--chain", default=None, help="chain(s) to use: an ID, several joined by commas (A,B), or all "
-                        "(default: the first protein chain)")
+    add_chain_arg(parser, "the chains the model was trained on")
     path = parser.add_mutually_exclusive_group(required=True)
     path.add_argument("--between", nargs=2, metavar=("A", "B"),
                       help="walk from map A to map B: each an index of a training map in the checkpoint (from 0), a "
@@ -138,7 +137,7 @@ def _traverse(args: argparse.Namespace) -> None:
     from cryosampler.device import resolve_device
     from cryosampler.evaluation.validate import sample_validity, validity_summary, validity_warning
     from cryosampler.ingest import ingest_map
-    from cryosampler.io.atomic_files import EnsembleWriter, read_structure, write_pdb
+    from cryosampler.io.atomic_files import EnsembleWriter, write_pdb
     from cryosampler.io.chimerax import traverse_script
     from cryosampler.io.files import atomic_path
     from cryosampler.io.trajectory import XtcWriter
@@ -160,7 +159,7 @@ def _traverse(args: argparse.Namespace) -> None:
         raise ValueError(f"--between {args.between[0]} {args.between[1]} names one map twice; give two maps")
     model = model_from_checkpoint(state)
     d = model.config.autoencoder.latent_dim
-    reference = read_structure(args.reference, chain=args.chain)
+    reference = read_model_reference(args.reference, args.chain, state)
     nearest = nearest_training_protein(state, reference.sequence, args.reference)
     slot = [p["name"] for p in state["proteins"]].index(nearest[0]) if nearest is not None else 0
     if args.pc is not None:

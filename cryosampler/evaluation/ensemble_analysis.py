@@ -114,7 +114,9 @@ class EnsembleReport:
     plot_ensemble_report` and the report's tables."""
 
     name: str  # the reference's name
-    residues: np.ndarray  # (L,) int64: residue numbers of the reference's amino-acid residues
+    residues: np.ndarray  # (L,) int64: residue numbers of the reference's amino-acid residues (Structure.res_nums)
+    chains: np.ndarray  # (L,) str: their chains
+    authors: np.ndarray  # (L,) str: their numbers as the file gives them, insertion code included ("52A")
     res_names: np.ndarray  # (L,) str
     secondary: np.ndarray | None  # (L,) str, "H", "E" or "C" (SECONDARY_NAMES); None when not available
     rmsf: np.ndarray  # (L,) float64, Å: CA RMSF (ca_rmsf)
@@ -123,10 +125,11 @@ class EnsembleReport:
     state_names: tuple[str, ...]  # (K,) labels of pcs.states
 
     def residue_table(self) -> pd.DataFrame:
-        """One row per residue: residue (number), res_name, secondary (empty when not available), rmsf (Å)."""
+        """One row per residue: chain, residue (its number as the file gives it, with any insertion code), res_name,
+        secondary (empty when not available), rmsf (Å)."""
         secondary = self.secondary if self.secondary is not None else [""] * len(self.residues)
-        return pd.DataFrame({"residue": self.residues, "res_name": self.res_names, "secondary": secondary,
-                             "rmsf": self.rmsf})
+        return pd.DataFrame({"chain": self.chains, "residue": self.authors, "res_name": self.res_names,
+                             "secondary": secondary, "rmsf": self.rmsf})
 
     def sample_table(self) -> pd.DataFrame:
         """One row per sample, then one per known state: kind ("sample" or "state"), name (the sample's index K,
@@ -143,7 +146,8 @@ class EnsembleReport:
         """One line: RMSF median and peak (with its residue's secondary structure), the variance PC1 and PC2
         explain, and the range of RMSD to the reference."""
         peak = int(np.argmax(self.rmsf))
-        where = f"residue {self.residues[peak]}"
+        where = f"residue {self.authors[peak]}" + (f" of chain {self.chains[peak]}" if len(set(self.chains)) > 1
+                                                    else "")
         if self.secondary is not None:
             where += f", {SECONDARY_NAMES[self.secondary[peak]]}"
         r = self.rmsd_reference
@@ -170,7 +174,9 @@ def ensemble_report(samples: np.ndarray, reference: Structure, states: dict[str,
         raise ValueError(f"secondary must have one class per residue ({len(ca_index)}), got {len(secondary)}")
     pcs = principal_components(samples[:, ca_index], reference_ca,
                                np.stack(list(states.values())) if states else None)
-    return EnsembleReport(reference.name, reference.backbone_res_nums.copy(), reference.res_names[ca_index].copy(),
+    authors = np.array([f"{n}{c}" for n, c in zip(reference.author_nums[ca_index], reference.insertion_codes[ca_index])])
+    return EnsembleReport(reference.name, reference.backbone_res_nums.copy(), reference.chain_ids[ca_index].copy(),
+                          authors, reference.res_names[ca_index].copy(),
                           None if secondary is None else np.asarray(secondary, dtype=str),
                           ca_rmsf(samples[:, ca_index], reference_ca),
                           rmsd_matrix(samples, reference.coords[None])[:, 0], pcs, tuple(states))

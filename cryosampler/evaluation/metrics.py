@@ -15,13 +15,13 @@ from scipy.stats import wasserstein_distance
 
 from cryosampler.io.correspondence import AtomMatchReport, match_atoms
 from cryosampler.io.structure import Structure
-from cryosampler.physics.superpose import pairwise_rmsd, rmsd_matrix, superpose
+from cryosampler.physics.superpose import optimal_rotation, pairwise_rmsd, rmsd_matrix, superpose
 
 __all__ = ["score_ensemble", "EnsembleScore", "closest_sample_rmsd", "state_occupancy", "coverage_metrics",
            "ensemble_summary", "mode_projection", "matched_rmsd_matrix",
            "smallest_lossless_steps", "checked_coords", "EnsembleSpread",
            "ensemble_spread", "spread_parts", "cluster_sizes", "CLUSTER_CUTOFF", "STAYS_AT_REFERENCE",
-           "progress_wasserstein"]
+           "progress_wasserstein", "chain_rmsds"]
 
 
 def closest_sample_rmsd(rmsds: np.ndarray) -> np.ndarray:
@@ -119,6 +119,24 @@ def score_ensemble(samples: np.ndarray, states: np.ndarray, *, atoms: Structure 
     if reference is None:
         raise ValueError(f"scoring samples of {atoms.name} needs the states' reference structure to match atoms")
     return EnsembleScore(*matched_rmsd_matrix(samples, atoms, states, reference))
+
+
+def chain_rmsds(coords: np.ndarray, target: np.ndarray, structure: Structure,
+                on: str | None = None) -> dict[str, np.ndarray]:
+    """Per-chain RMSD of a complex: each structure of ``coords`` (S, N, 3) Å superposed on ``target`` (N, 3) Å over
+    the atoms of chains ``on`` (IDs joined by commas; default every atom), then the RMSD over each chain's atoms
+    alone. Returns chain ID → (S,) float64 Å, chains in the order of ``structure`` (whose atom order both arrays
+    follow)."""
+    coords = checked_coords(coords, "coords", "SN", structure.n_atoms)
+    target = checked_coords(target, "target", "N", structure.n_atoms)
+    fixed = np.ones(structure.n_atoms, bool) if on is None else np.isin(structure.chain_ids, on.split(","))
+    if not fixed.any():
+        raise ValueError(f"{structure.name}: no chain {on!r} to superpose on; chains {structure.chain_id}")
+    moved = np.stack([(x - x[fixed].mean(0)) @ optimal_rotation(x[fixed], target[fixed]).T + target[fixed].mean(0)
+                      for x in coords])
+    squared = np.sum((moved - target) ** 2, axis=-1)  # (S, N)
+    return {chain: np.sqrt(squared[:, structure.chain_ids == chain].mean(axis=1))
+            for chain in dict.fromkeys(structure.chain_ids)}
 
 
 def checked_coords(array, name: str, axes: str, n_atoms: int | None = None, dtype=np.float64) -> np.ndarray:

@@ -43,6 +43,8 @@ class Profile:
     particles_preset: str  # key of particles.PARTICLE_PRESETS: notebook 08's simulated dataset
     cryodrgn_preset: str  # key of heterogeneous.CRYODRGN_PRESETS: notebook 08's cryoDRGN run
     particles_latent_steps: int  # stage-1 training steps of notebook 08's latent models
+    complex_maps: int  # maps of notebook 09's simulated complex
+    complex_latent_steps: int  # stage-1 training steps of notebook 09's latent model
 
     @property
     def results_dir(self) -> Path:
@@ -79,13 +81,15 @@ PROFILES = {
                     ddim_steps=100, seeds=(0, 1, 2), step_sweep=(10, 25, 50, 100), own_maps_steps=300,
                     own_maps_count=20, own_maps_fit_frames=9, domain_motion_steps=800,
                     latent_preset="default", latent_steps=900, latent_samples=100, particles_preset="default",
-                    cryodrgn_preset="default", particles_latent_steps=500),
+                    cryodrgn_preset="default", particles_latent_steps=500, complex_maps=20,
+                    complex_latent_steps=500),
     # Same code at toy sizes: a few training steps, few samples, few DDIM steps.
     "fast": Profile(name="fast", publish=False, encoder_preset="smoke", train_preset="smoke", n_samples=4,
                     ddim_steps=10, seeds=(0,), step_sweep=(5, 10), own_maps_steps=4,
                     own_maps_count=3, own_maps_fit_frames=2, domain_motion_steps=4,
                     latent_preset="smoke", latent_steps=3, latent_samples=8, particles_preset="smoke",
-                    cryodrgn_preset="smoke", particles_latent_steps=3),
+                    cryodrgn_preset="smoke", particles_latent_steps=3, complex_maps=3,
+                    complex_latent_steps=3),
 }
 
 

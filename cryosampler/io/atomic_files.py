@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gzip
 import re
+import warnings
 from contextlib import ExitStack
 from pathlib import Path
 
@@ -19,8 +20,8 @@ from scipy.spatial import cKDTree
 from cryosampler.io.files import atomic_path
 from cryosampler.io.structure import Structure, check_same_atoms, residue_layout, validate_coords
 
-__all__ = ["EnsembleWriter", "read_ensemble", "read_structure", "write_mmcif", "write_pdb", "MIN_ATOM_DISTANCE",
-           "MIN_DEFAULT_CHAIN_RESIDUES", "one_letter_code", "atomic_number", "align_sequences"]
+__all__ = ["EnsembleWriter", "read_ensemble", "read_structure", "protein_chains", "write_mmcif", "write_pdb", "MIN_ATOM_DISTANCE",
+           "one_letter_code", "atomic_number", "align_sequences"]
 
 _PDB_SUFFIXES = (".pdb", ".ent")
 
@@ -31,11 +32,6 @@ _CIF_SUFFIXES = (".cif", ".mmcif")
 # Bonded heavy atoms are at least 1.2 Å apart; atoms closer than this are placeholders (e.g. all at 0, 0, 0)
 # or collapsed coordinates, never a real structure.
 MIN_ATOM_DISTANCE = 0.1  # Å
-
-
-# Without --chain, a first protein chain shorter than this is taken for a bound peptide when a longer
-# protein chain follows it, and the choice is left to the user.
-MIN_DEFAULT_CHAIN_RESIDUES = 30
 
 
 # A PDB coordinate field (8 columns): a plain decimal number. gemmi reads junk such as "abc.de" as 0.0.
@@ -141,21 +137,12 @@ def _is_protein(span) -> bool:
 
 
 def _chain_names(proteins: dict, chain: str | None, source: str) -> list[str]:
-    """The chains ``chain`` asks for, in file order: None, the first protein chain (a bound peptide listed first is
-    refused); "all", every protein chain; else one ID or several joined by commas ("A,B")."""
+    """The chains ``chain`` asks for, in file order: None or "all", every protein chain; else one ID or several
+    joined by commas ("A,B")."""
     listing = ", ".join(f"{name} ({len(polymer)} residues)" for name, (_, polymer) in proteins.items())
     if not proteins:
         raise ValueError(f"{source}: no protein chain found (only waters, ions or ligands?)")
-    if chain is None:
-        name, (_, polymer) = next(iter(proteins.items()))
-        if len(polymer) < MIN_DEFAULT_CHAIN_RESIDUES and any(
-                len(p) >= MIN_DEFAULT_CHAIN_RESIDUES for _, p in proteins.values()):
-            raise ValueError(
-                f"{source}: the first protein chain, {name}, has only {len(polymer)} residues (a bound "
-                f"peptide?); protein chains here: {listing}; choose one with --chain (chain= in Python), or "
-                "--chain all")
-        return [name]
-    if chain.strip().lower() == "all":
+    if chain is None or chain.strip().lower() == "all":
         return list(proteins)
     asked = [c.strip() for c in chain.split(",")]
     if "" in asked or len(set(asked)) != len(asked):
@@ -166,9 +153,34 @@ def _chain_names(proteins: dict, chain: str | None, source: str) -> list[str]:
     return [name for name in proteins if name in asked]
 
 
+def _left_out(model: gemmi.Model, proteins: dict, names: list[str]) -> str | None:
+    """What a reader of chains ``names`` leaves out that the user did not exclude by naming chains: the ligands, ions
+    and waters of those chains and of chains without protein, and nucleic-acid chains. One phrase, or None."""
+    residues, waters = {}, 0
+    for ch in model:
+        if ch.name in proteins and ch.name not in names:
+            continue  # a protein chain the user left out with --chain
+        kept = ({(r.seqid.num, r.seqid.icode) for r in proteins[ch.name][1]}
+                if ch.name in names and proteins[ch.name][0] is ch else set())
+        for res in ch:
+            if (res.seqid.num, res.seqid.icode) in kept:
+                continue
+            if res.is_water():
+                waters += 1
+            else:
+                residues[res.name] = residues.get(res.name, 0) + 1
+    if not residues and not waters:
+        return None
+    named = ", ".join(f"{name} ×{count}" if count > 1 else name for name, count in residues.items())
+    parts = ([f"{sum(residues.values())} non-protein residue(s) ({named})"] if residues else []) + (
+        [f"{waters} water(s)"] if waters else [])
+    return " and ".join(parts)
+
+
 def _chain_arrays(model: gemmi.Model, chain: str | None, source: str) -> dict:
-    """Atom arrays of the polymer part of the chain(s) ``chain`` asks for (:func:`_chain_names`) of a gemmi model;
-    several chains are numbered one after the other with a gap (``Structure.res_nums``)."""
+    """Atom arrays of the polymer part of the chain(s) ``chain`` asks for (:func:`_chain_names`) of a gemmi model,
+    and under "left_out" what else :func:`_left_out` names. Several chains are numbered one after the other with a
+    gap, and residues with insertion codes take the next numbers of their chain (``Structure.res_nums``)."""
     proteins = {}  # chain name -> (chain, polymer), first occurrence, in file order
     for ch in model:
         polymer = ch.get_polymer()
@@ -181,11 +193,11 @@ def _chain_arrays(model: gemmi.Model, chain: str | None, source: str) -> dict:
         ch, polymer = proteins[name]
         if last is not None:  # this chain's first residue two numbers after the previous chain's last
             offset = last + 2 - polymer[0].seqid.num
+        inserted = 0  # residues with an insertion code so far: each shifts the chain's later numbers by one
         for res in polymer:
-            label = f"chain {ch.name} residue {res.name} {res.seqid.num}"
-            if res.seqid.icode != " ":
-                raise ValueError(f"{source}: {label}{res.seqid.icode} (insertion code) is not supported; renumber "
-                                 "the residues or remove it")
+            icode = res.seqid.icode.strip()
+            label = f"chain {ch.name} residue {res.name} {res.seqid.num}{icode}"
+            inserted += bool(icode)
             for atom in res:
                 if atom.element.atomic_number == 0:
                     raise ValueError(
@@ -197,9 +209,10 @@ def _chain_arrays(model: gemmi.Model, chain: str | None, source: str) -> dict:
                                      "coordinates")
                 element = atom.element
                 rows.append((atom.pos.tolist(), element.name, element.atomic_number, atom.name, res.name,
-                             res.seqid.num + offset, ch.name, res.seqid.num))
-        last = max(res.seqid.num for res in polymer) + offset
-    coords, elements, numbers, atom_names, res_names, res_nums, chain_ids, author_nums = zip(*rows)
+                             res.seqid.num + offset + inserted, ch.name, res.seqid.num, icode))
+            last = res.seqid.num + offset + inserted if last is None else max(last, res.seqid.num + offset + inserted)
+    (coords, elements, numbers, atom_names, res_names, res_nums, chain_ids, author_nums,
+     insertion_codes) = zip(*rows)
     return dict(
         coords=np.array(coords, dtype=np.float64),
         elements=np.array(elements),
@@ -210,6 +223,8 @@ def _chain_arrays(model: gemmi.Model, chain: str | None, source: str) -> dict:
         chain_id=",".join(names),
         chain_ids=np.array(chain_ids),
         author_nums=np.array(author_nums, dtype=np.int64),
+        insertion_codes=np.array(insertion_codes),
+        left_out=_left_out(model, proteins, names),
     )
 
 
@@ -251,15 +266,15 @@ def read_structure(path, chain: str | None = None) -> Structure:
     path : str or Path
         ``.pdb``/``.ent`` or ``.cif``/``.mmcif`` file, optionally gzipped.
     chain : str, optional
-        Author chain ID. Default: the first chain holding amino-acid residues, unless it has fewer than
-        ``MIN_DEFAULT_CHAIN_RESIDUES`` (30) residues and a longer protein chain follows (a bound peptide
-        listed first): then the chain must be named.
+        Author chain ID, several joined by commas ("A,B"), or "all". Default: every chain holding amino-acid
+        residues.
 
     Returns
     -------
     Structure
-        First conformer of every atom; hydrogens, waters, ions and ligands outside the chain dropped;
-        caps (ACE, NH2, NME, FOR) and modified residues inside the chain kept.
+        First conformer of every atom; caps (ACE, NH2, NME, FOR) and modified residues inside the chains kept;
+        insertion codes kept for output. Hydrogens are dropped, and so are waters, ions, ligands and nucleic-acid
+        chains, with a one-line warning that names them.
 
     Raises
     ------
@@ -267,18 +282,31 @@ def read_structure(path, chain: str | None = None) -> Structure:
         The message names the file (and line, residue or atom) and what to do, for: a missing or
         unparsable file; a PDB coordinate field that is not a number (line named); two atoms of one
         residue with the same name and altloc (lines named; never silently dropped); no protein chain,
-        or an ambiguous default chain (the protein chains are listed with their lengths); an insertion
-        code (not supported); a non-cap residue without CA or an amino-acid residue without N, CA, C or
+        or a chain that is not there (the protein chains are listed with their lengths); a non-cap residue without CA or an amino-acid residue without N, CA, C or
         O; an unknown element; atoms closer than ``MIN_ATOM_DISTANCE`` (0.1 Å) to another atom, or all
         atoms at one point (collapsed coordinates).
     """
     st, path = _read_gemmi(path)
     arrays = _chain_arrays(st[0], chain, str(path))
+    left_out = arrays.pop("left_out")
     # Validate here first so errors name the file, not just the structure name.
     source = f"{path}: chain {arrays['chain_id']}"
     residue_layout(arrays["res_nums"], arrays["res_names"], arrays["atom_names"], source)
     _check_distinct_positions(arrays, source)
+    if left_out is not None:
+        warnings.warn(f"{path}: left out {left_out}: CryoSampler models protein chains only", stacklevel=2)
     return Structure(name=_entry_name(path), **arrays)
+
+
+def protein_chains(path) -> list[str]:
+    """IDs of the chains of a PDB or mmCIF file's first model that hold amino-acid residues, in file order."""
+    st, _ = _read_gemmi(path)
+    names = []
+    for ch in st[0]:
+        polymer = ch.get_polymer()
+        if ch.name not in names and len(polymer) and _is_protein(polymer):
+            names.append(ch.name)
+    return names
 
 
 def read_ensemble(path, reference: Structure) -> np.ndarray:
@@ -320,7 +348,7 @@ def _to_gemmi(structure: Structure, coords: np.ndarray, first_model: int = 1) ->
                 chain = gemmi.Chain(str(structure.chain_ids[start]))
             res = gemmi.Residue()
             res.name = str(structure.res_names[start])
-            res.seqid = gemmi.SeqId(int(structure.author_nums[start]), " ")
+            res.seqid = gemmi.SeqId(int(structure.author_nums[start]), str(structure.insertion_codes[start]) or " ")
             info = gemmi.find_tabulated_residue(res.name)
             # Non-standard residues (caps, M3L) stay HETATM inside the chain, as deposited.
             res.het_flag = "A" if info is not None and info.is_standard() else "H"

@@ -3,8 +3,9 @@ CryoSampler sees of a protein.
 
 A structure holds the heavy atoms of one protein chain or of several chains one after the other, first conformer
 only, grouped contiguously by residue in file order; several chains are numbered so that no two of their residues
-have consecutive numbers (``Structure.res_nums``), and keep their own IDs and numbers for output. Residues inside the chain are kept even when written as HETATM (modified residues such as M3L, caps
-such as ACE); waters, ions and ligands outside the chain are dropped. Files are read and written by
+have consecutive numbers (``Structure.res_nums``), and keep their own IDs, numbers and insertion codes for output.
+Residues inside the chain are kept even when written as HETATM (modified residues such as M3L, caps such as ACE);
+waters, ions and ligands outside the chain are dropped (the reader says so). Files are read and written by
 :mod:`cryosampler.io.atomic_files`.
 
 Coordinates are in Å throughout.
@@ -59,7 +60,7 @@ def residue_layout(
         nums, counts = np.unique(res_nums[starts], return_counts=True)
         raise ValueError(
             f"{source}: residue number {int(nums[counts > 1][0])} occurs in two separate places of the "
-            "chain (insertion codes or unsorted atoms); renumber the residues uniquely"
+            "chain (unsorted atoms); renumber the residues uniquely"
         )
 
     backbone, backbone_nums = [], []
@@ -147,6 +148,9 @@ class Structure:
         Each atom's chain (default: ``chain_id`` for every atom).
     author_nums : (N,) int64, optional
         Each atom's residue number as the file gives it, written back to files (default: ``res_nums``).
+    insertion_codes : (N,) str, optional
+        Each atom's residue insertion code as the file gives it ("" for none, the default), written back to files.
+        A residue with one takes the next number in ``res_nums``, and the chain's later residues move up by one.
     residue_starts : (L+1,) int64, derived
         Atom range of residue ``r`` is ``residue_starts[r]:residue_starts[r+1]``; L counts caps too.
     backbone_index : (L_aa, 4) int64, derived
@@ -167,6 +171,7 @@ class Structure:
     name: str
     chain_ids: np.ndarray | None = None
     author_nums: np.ndarray | None = None
+    insertion_codes: np.ndarray | None = None
     residue_starts: np.ndarray = field(init=False, repr=False, compare=False)
     backbone_index: np.ndarray = field(init=False, repr=False, compare=False)
     backbone_res_nums: np.ndarray = field(init=False, repr=False, compare=False)
@@ -177,7 +182,8 @@ class Structure:
         if n == 0:
             raise ValueError(f"{self.name}: structure has no atoms")
         set_(self, "coords", _readonly(validate_coords(self.coords, n, self.name, allow_models=False).copy()))
-        defaults = {"chain_ids": np.full(n, self.chain_id), "author_nums": self.res_nums}
+        defaults = {"chain_ids": np.full(n, self.chain_id), "author_nums": self.res_nums,
+                    "insertion_codes": np.full(n, "")}
         for name, dtype in [
             ("elements", str),
             ("atom_names", str),
@@ -186,6 +192,7 @@ class Structure:
             ("res_nums", np.int64),
             ("chain_ids", str),
             ("author_nums", np.int64),
+            ("insertion_codes", str),
         ]:
             given = getattr(self, name)
             array = np.array(defaults[name] if given is None else given, dtype=dtype)

@@ -29,6 +29,17 @@ class Trajectory:
     atom_names: tuple[str, ...]  # every atom of the file, hydrogens included, in file order
 
 
+def _heavy_frames(path, topology) -> tuple:
+    """mdtraj's topology of ``path`` (with its ``topology`` file, if any), the indices of its heavy atoms (names not
+    starting with H), and their coordinates in every frame (F, N, 3) float64, Å."""
+    import mdtraj  # imported here: only the transition path, XTC ensembles and `cryosampler report` need it
+
+    trajectory = mdtraj.load(str(path)) if topology is None else mdtraj.load(str(path), top=str(topology))
+    heavy = [a.index for a in trajectory.topology.atoms if a.name[0] != "H"]
+    frames = np.stack([x[heavy].astype(np.float64) * 10.0 for x in trajectory.xyz])  # nm → Å
+    return trajectory.topology, heavy, frames
+
+
 def read_trajectory(path: str | Path, topology: str | Path | None = None, name: str = "trajectory",
                     chain_id: str = "A") -> Trajectory:
     """Read ``path`` (a trajectory with its ``topology`` file, or a PDB file on its own) and keep its heavy atoms.
@@ -37,14 +48,9 @@ def read_trajectory(path: str | Path, topology: str | Path | None = None, name: 
     in a protein the standardised name's first letter is the element, so that is used instead, and a heavy atom
     is one whose name does not start with H.
     """
-    import mdtraj  # imported here: only the transition path, XTC ensembles and `cryosampler report` need it
-
-    trajectory = mdtraj.load(str(path)) if topology is None else mdtraj.load(str(path), top=str(topology))
-    top = trajectory.topology
-    heavy = [a.index for a in top.atoms if a.name[0] != "H"]
+    top, heavy, frames = _heavy_frames(path, topology)
     atoms = [top.atom(i) for i in heavy]
     elements = [a.name[0] for a in atoms]
-    frames = np.stack([x[heavy].astype(np.float64) * 10.0 for x in trajectory.xyz])  # nm → Å
     structure = Structure(coords=frames[0], elements=elements, atomic_numbers=[atomic_number(e) for e in elements],
                           atom_names=[a.name for a in atoms], res_names=[a.residue.name for a in atoms],
                           res_nums=[a.residue.resSeq for a in atoms], chain_id=chain_id, name=name)
@@ -55,15 +61,23 @@ def read_xtc_ensemble(path: str | Path, topology: str | Path, reference: Structu
     """The frames of an XTC ensemble (``cryosampler sample --format xtc``) with its ``topology`` PDB file, as
     :func:`~cryosampler.io.atomic_files.read_ensemble` reads a multi-model file: (F, N, 3) float64, Å, in the atom
     order of ``reference``; ValueError naming the file and the first differing atom if the topology's heavy atoms
-    are not the reference's, the file is not XTC or the topology holds another number of atoms."""
+    are not the reference's, the file is not XTC or the topology holds another number of atoms.
+
+    The topology's atoms are read as any reference is (its chains, author numbers and insertion codes, which
+    mdtraj's residue numbers lose), the coordinates by mdtraj.
+    """
+    from cryosampler.io.atomic_files import read_structure
+
+    top = read_structure(topology, chain=reference.chain_id)
+    check_same_atoms(top.res_nums, top.res_names, top.atom_names, reference, f"{path} (topology {topology})")
     try:
-        trajectory = read_trajectory(path, topology)
+        _, heavy, frames = _heavy_frames(path, topology)
     except (OSError, ValueError) as err:  # mdtraj's messages for a damaged file or a topology of other atoms
         raise ValueError(f"{path}: cannot read it as an XTC trajectory of the atoms of {topology} "
                          f"({' '.join(str(err).split())})") from None
-    top = trajectory.topology
-    check_same_atoms(top.res_nums, top.res_names, top.atom_names, reference, f"{path} (topology {topology})")
-    return trajectory.frames
+    if len(heavy) != reference.n_atoms:
+        raise ValueError(f"{path}: {len(heavy)} heavy atoms in {topology}, the reference has {reference.n_atoms}")
+    return frames
 
 
 def secondary_structure(structure: Structure) -> np.ndarray:

@@ -25,7 +25,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from cryosampler.io.grid import MapGrid
-from cryosampler.model.encoder import DiTBlock, FiLMResBlock, init_dit, sinusoidal_embedding, token_mean
+from cryosampler.model.encoder import (DiTBlock, FiLMResBlock, add_chain_embedding, chain_embedding, check_window,
+                                       init_dit, sinusoidal_embedding, token_mean)
 from cryosampler.model.featurize import ProteinBatch
 from cryosampler.physics.render import render_density
 
@@ -62,9 +63,13 @@ class AutoencoderConfig:
     # residue's shape, which the restraints hold them to, and barely learned a domain motion on a toy where rigid
     # residues did (docs/decisions.md).
     motion: Literal["atom", "rigid"] = "rigid"
+    # Chains of the reference: the decoder's DiT adds a chain embedding for each after the first (the map family's
+    # EncoderConfig.chains); `train` sets it from the references.
+    chains: int = 1
+    attention_window: int = 0  # the decoder DiT's: EncoderConfig.attention_window
 
     def __post_init__(self):
-        for name in ("latent_dim", "input_pool", "width", "depth", "heads", "head_hidden"):
+        for name in ("latent_dim", "input_pool", "width", "depth", "heads", "head_hidden", "chains"):
             value = getattr(self, name)
             if not (isinstance(value, int) and value >= 1):
                 raise ValueError(f"AutoencoderConfig.{name} must be a positive int, got {value!r}")
@@ -74,6 +79,7 @@ class AutoencoderConfig:
             raise ValueError(f"AutoencoderConfig.motion must be 'atom' or 'rigid', got {self.motion!r}")
         if not self.cnn_channels:
             raise ValueError("AutoencoderConfig.cnn_channels needs at least one stage")
+        check_window(self.attention_window, "AutoencoderConfig")
 
 
 AUTOENCODER_PRESETS = {
@@ -137,7 +143,9 @@ class AtomicDecoder(nn.Module):
         self.cond = nn.Sequential(nn.Linear(c.latent_dim, c.width), nn.SiLU(), nn.Linear(c.width, c.width))
         self.token_in = nn.Linear(3 + c.width, c.width)  # token centre (nm) ⊕ the latent's condition
         self.pos = nn.Linear(c.width, c.width)  # on a sinusoidal embedding of the chain position
-        self.blocks = nn.ModuleList(DiTBlock(c.width, c.heads, c.mlp_ratio) for _ in range(c.depth))
+        self.chain = chain_embedding(c.chains, c.width)
+        self.blocks = nn.ModuleList(DiTBlock(c.width, c.heads, c.mlp_ratio, c.attention_window, shifted=i % 2 == 1)
+                                    for i in range(c.depth))
         self.norm_out = nn.LayerNorm(c.width, elementwise_affine=False, eps=1e-6)
         self.ada_out = nn.Sequential(nn.SiLU(), nn.Linear(c.width, 2 * c.width))
         # "atom": token output ⊕ atom offset from the token centre → offset (Å); "rigid": token output → the vector
@@ -162,6 +170,7 @@ class AtomicDecoder(nn.Module):
         T = token_centre.shape[1]
         x = self.token_in(torch.cat([token_centre / 10.0, cond[:, None].expand(B, T, c.width)], -1))  # nm: O(1)
         x = x + self.pos(sinusoidal_embedding(batch.token_position, c.width))  # (B, T, W)
+        x = add_chain_embedding(x, self.chain, batch)
         for block in self.blocks:
             x = block(x, cond, batch.token_mask)
         shift, scale = self.ada_out(cond)[:, None].chunk(2, dim=-1)

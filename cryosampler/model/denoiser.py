@@ -47,6 +47,17 @@ class ModelConfig:
         """The most tokens the encoder takes (its global features have slots), None for any number."""
         return self.encoder.max_tokens if self.encoder.volume_features == "global" else None
 
+    @property
+    def chains(self) -> int:
+        """The most chains a reference may have (the encoder's chain slots)."""
+        return self.encoder.chains
+
+    def with_tokens(self, chains: int, attention_window: int) -> "ModelConfig":
+        """This config with ``chains`` chain slots and attention windows of ``attention_window`` tokens (0: full
+        attention) in the encoder."""
+        return dataclasses.replace(self, encoder=dataclasses.replace(self.encoder, chains=chains,
+                                                                     attention_window=attention_window))
+
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 

@@ -28,7 +28,31 @@ from torch import nn
 
 from cryosampler.model.featurize import ProteinBatch
 
-__all__ = ["EncoderConfig", "ENCODER_PRESETS", "AtomicEncoder", "sample_at_atoms", "token_mean", "init_dit"]
+__all__ = ["EncoderConfig", "ENCODER_PRESETS", "AtomicEncoder", "sample_at_atoms", "token_mean", "init_dit",
+           "chain_embedding", "add_chain_embedding", "check_window", "default_attention_window",
+           "FULL_ATTENTION_TOKENS", "ATTENTION_WINDOW"]
+
+
+# The DiT's attention over residue tokens grows with the square of their number and is most of a training step
+# from a few thousand residues on (docs/performance.md, "Scaling with protein size and box"); attention within
+# windows grows linearly. Every reference of the notebooks has far fewer residues, so their models keep full
+# attention.
+FULL_ATTENTION_TOKENS = 2048
+ATTENTION_WINDOW = 256
+
+
+def default_attention_window(tokens: int) -> int:
+    """The attention window (``EncoderConfig.attention_window``) `train` gives a model of references of up to
+    ``tokens`` residues: 0 (full attention) up to FULL_ATTENTION_TOKENS, ATTENTION_WINDOW above."""
+    return ATTENTION_WINDOW if tokens > FULL_ATTENTION_TOKENS else 0
+
+
+def check_window(window, owner: str) -> None:
+    """ValueError naming ``owner`` unless ``window`` is 0 (full attention) or an even int ≥ 2 (its half is the
+    shift)."""
+    if not isinstance(window, int) or window < 0 or window % 2:
+        raise ValueError(f"{owner}.attention_window must be 0 (full attention) or an even number of tokens ≥ 2, got "
+                         f"{window!r}")
 
 
 @dataclass(frozen=True)
@@ -58,10 +82,20 @@ class EncoderConfig:
     # the mixture can stand for several states at once, where one structure can only be one of them. 1 is the
     # paper's single structure.
     components: int = 1
+    # 0: full attention over tokens; W > 0: attention within windows of W consecutive tokens, shifted by W/2 in
+    # every other block (DiTBlock). `train` sets it for references of many residues (commands/train.py).
+    attention_window: int = 0
+    # Chains of the reference: each chain after the first has an embedding added to its tokens, so that the DiT
+    # tells chains apart (their residue numbers already differ). Zero at the start; `train` sets it from the
+    # references. 1 (one chain) has no embedding, so single-chain models are as before.
+    chains: int = 1
 
     def __post_init__(self):
-        if not isinstance(self.components, int) or self.components < 1:
-            raise ValueError(f"EncoderConfig.components must be a positive int, got {self.components!r}")
+        for name in ("components", "chains"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"EncoderConfig.{name} must be a positive int, got {value!r}")
+        check_window(self.attention_window, "EncoderConfig")
 
 
 ENCODER_PRESETS = {
@@ -122,11 +156,17 @@ def init_dit(pos: nn.Linear, blocks: nn.ModuleList, ada_out: nn.Sequential, head
 
 
 class DiTBlock(nn.Module):
-    """Transformer block with adaLN-Zero conditioning (Peebles & Xie 2023)."""
+    """Transformer block with adaLN-Zero conditioning (Peebles & Xie 2023).
 
-    def __init__(self, width: int, heads: int, mlp_ratio: float):
+    ``window`` 0: every token attends to every other. ``window`` W > 0: tokens attend within consecutive windows
+    of W tokens (in chain order, so a window is a stretch of residues), shifted by W/2 when ``shifted`` so that
+    alternate blocks join neighbouring windows (Swin's shifted windows, Liu et al. 2021): cost linear in the number
+    of tokens instead of quadratic.
+    """
+
+    def __init__(self, width: int, heads: int, mlp_ratio: float, window: int = 0, shifted: bool = False):
         super().__init__()
-        self.heads = heads
+        self.heads, self.window, self.shift = heads, window, window // 2 if shifted else 0
         self.norm1 = nn.LayerNorm(width, elementwise_affine=False, eps=1e-6)
         self.qkv = nn.Linear(width, 3 * width)
         self.proj = nn.Linear(width, width)
@@ -140,10 +180,30 @@ class DiTBlock(nn.Module):
         shift1, scale1, gate1, shift2, scale2, gate2 = self.ada(cond)[:, None].chunk(6, dim=-1)  # (B, 1, C) each
         h = self.norm1(x) * (1 + scale1) + shift1
         q, k, v = self.qkv(h).view(B, T, 3, self.heads, C // self.heads).permute(2, 0, 3, 1, 4)  # (B, H, T, C/H)
-        attn = F.scaled_dot_product_attention(q, k, v, attn_mask=key_mask[:, None, None, :])  # (B, H, T, C/H)
+        if self.window and T > self.window:
+            attn = self._windowed(q, k, v, key_mask)
+        else:
+            attn = F.scaled_dot_product_attention(q, k, v, attn_mask=key_mask[:, None, None, :])  # (B, H, T, C/H)
         x = x + gate1 * self.proj(attn.transpose(1, 2).reshape(B, T, C))
         h = self.norm2(x) * (1 + scale2) + shift2
         return x + gate2 * self.mlp(h)
+
+    def _windowed(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, key_mask: torch.Tensor) -> torch.Tensor:
+        """Attention within windows of ``self.window`` tokens: q, k, v (B, H, T, C/H), key_mask (B, T) → (B, H, T,
+        C/H). Tokens are rolled by ``self.shift`` first and back after; the padding that fills the last window is
+        masked as a key, and every token may attend to itself, so that no row is left without a key."""
+        B, H, T, D = q.shape
+        W = self.window
+        n = -(-T // W)  # windows
+        mask = key_mask
+        if self.shift:
+            q, k, v = (t.roll(-self.shift, dims=2) for t in (q, k, v))
+            mask = mask.roll(-self.shift, dims=1)
+        pad = n * W - T
+        q, k, v = (F.pad(t, (0, 0, 0, pad)).view(B, H, n, W, D) for t in (q, k, v))
+        mask = F.pad(mask, (0, pad)).view(B, 1, n, 1, W) | torch.eye(W, dtype=torch.bool, device=q.device)
+        attn = F.scaled_dot_product_attention(q, k, v, attn_mask=mask).reshape(B, H, n * W, D)[:, :, :T]
+        return attn.roll(self.shift, dims=2) if self.shift else attn
 
 
 class AtomicEncoder(nn.Module):
@@ -168,7 +228,9 @@ class AtomicEncoder(nn.Module):
             self.residue_name = nn.Embedding(c.residue_vocab, c.atom_embed)
         self.token_in = nn.Linear(token_feat + 3 + embed, c.width)
         self.pos = nn.Linear(c.width, c.width)  # on a sinusoidal embedding of the chain position
-        self.blocks = nn.ModuleList(DiTBlock(c.width, c.heads, c.mlp_ratio) for _ in range(c.depth))
+        self.chain = chain_embedding(c.chains, c.width)
+        self.blocks = nn.ModuleList(DiTBlock(c.width, c.heads, c.mlp_ratio, c.attention_window, shifted=i % 2 == 1)
+                                    for i in range(c.depth))
         self.norm_out = nn.LayerNorm(c.width, elementwise_affine=False, eps=1e-6)
         self.ada_out = nn.Sequential(nn.SiLU(), nn.Linear(c.width, 2 * c.width))
         self.head = nn.Sequential(
@@ -221,6 +283,7 @@ class AtomicEncoder(nn.Module):
             token_in.append(self.residue_name(batch.token_residue_type))
         x = self.token_in(torch.cat(token_in, -1))
         x = x + self.pos(sinusoidal_embedding(batch.token_position, c.width))  # (B, T, W)
+        x = add_chain_embedding(x, self.chain, batch)
         for block in self.blocks:
             x = block(x, cond, batch.token_mask)
         shift, scale = self.ada_out(cond)[:, None].chunk(2, dim=-1)
@@ -233,6 +296,28 @@ class AtomicEncoder(nn.Module):
         offsets = self.head(torch.cat(head_in, -1)).view(B, N, c.components, 3).transpose(1, 2)  # (B, G, N, 3)
         offsets = offsets * batch.atom_mask[:, None, :, None]
         return batch.ref_coords[:, None] + offsets  # (B, G, N, 3)
+
+
+def chain_embedding(chains: int, width: int) -> nn.Embedding | None:
+    """The DiT's chain embedding (``chains`` slots of ``width``), None for one chain. Slot 0, the first chain's, is
+    zero for ever (``padding_idx``) and the others start at zero, so a new model computes what it would without
+    them; made without drawing random numbers, so the other weights start as they would without it."""
+    if chains == 1:
+        return None
+    return nn.Embedding(chains, width, padding_idx=0, _weight=torch.zeros(chains, width))
+
+
+def add_chain_embedding(x: torch.Tensor, embedding: nn.Embedding | None, batch: ProteinBatch) -> torch.Tensor:
+    """x: (B, T, W) tokens plus their chain's embedding (:func:`chain_embedding`); ValueError if a token's chain has
+    no slot."""
+    if embedding is None:
+        if batch.token_chain.numel() and int(batch.token_chain.max()) > 0:
+            raise ValueError("this model was trained on one chain; it cannot take a reference of several")
+        return x
+    if batch.token_chain.numel() and int(batch.token_chain.max()) >= embedding.num_embeddings:
+        raise ValueError(f"this model was trained on references of up to {embedding.num_embeddings} chains; it "
+                         f"cannot take one of {int(batch.token_chain.max()) + 1}")
+    return x + embedding(batch.token_chain)
 
 
 def sample_at_atoms(feature_maps: list[torch.Tensor], coords: torch.Tensor, grid_size: int,

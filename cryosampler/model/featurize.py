@@ -33,6 +33,7 @@ class ProteinFeatures:
     atom_token: torch.Tensor  # (N,) int64, token of each atom
     token_position: torch.Tensor  # (T,) float32, residue number (homologues share numbering)
     token_residue_type: torch.Tensor  # (T,) int64, index into RESIDUE_NAMES
+    token_chain: torch.Tensor  # (T,) int64, the token's chain: 0 the structure's first, 1 its second, …
     residue_pairs: torch.Tensor  # (P, 2) int64, eq. 7 pairs
     backbone_pairs: torch.Tensor  # (M·190, 2) int64, eq. 8 pairs, windows flattened
 
@@ -49,6 +50,7 @@ class ProteinBatch:
     token_mask: torch.Tensor  # (B, T) bool
     token_position: torch.Tensor  # (B, T) float32
     token_residue_type: torch.Tensor  # (B, T) int64
+    token_chain: torch.Tensor  # (B, T) int64 (padding: 0)
     residue_pairs: torch.Tensor  # (B, P, 2) int64
     residue_pair_mask: torch.Tensor  # (B, P) bool
     backbone_pairs: torch.Tensor  # (B, Q, 2) int64
@@ -64,13 +66,16 @@ def featurize(structure: Structure, coords: np.ndarray,
     if coords.shape != (structure.n_atoms, 3):
         raise ValueError(f"{structure.name}: coords {coords.shape} do not match {structure.n_atoms} atoms")
     residue_of_atom = np.repeat(np.arange(structure.n_residues), np.diff(structure.residue_starts))  # (N,)
+    _, first_atom, chain_of_atom = np.unique(structure.chain_ids, return_index=True, return_inverse=True)
+    chain_of_atom = np.argsort(np.argsort(first_atom))[chain_of_atom]  # (N,) chains numbered in file order
     if tokens == "residue":
         atom_token = residue_of_atom
         token_res = structure.res_nums[structure.residue_starts[:-1]]  # (T,)
         token_names = structure.res_names[structure.residue_starts[:-1]]
+        token_chain = chain_of_atom[structure.residue_starts[:-1]]
     elif tokens == "atom":
         atom_token = np.arange(structure.n_atoms)
-        token_res, token_names = structure.res_nums, structure.res_names
+        token_res, token_names, token_chain = structure.res_nums, structure.res_names, chain_of_atom
     else:
         raise ValueError(f"tokens must be 'atom' or 'residue', got {tokens!r}")
     backbone = backbone_window_pairs(structure.backbone_index, res_nums=structure.backbone_res_nums)
@@ -81,6 +86,7 @@ def featurize(structure: Structure, coords: np.ndarray,
         atom_token=torch.tensor(atom_token, dtype=torch.int64),
         token_position=torch.tensor(token_res, dtype=torch.float32),
         token_residue_type=torch.tensor([_RESIDUE_ID.get(n, 0) for n in token_names], dtype=torch.int64),
+        token_chain=torch.as_tensor(token_chain, dtype=torch.int64),
         residue_pairs=residue_pairs(structure.residue_starts)[0].to(torch.int64),
         backbone_pairs=torch.as_tensor(backbone, dtype=torch.int64).reshape(-1, 2),
     )
@@ -112,6 +118,7 @@ def collate(items: list[ProteinFeatures]) -> ProteinBatch:
         token_mask=token_mask,
         token_position=positions,
         token_residue_type=_pad([f.token_residue_type for f in items])[0],
+        token_chain=_pad([f.token_chain for f in items])[0],
         residue_pairs=residue_pairs_,
         residue_pair_mask=residue_mask,
         backbone_pairs=backbone_pairs_,

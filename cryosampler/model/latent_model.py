@@ -52,6 +52,17 @@ class LatentModelConfig:
         prior["diffusion"] = DiffusionConfig(**prior["diffusion"])
         return cls(AutoencoderConfig(**auto), LatentDiffusionConfig(**prior), MapGrid(**d["grid"]))
 
+    @property
+    def chains(self) -> int:
+        """The most chains a reference may have (the decoder's chain slots)."""
+        return self.autoencoder.chains
+
+    def with_tokens(self, chains: int, attention_window: int) -> LatentModelConfig:
+        """This config with ``chains`` chain slots and attention windows of ``attention_window`` tokens (0: full
+        attention) in the decoder."""
+        return dataclasses.replace(self, autoencoder=dataclasses.replace(self.autoencoder, chains=chains,
+                                                                         attention_window=attention_window))
+
     def with_proteins(self, proteins: int) -> LatentModelConfig:
         """This config with ``proteins`` embedding slots in the prior (one per protein trained on)."""
         return dataclasses.replace(self, prior=dataclasses.replace(self.prior, proteins=proteins))

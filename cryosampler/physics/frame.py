@@ -155,10 +155,10 @@ def map_to_model_frame(volume: np.ndarray, place: RigidTransform) -> np.ndarray:
     return rotate_about_centre(volume, place.rotation.T)
 
 
-def template_rmsd(structure: Structure, template: Template) -> float:
+def template_rmsd(structure: Structure, template: Template, source: str | None = None) -> float:
     """CA RMSD (Å) between ``structure`` and ``template`` after the superposition :func:`placement` uses,
     over their shared residue numbers: how well the structure is the protein the template describes."""
-    ca, rows = _matched_ca(structure, template)
+    ca, rows = _matched_ca(structure, template, source)
     return rmsd(structure.coords[ca], template.ca_coords[rows])
 
 
@@ -167,7 +167,7 @@ def check_template_match(structure: Structure, template: Template, max_rmsd: flo
     """:func:`template_rmsd`, or ValueError naming ``source`` (default the structure's name) above
     ``max_rmsd`` Å: such a structure is another protein or conformation, and would be mis-placed. ``override``:
     how the caller goes on anyway, if it can (e.g. "pass --allow-poor-fit to sample anyway")."""
-    fit = template_rmsd(structure, template)
+    fit = template_rmsd(structure, template, source)
     if fit > max_rmsd:
         raise ValueError(
             f"{source or structure.name}: CA atoms fit the model's template at {fit:.1f} Å RMSD after "
@@ -177,11 +177,12 @@ def check_template_match(structure: Structure, template: Template, max_rmsd: flo
     return fit
 
 
-def _matched_ca(structure: Structure, template: Template) -> tuple[np.ndarray, np.ndarray]:
-    """CA atom indices of ``structure`` and template rows with the same residue numbers (K,), K checked."""
+def _matched_ca(structure: Structure, template: Template, source: str | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """CA atom indices of ``structure`` and template rows with the same residue numbers (K,), K checked; errors
+    name ``source`` (default the structure's name)."""
     ca, rows = shared_ca(structure, template.res_nums)
     if len(ca) < MIN_COMMON_RESIDUES:
         raise ValueError(
-            f"{structure.name}: only {len(ca)} residue numbers in common with the model's template "
+            f"{source or structure.name}: only {len(ca)} residue numbers in common with the model's template "
             f"(need {MIN_COMMON_RESIDUES}); renumber the reference like the training proteins")
     return ca, rows
