@@ -39,7 +39,7 @@ def prepare_reference(model: CryoSampler | LatentModel, structure: Structure, ma
     """
     source = structure.name if source is None else source
     n_chains = len(set(structure.chain_ids))
-    if n_chains > model.config.chains:
+    if model.config.chains and n_chains > model.config.chains:
         raise ValueError(f"{source}: {n_chains} chains, but this model was trained on references of "
                          f"{model.config.chains}; name the chain(s) it was trained on with --chain, or train a model "
                          "on this reference")

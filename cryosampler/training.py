@@ -23,7 +23,7 @@ from tqdm.auto import tqdm
 from cryosampler.augment import rotate_examples
 from cryosampler.device import Distributed, distributed, resolve_device
 from cryosampler.io.files import atomic_path
-from cryosampler.model.checkpoint import CHECKPOINT_FORMAT, load_checkpoint, save_checkpoint
+from cryosampler.model.checkpoint import CHECKPOINT_FORMAT, config_difference, load_checkpoint, save_checkpoint
 from cryosampler.model.denoiser import CryoSampler, ModelConfig, check_precision
 from cryosampler.model.diffusion import add_noise, denoise_loss, sample_times
 from cryosampler.model.featurize import ProteinFeatures, collate
@@ -255,7 +255,7 @@ def _train(examples, model_config, config, template, out_dir, progress, lines, r
 
     if ckpt_path.is_file():
         state = load_checkpoint(ckpt_path)
-        _check_resumable(state, ckpt_path, config, proteins, device)
+        _check_resumable(state, ckpt_path, config, proteins, device, model_config)
         model = CryoSampler(model_config, state["sigma_data"], template)
         model.load_state_dict(state["model"])
         generator.set_state(state["generator"])
@@ -356,12 +356,17 @@ def _optimisation_step(step: int, model: CryoSampler, wrapped: CryoSampler | Dis
 
 
 def _check_resumable(state: dict, ckpt_path: Path, config: TrainConfig, proteins: tuple[dict, ...],
-                     device: torch.device) -> None:
-    """ValueError unless the checkpoint ``state`` can be resumed with ``config``, ``proteins`` and ``device``."""
+                     device: torch.device, model_config: ModelConfig) -> None:
+    """ValueError unless the checkpoint ``state`` can be resumed with ``config``, ``proteins``, ``device`` and
+    ``model_config``."""
     missing = [key for key in _RESUME_KEYS if key not in state]
     if missing:
         raise ValueError(f"{ckpt_path} cannot be resumed: it has no {', '.join(missing)} (a checkpoint for "
                          f"sampling only?); move it away to train from the start")
+    differs = config_difference(ModelConfig.from_dict(state["model_config"]), model_config)
+    if differs is not None:
+        raise ValueError(f"{ckpt_path} holds another model ({differs}); resume with the settings it was trained "
+                         "with (e.g. the same --chain, --box, --attention-window), or move it away to start over")
     if _weight_settings(state["train_config"]) != _weight_settings(dataclasses.asdict(config)):
         raise ValueError(f"{ckpt_path} was written with other training settings; delete it to start over")
     if "proteins" in state and [p["name"] for p in state["proteins"]] != [p["name"] for p in proteins]:

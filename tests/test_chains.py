@@ -233,3 +233,72 @@ def test_torchrun_trains_a_complex_with_its_chain_embedding_and_windows(tmp_path
     assert state["model_config"]["encoder"]["attention_window"] == 8
     embedding = state["model"]["encoder.chain.weight"]
     assert torch.all(embedding[0] == 0) and embedding[1].abs().sum() > 0  # trained, the first chain's slot stays 0
+
+
+@pytest.mark.parametrize("numbering, internal", [
+    ([(1, "B"), (1, "A"), (1, " "), (2, " ")], [1, 2, 3, 4]),  # letters before the plain number (chymotrypsin)
+    ([(51, " "), (52, "A"), (53, " ")], [51, 52, 53]),  # a lettered residue without its plain one: no break
+    ([(10, " "), (11, " "), (5, " "), (6, " ")], [10, 11, 13, 14]),  # numbering that goes back: a break
+])
+def test_internal_numbers_follow_the_file_s_order_and_keep_its_gaps(tmp_path, numbering, internal):
+    from test_structure import BACKBONE, residue_records
+
+    records = []
+    for k, (num, icode) in enumerate(numbering):
+        records += [r[:22] + f"{num:4d}{icode}" + r[27:] for r in residue_records("ALA", k + 1, BACKBONE, 5 * k + 1)]
+    path = tmp_path / "numbered.pdb"
+    path.write_text("\n".join(records + ["END"]) + "\n")
+    structure = read_structure(path)
+    assert list(structure.res_nums[structure.residue_starts[:-1]]) == internal
+    again = tmp_path / "again.pdb"
+    write_pdb(again, structure)
+    np.testing.assert_array_equal(read_structure(again).res_nums, structure.res_nums)
+
+
+def test_checkpoints_from_before_chains_were_recorded_keep_their_old_behaviour(tmp_path, capsys):
+    from cryosampler.commands import read_model_reference
+    from cryosampler.model.checkpoint import config_difference
+    from cryosampler.model.denoiser import ModelConfig
+    from cryosampler.model.latent_model import LatentModelConfig
+
+    path = _two_chains(tmp_path)
+    # Configs written before chain embeddings: no embedding, any number of chains, the same model as chains = 1.
+    old = ModelConfig().to_dict()
+    del old["encoder"]["chains"]
+    assert ModelConfig.from_dict(old).chains == 0
+    assert config_difference(ModelConfig.from_dict(old), ModelConfig()) is None
+    assert config_difference(ModelConfig(), ModelConfig().with_tokens(2, 0)) == "encoder.chains: 1 → 2"
+    latent = LatentModelConfig().to_dict()
+    del latent["autoencoder"]["chains"]
+    assert LatentModelConfig.from_dict(latent).chains == 0
+    # Proteins without a recorded chain: the first protein chain, the default then.
+    assert read_model_reference(path, None, {"proteins": [{"name": "x", "sequence": "A"}]}).chain_id == "A"
+    assert "reading chain(s) A of its protein chains A, B, as the model was trained" in capsys.readouterr().err
+    # Recorded chains: those of the file that a training protein was read with; else every chain.
+    recorded = {"proteins": [{"name": "x", "sequence": "A", "chain": "B"}, {"name": "y", "sequence": "A",
+                                                                          "chain": "Z"}]}
+    assert read_model_reference(path, None, recorded, quiet=True).chain_id == "B"
+    assert capsys.readouterr().err == ""
+    both = {"proteins": [{"name": "x", "sequence": "A", "chain": "A"}, {"name": "y", "sequence": "A", "chain": "B"}]}
+    assert read_model_reference(path, None, both).chain_id == "A,B"
+    assert read_model_reference(path, "B", both).chain_id == "B"
+
+
+def test_a_state_s_residues_are_matched_by_the_file_s_numbers(tmp_path):
+    from cryosampler.evaluation.ensemble_analysis import state_ca
+
+    reference = read_structure(_two_chains(tmp_path))
+    # The state lacks chain A's first residue: its internal numbers of chain B shift by one; its file numbers do not.
+    state = read_structure(_two_chains(tmp_path))
+    trimmed = tmp_path / "trimmed.pdb"
+    keep = ~((state.chain_ids == "A") & (state.author_nums == 1))
+    write_pdb(trimmed, dataclasses.replace(state, coords=state.coords[keep] + 1.0, elements=state.elements[keep],
+                                           atomic_numbers=state.atomic_numbers[keep],
+                                           atom_names=state.atom_names[keep], res_names=state.res_names[keep],
+                                           res_nums=state.res_nums[keep], chain_ids=state.chain_ids[keep],
+                                           author_nums=state.author_nums[keep],
+                                           insertion_codes=state.insertion_codes[keep]))
+    with pytest.raises(ValueError, match=r"trimmed.pdb: no CA atom for 1 of the 22 residues .*\(by residue number: A 1\)"):
+        state_ca(read_structure(trimmed), reference, str(trimmed))
+    full = state_ca(state, reference, "state")
+    np.testing.assert_allclose(full, reference.coords[reference.backbone_index[:, 1]])

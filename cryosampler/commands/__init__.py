@@ -211,18 +211,25 @@ def add_chain_arg(parser: argparse.ArgumentParser, default: str) -> None:
                                                       f"commas (A,B), or all (default: {default})")
 
 
-def read_model_reference(path, chain: str | None, state: dict):
+def read_model_reference(path, chain: str | None, state: dict, quiet: bool = False):
     """The reference Structure of a command that uses a trained model (``load_checkpoint``'s dict): ``chain`` as
-    given; without one, the chains the model's training proteins were read with when they all name the same ones and
-    the file has them (a model of chain A of a complex takes chain A of it again), else every protein chain."""
+    given. Without one: the chains a training protein was read with, when exactly one such set is in the file (a
+    model of chain A of a complex takes chain A of it again); for a checkpoint that records no chains (written
+    before they were recorded), the first protein chain, the default then; else every protein chain. A default
+    that leaves protein chains out is said in one line on stderr unless ``quiet``."""
     from cryosampler.io.atomic_files import protein_chains, read_structure
 
     if chain is None:
-        recorded = {p.get("chain") for p in state.get("proteins", [])}
-        if len(recorded) == 1 and None not in recorded:
-            (trained,) = recorded
-            if set(trained.split(",")) <= set(protein_chains(path)):
-                chain = trained
+        present = protein_chains(path)
+        recorded = {p.get("chain") for p in state.get("proteins", [])} - {None}
+        if not recorded:
+            chain = present[0] if present else None  # no protein chain: read_structure says so
+        else:
+            fitting = {c for c in recorded if set(c.split(",")) <= set(present)}
+            chain = fitting.pop() if len(fitting) == 1 else None
+        if chain is not None and chain.split(",") != present and not quiet:
+            print(f"cryosampler: note: {path}: reading chain(s) {chain} of its protein chains {', '.join(present)}, "
+                  "as the model was trained (--chain to choose)", file=sys.stderr)
     return read_structure(path, chain=chain)
 
 

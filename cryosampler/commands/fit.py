@@ -196,7 +196,7 @@ def _fit(args: argparse.Namespace, maps: list[Path], single: bool) -> None:
     device = resolve_device(args.device)
     state = load_checkpoint(args.checkpoint)
     model = model_from_checkpoint(state)
-    reference = read_model_reference(args.reference, args.chain, state)
+    reference = read_model_reference(args.reference, args.chain, state, quiet=args.quiet)
     if args.relax:
         check_relax(reference, args.reference)
     nearest_training_protein(state, reference.sequence, args.reference)

@@ -37,7 +37,8 @@ def add_args(parser: argparse.ArgumentParser) -> None:
                         help="reference structure (.pdb or .cif) whose atoms the ensemble's samples hold")
     parser.add_argument("--chain", default=None,
                         help="chain(s) of the reference and the states: an ID, several joined by commas (A,B), or all "
-                             "(default: every protein chain of each)")
+                             "(default: the ensemble's chains, when the reference has them, else every protein chain; "
+                             "for each state the reference's chains, when it has them)")
     parser.add_argument("--states", nargs="+", type=Path, default=[],
                         help="known conformations (.pdb or .cif) to mark among the samples; their CA atoms are "
                              "matched to the reference's by residue number, and every residue must have one")
@@ -130,11 +131,15 @@ def _report(args: argparse.Namespace, kind: str, outputs: dict[str, Path]) -> No
     from cryosampler.evaluation.ensemble_analysis import ensemble_report, state_ca
     from cryosampler.evaluation.figures import plot_ensemble_report, write_figure
     from cryosampler.evaluation.validate import sample_validity, validity_warning
-    from cryosampler.io.atomic_files import read_ensemble, read_structure
+    from cryosampler.io.atomic_files import protein_chains, read_ensemble, read_structure
     from cryosampler.io.files import atomic_path
     from cryosampler.io.trajectory import read_xtc_ensemble, secondary_structure
 
-    reference = read_structure(args.reference, chain=args.chain)
+    # By default the reference's chains are those the ensemble holds (sample writes the chains it was given), when
+    # the reference has them all; else every protein chain.
+    held = protein_chains(args.topology if kind == "xtc" else args.ensemble)
+    chain = args.chain or (",".join(held) if set(held) <= set(protein_chains(args.reference)) else None)
+    reference = read_structure(args.reference, chain=chain)
     samples = (read_xtc_ensemble(args.ensemble, args.topology, reference) if kind == "xtc"
                else read_ensemble(args.ensemble, reference))
     if len(samples) < 2:
@@ -143,7 +148,13 @@ def _report(args: argparse.Namespace, kind: str, outputs: dict[str, Path]) -> No
     # Each state by its file name; by its path when two share a name.
     names = [p.stem for p in args.states]
     names = names if len(set(names)) == len(names) else [str(p) for p in args.states]
-    states = {name: state_ca(read_structure(path, chain=args.chain), reference, str(path))
+
+    def state_chain(path):
+        """--chain; else the reference's chains when the state's file has them all, else every protein chain."""
+        return args.chain or (reference.chain_id if set(reference.chain_id.split(",")) <= set(protein_chains(path))
+                              else None)
+
+    states = {name: state_ca(read_structure(path, chain=state_chain(path)), reference, str(path))
               for name, path in zip(names, args.states)}
     if not args.quiet:
         print(f"read {len(samples)} samples of {reference.name} ({reference.n_atoms} atoms) from {args.ensemble}"

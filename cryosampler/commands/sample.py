@@ -158,7 +158,7 @@ def _sample(args: argparse.Namespace) -> None:
         raise ValueError(f"--maps-dir: {args.checkpoint} is a latent model, which samples structures, not maps; leave "
                          "--maps-dir out")
     model = model_from_checkpoint(state)
-    reference = read_model_reference(args.reference, args.chain, state)
+    reference = read_model_reference(args.reference, args.chain, state, quiet=args.quiet)
     relaxation = None
     if args.relax:
         check_relax(reference, args.reference)

@@ -68,10 +68,11 @@ def add_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--apix", type=float, default=None,
                         help="the model grid's voxel size in Å (default: 2, coarser above a 128³ box)")
     parser.add_argument("--attention-window", type=int_at_least(0), default=None,
-                        help="attend within windows of this many consecutive residues, shifted by half a window "
-                             "in every other block (an even number; 0: every residue attends to every other; "
+                        help="attend within windows of this many consecutive tokens (residues; atoms for the "
+                             "paper preset), shifted by half a window in every other block (an even number; 0: "
+                             "every token attends to every other; "
                              f"default: {ATTENTION_WINDOW} for references of more than {FULL_ATTENTION_TOKENS} "
-                             "residues, else 0)")
+                             "tokens, else 0)")
     parser.add_argument("--maps", required=True, nargs="+", type=Path,
                         help=f"map files ({', '.join(MAP_SUFFIXES)}), a folder of them, or a CSV with a 'map' "
                              "column (and optional 'protein', 'reference' and 'weight' columns; paths relative to the "
@@ -176,18 +177,18 @@ def _fitted_to(model_config, references: list, args: argparse.Namespace, say):
         say(f"model grid {grid.size}³ × {grid.apix:g} Å ({grid.box_length:.0f} Å box, maps rendered at "
             f"{grid.resolution:g} Å) for atoms up to {radius:.0f} Å from the centre", file=sys.stderr)
     chains = max(len(set(r.chain_ids)) for r in references)
-    tokens = max(r.n_residues for r in references)
+    tokens = max(r.n_atoms if model_config.tokens == "atom" else r.n_residues for r in references)
     window = args.attention_window
     if window is not None and window % 2:
-        raise ValueError(f"--attention-window {window}: give an even number of residues (its half is the shift), "
+        raise ValueError(f"--attention-window {window}: give an even number of tokens (its half is the shift), "
                          "or 0 for full attention")
     if window is None:
         from cryosampler.model.encoder import default_attention_window
 
         window = default_attention_window(tokens)
     if window and not args.quiet:
-        say(f"attention within windows of {window} residues ({tokens} residues; --attention-window 0 for full "
-            "attention)", file=sys.stderr)
+        say(f"attention within windows of {window} tokens ({tokens} {model_config.tokens} tokens; --attention-window 0 "
+            "for full attention)", file=sys.stderr)
     return dataclasses.replace(model_config, grid=grid).with_tokens(chains, window)
 
 
@@ -323,7 +324,7 @@ def _train_latent(args: argparse.Namespace, proteins: list[tuple[str, Path, list
     """``--family latent``: both stages (latent_training.train_latent_model) in the claimed --output folder."""
     from cryosampler.device import resolve_device, torchrun_world_size
     from cryosampler.latent_training import AUTOENCODER_TRAIN_PRESETS, LATENT_TRAIN_PRESETS, train_latent_model
-    from cryosampler.model.checkpoint import family_of, load_checkpoint, model_from_checkpoint
+    from cryosampler.model.checkpoint import config_difference, family_of, load_checkpoint, model_from_checkpoint
     from cryosampler.model.latent_model import LATENT_MODEL_PRESETS, LatentModelConfig
     from cryosampler.physics.frame import own_frame_template
 
@@ -353,9 +354,12 @@ def _train_latent(args: argparse.Namespace, proteins: list[tuple[str, Path, list
         if family_of(earlier) != "latent":
             raise ValueError(f"{source} holds a map-family model; --stage1-from and --resume of --family latent need "
                              "a latent checkpoint")
-        if LatentModelConfig.from_dict(earlier["model_config"]) != model_config.with_proteins(len(proteins)):
-            raise ValueError(f"{source} was trained with another latent preset or protein count than --preset "
-                             f"{args.preset} with {len(proteins)} protein(s); give the same preset and proteins")
+        differs = config_difference(LatentModelConfig.from_dict(earlier["model_config"]),
+                                    model_config.with_proteins(len(proteins)))
+        if differs is not None:
+            raise ValueError(f"{source} holds another latent model than --preset {args.preset} with {len(proteins)} "
+                             f"protein(s) gives ({differs}); give the same preset, proteins, chains and "
+                             "--attention-window")
     examples, rows, known, structures = _ingest_proteins(proteins, references, args, model_config, print)
     names = [_recorded(p) for p in known]
     if earlier is not None and [(p["name"], p["sequence"]) for p in earlier["proteins"]] != [

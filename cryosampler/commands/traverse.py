@@ -159,7 +159,7 @@ def _traverse(args: argparse.Namespace) -> None:
         raise ValueError(f"--between {args.between[0]} {args.between[1]} names one map twice; give two maps")
     model = model_from_checkpoint(state)
     d = model.config.autoencoder.latent_dim
-    reference = read_model_reference(args.reference, args.chain, state)
+    reference = read_model_reference(args.reference, args.chain, state, quiet=args.quiet)
     nearest = nearest_training_protein(state, reference.sequence, args.reference)
     slot = [p["name"] for p in state["proteins"]].index(nearest[0]) if nearest is not None else 0
     if args.pc is not None:

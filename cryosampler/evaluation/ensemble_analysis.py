@@ -10,7 +10,6 @@ import numpy as np
 import pandas as pd
 
 from cryosampler.evaluation.metrics import checked_coords
-from cryosampler.io.correspondence import shared_ca
 from cryosampler.io.structure import Structure
 from cryosampler.physics.superpose import rmsd_matrix, superpose
 
@@ -95,17 +94,27 @@ def principal_components(ca: np.ndarray, reference_ca: np.ndarray, states_ca: np
                                explained)
 
 
+def _residue_keys(structure: Structure, chains: bool) -> list[str]:
+    """Each amino-acid residue's label as its file gives it: "52A", or with ``chains`` "B 52A"."""
+    ca = structure.backbone_index[:, 1]
+    labels = [f"{n}{c}" for n, c in zip(structure.author_nums[ca], structure.insertion_codes[ca])]
+    return [f"{c} {label}" for c, label in zip(structure.chain_ids[ca], labels)] if chains else labels
+
+
 def state_ca(state: Structure, reference: Structure, source: str) -> np.ndarray:
-    """The CA atoms (L, 3) Å of a known state at the reference's amino-acid residues, matched by residue number;
-    ValueError naming ``source`` when the state lacks some of them."""
-    atoms, rows = shared_ca(state, reference.backbone_res_nums)
-    if len(rows) < len(reference.backbone_res_nums):
-        missing = np.setdiff1d(reference.backbone_res_nums, reference.backbone_res_nums[rows])
-        shown = ", ".join(str(n) for n in missing[:5]) + (", …" if len(missing) > 5 else "")
-        raise ValueError(f"{source}: no CA atom for {len(missing)} of the {len(reference.backbone_res_nums)} residues "
-                         f"of the reference {reference.name} (by residue number: {shown}); give a state of the same "
-                         "protein numbered like the reference")
-    return state.coords[atoms]
+    """The CA atoms (L, 3) Å of a known state at the reference's amino-acid residues, matched by the residue
+    numbers and insertion codes the files give (and chain IDs, for a reference of several chains); ValueError
+    naming ``source`` when the state lacks some of them."""
+    several = len(set(reference.chain_ids)) > 1
+    found = dict(zip(_residue_keys(state, several), state.backbone_index[:, 1]))
+    wanted = _residue_keys(reference, several)
+    missing = [key for key in wanted if key not in found]
+    if missing:
+        shown = ", ".join(missing[:5]) + (", …" if len(missing) > 5 else "")
+        raise ValueError(f"{source}: no CA atom for {len(missing)} of the {len(wanted)} residues of the reference "
+                         f"{reference.name} (by residue number: {shown}); give a state of the same protein numbered "
+                         "like the reference")
+    return state.coords[[found[key] for key in wanted]]
 
 
 @dataclass(frozen=True)

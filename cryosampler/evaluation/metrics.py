@@ -129,9 +129,10 @@ def chain_rmsds(coords: np.ndarray, target: np.ndarray, structure: Structure,
     follow)."""
     coords = checked_coords(coords, "coords", "SN", structure.n_atoms)
     target = checked_coords(target, "target", "N", structure.n_atoms)
+    unknown = [c for c in ([] if on is None else on.split(",")) if c not in set(structure.chain_ids)]
+    if unknown:
+        raise ValueError(f"{structure.name}: no chain {unknown[0]!r} to superpose on; chains {structure.chain_id}")
     fixed = np.ones(structure.n_atoms, bool) if on is None else np.isin(structure.chain_ids, on.split(","))
-    if not fixed.any():
-        raise ValueError(f"{structure.name}: no chain {on!r} to superpose on; chains {structure.chain_id}")
     moved = np.stack([(x - x[fixed].mean(0)) @ optimal_rotation(x[fixed], target[fixed]).T + target[fixed].mean(0)
                       for x in coords])
     squared = np.sum((moved - target) ** 2, axis=-1)  # (S, N)

@@ -153,9 +153,10 @@ def _chain_names(proteins: dict, chain: str | None, source: str) -> list[str]:
     return [name for name in proteins if name in asked]
 
 
-def _left_out(model: gemmi.Model, proteins: dict, names: list[str]) -> str | None:
+def _left_out(model: gemmi.Model, names: list[str]) -> str | None:
     """What a reader of chains ``names`` leaves out that the user did not exclude by naming chains: the ligands, ions
     and waters of those chains and of chains without protein, and nucleic-acid chains. One phrase, or None."""
+    proteins = _proteins(model)
     residues, waters = {}, 0
     for ch in model:
         if ch.name in proteins and ch.name not in names:
@@ -177,27 +178,43 @@ def _left_out(model: gemmi.Model, proteins: dict, names: list[str]) -> str | Non
     return " and ".join(parts)
 
 
-def _chain_arrays(model: gemmi.Model, chain: str | None, source: str) -> dict:
-    """Atom arrays of the polymer part of the chain(s) ``chain`` asks for (:func:`_chain_names`) of a gemmi model,
-    and under "left_out" what else :func:`_left_out` names. Several chains are numbered one after the other with a
-    gap, and residues with insertion codes take the next numbers of their chain (``Structure.res_nums``)."""
-    proteins = {}  # chain name -> (chain, polymer), first occurrence, in file order
+def _proteins(model: gemmi.Model) -> dict:
+    """The protein chains of a gemmi model: chain name → (chain, its polymer), first occurrence, in file order."""
+    proteins = {}
     for ch in model:
         polymer = ch.get_polymer()
         if ch.name not in proteins and len(polymer) and _is_protein(polymer):
             proteins[ch.name] = (ch, polymer)
+    return proteins
+
+
+def _internal_number(previous: int | None, previous_author: int | None, author: int) -> int:
+    """A residue's number in ``Structure.res_nums`` from the previous residue's of its chain (None for the first):
+    the author numbers' step where they go up, so gaps stay gaps; one more for the same author number (insertion
+    codes: 52, 52A, 52B, or 1B, 1A, 1); two more where they go back, a break as any other."""
+    if previous is None:
+        return author
+    step = author - previous_author
+    return previous + (step if step > 0 else 1 if step == 0 else 2)
+
+
+def _chain_arrays(model: gemmi.Model, chain: str | None, source: str) -> dict:
+    """Atom arrays of the polymer part of the chain(s) ``chain`` asks for (:func:`_chain_names`) of a gemmi model.
+    Residues are numbered by :func:`_internal_number`, and each chain starts two numbers after the previous one's
+    last, so that no two chains' residues are consecutive (``Structure.res_nums``)."""
+    proteins = _proteins(model)
     names = _chain_names(proteins, chain, source)
 
-    rows, offset, last = [], 0, None
+    rows, last = [], None
     for name in names:
         ch, polymer = proteins[name]
-        if last is not None:  # this chain's first residue two numbers after the previous chain's last
-            offset = last + 2 - polymer[0].seqid.num
-        inserted = 0  # residues with an insertion code so far: each shifts the chain's later numbers by one
-        for res in polymer:
+        number, author = None, None
+        for res in polymer:  # gemmi joins the atoms of one residue even where the file splits them
             icode = res.seqid.icode.strip()
             label = f"chain {ch.name} residue {res.name} {res.seqid.num}{icode}"
-            inserted += bool(icode)
+            number = _internal_number(number, author, res.seqid.num)
+            author = res.seqid.num
+            offset = 0 if last is None else last + 2 - polymer[0].seqid.num
             for atom in res:
                 if atom.element.atomic_number == 0:
                     raise ValueError(
@@ -209,8 +226,8 @@ def _chain_arrays(model: gemmi.Model, chain: str | None, source: str) -> dict:
                                      "coordinates")
                 element = atom.element
                 rows.append((atom.pos.tolist(), element.name, element.atomic_number, atom.name, res.name,
-                             res.seqid.num + offset + inserted, ch.name, res.seqid.num, icode))
-            last = res.seqid.num + offset + inserted if last is None else max(last, res.seqid.num + offset + inserted)
+                             number + offset, ch.name, res.seqid.num, icode))
+        last = number + (0 if last is None else last + 2 - polymer[0].seqid.num)  # this chain's last
     (coords, elements, numbers, atom_names, res_names, res_nums, chain_ids, author_nums,
      insertion_codes) = zip(*rows)
     return dict(
@@ -224,7 +241,6 @@ def _chain_arrays(model: gemmi.Model, chain: str | None, source: str) -> dict:
         chain_ids=np.array(chain_ids),
         author_nums=np.array(author_nums, dtype=np.int64),
         insertion_codes=np.array(insertion_codes),
-        left_out=_left_out(model, proteins, names),
     )
 
 
@@ -288,7 +304,7 @@ def read_structure(path, chain: str | None = None) -> Structure:
     """
     st, path = _read_gemmi(path)
     arrays = _chain_arrays(st[0], chain, str(path))
-    left_out = arrays.pop("left_out")
+    left_out = _left_out(st[0], arrays["chain_id"].split(","))
     # Validate here first so errors name the file, not just the structure name.
     source = f"{path}: chain {arrays['chain_id']}"
     residue_layout(arrays["res_nums"], arrays["res_names"], arrays["atom_names"], source)
@@ -301,12 +317,7 @@ def read_structure(path, chain: str | None = None) -> Structure:
 def protein_chains(path) -> list[str]:
     """IDs of the chains of a PDB or mmCIF file's first model that hold amino-acid residues, in file order."""
     st, _ = _read_gemmi(path)
-    names = []
-    for ch in st[0]:
-        polymer = ch.get_polymer()
-        if ch.name not in names and len(polymer) and _is_protein(polymer):
-            names.append(ch.name)
-    return names
+    return list(_proteins(st[0]))
 
 
 def read_ensemble(path, reference: Structure) -> np.ndarray:

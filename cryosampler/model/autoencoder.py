@@ -64,15 +64,17 @@ class AutoencoderConfig:
     # residues did (docs/decisions.md).
     motion: Literal["atom", "rigid"] = "rigid"
     # Chains of the reference: the decoder's DiT adds a chain embedding for each after the first (the map family's
-    # EncoderConfig.chains); `train` sets it from the references.
+    # EncoderConfig.chains, 0 included); `train` sets it from the references.
     chains: int = 1
     attention_window: int = 0  # the decoder DiT's: EncoderConfig.attention_window
 
     def __post_init__(self):
-        for name in ("latent_dim", "input_pool", "width", "depth", "heads", "head_hidden", "chains"):
+        for name in ("latent_dim", "input_pool", "width", "depth", "heads", "head_hidden"):
             value = getattr(self, name)
             if not (isinstance(value, int) and value >= 1):
                 raise ValueError(f"AutoencoderConfig.{name} must be a positive int, got {value!r}")
+        if not (isinstance(self.chains, int) and self.chains >= 0):
+            raise ValueError(f"AutoencoderConfig.chains must be an int ≥ 0, got {self.chains!r}")
         if self.width % self.heads:
             raise ValueError(f"AutoencoderConfig.width {self.width} must be a multiple of heads {self.heads}")
         if self.motion not in ("atom", "rigid"):

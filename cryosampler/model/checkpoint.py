@@ -26,7 +26,7 @@ from cryosampler.model.latent_model import LatentModel, LatentModelConfig
 from cryosampler.physics.frame import Template
 
 __all__ = ["CHECKPOINT_FORMAT", "FAMILIES", "save_checkpoint", "load_checkpoint", "model_from_checkpoint",
-           "family_of", "latent_state"]
+           "family_of", "latent_state", "config_difference"]
 
 # The model families a checkpoint can hold (module docstring).
 FAMILIES = ("map", "latent")
@@ -107,6 +107,27 @@ def load_checkpoint(path: Path) -> dict:
     for key in ("model", "ema"):
         _check_shapes(state[key], model, f"its {key} weights", refuse)
     return state
+
+
+def config_difference(saved: ModelConfig | LatentModelConfig,
+                      current: ModelConfig | LatentModelConfig) -> str | None:
+    """The first field in which two model configs build different models, as "encoder.attention_window: 0 → 256"
+    (saved → current), or None. ``chains`` 0 (a model from before chain embeddings) and 1 build the same model."""
+
+    def flat(d: dict, prefix: str = "") -> dict:
+        out = {}
+        for key, value in d.items():
+            out.update(flat(value, f"{prefix}{key}.") if isinstance(value, dict) else {f"{prefix}{key}": value})
+        return out
+
+    a, b = flat(saved.to_dict()), flat(current.to_dict())
+    for key in sorted(a.keys() | b.keys()):
+        x, y = a.get(key), b.get(key)
+        if key.endswith(".chains"):
+            x, y = max(x, 1), max(y, 1)
+        if x != y:
+            return f"{key}: {x} → {y}"
+    return None
 
 
 def _check_entries(state: dict, keys: tuple[str, ...], refuse, what: str = "") -> None:

@@ -67,6 +67,7 @@ class ModelConfig:
         enc["cnn_channels"] = tuple(enc["cnn_channels"])
         # Written before the option existed: those models were trained with sequence features.
         enc.setdefault("sequence_features", True)
+        enc.setdefault("chains", 0)  # written before chain embeddings: none, any number of chains
         return cls(EncoderConfig(**enc), MapGrid(**d["grid"]), DiffusionConfig(**d["diffusion"]))
 
 

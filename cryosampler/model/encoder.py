@@ -87,14 +87,15 @@ class EncoderConfig:
     attention_window: int = 0
     # Chains of the reference: each chain after the first has an embedding added to its tokens, so that the DiT
     # tells chains apart (their residue numbers already differ). Zero at the start; `train` sets it from the
-    # references. 1 (one chain) has no embedding, so single-chain models are as before.
+    # references. 1 (one chain) has no embedding, so single-chain models are as before; 0 is a model from before
+    # the embedding (its config has no such field): none, and references of any number of chains, as then.
     chains: int = 1
 
     def __post_init__(self):
-        for name in ("components", "chains"):
+        for name, least in (("components", 1), ("chains", 0)):
             value = getattr(self, name)
-            if not isinstance(value, int) or value < 1:
-                raise ValueError(f"EncoderConfig.{name} must be a positive int, got {value!r}")
+            if not isinstance(value, int) or value < least:
+                raise ValueError(f"EncoderConfig.{name} must be an int ≥ {least}, got {value!r}")
         check_window(self.attention_window, "EncoderConfig")
 
 
@@ -159,9 +160,10 @@ class DiTBlock(nn.Module):
     """Transformer block with adaLN-Zero conditioning (Peebles & Xie 2023).
 
     ``window`` 0: every token attends to every other. ``window`` W > 0: tokens attend within consecutive windows
-    of W tokens (in chain order, so a window is a stretch of residues), shifted by W/2 when ``shifted`` so that
-    alternate blocks join neighbouring windows (Swin's shifted windows, Liu et al. 2021): cost linear in the number
-    of tokens instead of quadratic.
+    of W tokens (in chain order, so a window is a stretch of residues), the first window W/2 long when ``shifted``
+    so that alternate blocks join neighbouring windows (Swin's shifted windows, Liu et al. 2021, without the wrap
+    around): cost linear in the number of tokens instead of quadratic. Windows count from the first token, so a
+    protein's windows do not depend on the others padded into its batch.
     """
 
     def __init__(self, width: int, heads: int, mlp_ratio: float, window: int = 0, shifted: bool = False):
@@ -180,7 +182,7 @@ class DiTBlock(nn.Module):
         shift1, scale1, gate1, shift2, scale2, gate2 = self.ada(cond)[:, None].chunk(6, dim=-1)  # (B, 1, C) each
         h = self.norm1(x) * (1 + scale1) + shift1
         q, k, v = self.qkv(h).view(B, T, 3, self.heads, C // self.heads).permute(2, 0, 3, 1, 4)  # (B, H, T, C/H)
-        if self.window and T > self.window:
+        if self.window:
             attn = self._windowed(q, k, v, key_mask)
         else:
             attn = F.scaled_dot_product_attention(q, k, v, attn_mask=key_mask[:, None, None, :])  # (B, H, T, C/H)
@@ -190,20 +192,17 @@ class DiTBlock(nn.Module):
 
     def _windowed(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, key_mask: torch.Tensor) -> torch.Tensor:
         """Attention within windows of ``self.window`` tokens: q, k, v (B, H, T, C/H), key_mask (B, T) → (B, H, T,
-        C/H). Tokens are rolled by ``self.shift`` first and back after; the padding that fills the last window is
-        masked as a key, and every token may attend to itself, so that no row is left without a key."""
+        C/H). ``self.shift`` masked slots before the first token make the first window shorter; the padding that
+        fills the last window is masked as a key too, and every slot may attend to itself, so that no row is left
+        without a key."""
         B, H, T, D = q.shape
-        W = self.window
-        n = -(-T // W)  # windows
-        mask = key_mask
-        if self.shift:
-            q, k, v = (t.roll(-self.shift, dims=2) for t in (q, k, v))
-            mask = mask.roll(-self.shift, dims=1)
-        pad = n * W - T
-        q, k, v = (F.pad(t, (0, 0, 0, pad)).view(B, H, n, W, D) for t in (q, k, v))
-        mask = F.pad(mask, (0, pad)).view(B, 1, n, 1, W) | torch.eye(W, dtype=torch.bool, device=q.device)
-        attn = F.scaled_dot_product_attention(q, k, v, attn_mask=mask).reshape(B, H, n * W, D)[:, :, :T]
-        return attn.roll(self.shift, dims=2) if self.shift else attn
+        W, front = self.window, self.shift
+        n = -(-(T + front) // W)  # windows
+        back = n * W - T - front
+        q, k, v = (F.pad(t, (0, 0, front, back)).view(B, H, n, W, D) for t in (q, k, v))
+        mask = F.pad(key_mask, (front, back)).view(B, 1, n, 1, W) | torch.eye(W, dtype=torch.bool, device=q.device)
+        attn = F.scaled_dot_product_attention(q, k, v, attn_mask=mask).reshape(B, H, n * W, D)
+        return attn[:, :, front:front + T]
 
 
 class AtomicEncoder(nn.Module):
@@ -299,20 +298,19 @@ class AtomicEncoder(nn.Module):
 
 
 def chain_embedding(chains: int, width: int) -> nn.Embedding | None:
-    """The DiT's chain embedding (``chains`` slots of ``width``), None for one chain. Slot 0, the first chain's, is
-    zero for ever (``padding_idx``) and the others start at zero, so a new model computes what it would without
-    them; made without drawing random numbers, so the other weights start as they would without it."""
-    if chains == 1:
+    """The DiT's chain embedding (``chains`` slots of ``width``), None for one chain (or 0: a model from before the
+    embedding). Slot 0, the first chain's, is zero for ever (``padding_idx``) and the others start at zero, so a new
+    model computes what it would without them; made without drawing random numbers, so the other weights start as
+    they would without it."""
+    if chains <= 1:
         return None
     return nn.Embedding(chains, width, padding_idx=0, _weight=torch.zeros(chains, width))
 
 
 def add_chain_embedding(x: torch.Tensor, embedding: nn.Embedding | None, batch: ProteinBatch) -> torch.Tensor:
-    """x: (B, T, W) tokens plus their chain's embedding (:func:`chain_embedding`); ValueError if a token's chain has
-    no slot."""
+    """x: (B, T, W) tokens plus their chain's embedding (:func:`chain_embedding`; none: x as it is); ValueError if a
+    token's chain has no slot (``reference.prepare_reference`` refuses such a reference first, naming its file)."""
     if embedding is None:
-        if batch.token_chain.numel() and int(batch.token_chain.max()) > 0:
-            raise ValueError("this model was trained on one chain; it cannot take a reference of several")
         return x
     if batch.token_chain.numel() and int(batch.token_chain.max()) >= embedding.num_embeddings:
         raise ValueError(f"this model was trained on references of up to {embedding.num_embeddings} chains; it "

@@ -48,6 +48,7 @@ class LatentModelConfig:
     def from_dict(cls, d: dict) -> LatentModelConfig:
         auto = dict(d["autoencoder"])
         auto["cnn_channels"] = tuple(auto["cnn_channels"])
+        auto.setdefault("chains", 0)  # written before chain embeddings: none, any number of chains
         prior = dict(d["prior"])
         prior["diffusion"] = DiffusionConfig(**prior["diffusion"])
         return cls(AutoencoderConfig(**auto), LatentDiffusionConfig(**prior), MapGrid(**d["grid"]))
