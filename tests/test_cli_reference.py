@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from test_structure import chain_records, three_alanines, write_pdb_text
+from test_structure import three_alanines, write_pdb_text
 
 
 def junk_coordinate():
@@ -24,13 +24,7 @@ def collapsed():
     return [r[:30] + f"{1.0:8.3f}{1.0:8.3f}{1.0:8.3f}" + r[54:] for r in three_alanines()], r"all 15 atoms lie at one point"
 
 
-def chains_not_trained():
-    # The checkpoint's model is of one chain (A); a reference of two others is not one it can take.
-    records = chain_records("B", 1, 5, 1, y=20.0) + ["TER"] + chain_records("C", 1, 5, 100, y=0.0)
-    return records, r"2 chains, but this model was trained on references of 1"
-
-
-@pytest.mark.parametrize("make", [junk_coordinate, duplicate_atom, collapsed, chains_not_trained])
+@pytest.mark.parametrize("make", [junk_coordinate, duplicate_atom, collapsed])
 def test_bad_reference_is_one_line_error(tiny_checkpoint, tmp_path, make):
     records, message = make()
     reference = write_pdb_text(tmp_path / "ref.pdb", records)
