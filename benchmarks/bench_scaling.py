@@ -107,7 +107,7 @@ def measure(family: str, n_atoms: int, box: int, batch_size: int, warmup: int, s
     ``window``: the attention window, "auto" (``train``'s choice) or a number of tokens (0: full attention)."""
     structure = helix_bundle(n_atoms)
     grid = MapGrid(size=box, apix=2.0, resolution=8.0)
-    tokens = default_attention_window(structure.n_residues) if window == "auto" else int(window)
+    attention_window = default_attention_window(structure.n_residues) if window == "auto" else int(window)
     examples = _examples(structure, grid)
     total = warmup + steps
     if device.type == "cuda":
@@ -116,10 +116,10 @@ def measure(family: str, n_atoms: int, box: int, batch_size: int, warmup: int, s
     def run(n: int):
         if family == "latent":
             stage1 = dataclasses.replace(AUTOENCODER_TRAIN_PRESETS["default"], steps=n, batch_size=batch_size, warmup=1)
-            config = LATENT_MODEL_PRESETS["default"].with_tokens(1, tokens)
+            config = LATENT_MODEL_PRESETS["default"].with_tokens(1, attention_window)
             return train_autoencoder(examples, config.autoencoder, stage1, grid, device=device)[1]
         with tempfile.TemporaryDirectory() as out:
-            model_config = ModelConfig(grid=grid).with_tokens(1, tokens)
+            model_config = ModelConfig(grid=grid).with_tokens(1, attention_window)
             config = TrainConfig(steps=n, batch_size=batch_size, checkpoint_every=n, log_every=n)
             train(examples, model_config, config, None, Path(out), progress=False, device=device, lines=False)
             return pd.read_csv(Path(out) / "train_log.csv")
@@ -129,7 +129,7 @@ def measure(family: str, n_atoms: int, box: int, batch_size: int, warmup: int, s
     peak = (torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda"
             else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
     row = {"family": family, "atoms": structure.n_atoms, "residues": structure.n_residues, "box": box,
-           "attention_window": tokens, "batch_size": batch_size, "s_per_step": seconds, "peak_mib": peak}
+           "attention_window": attention_window, "batch_size": batch_size, "s_per_step": seconds, "peak_mib": peak}
     if profile_out is not None:
         from torch.profiler import ProfilerActivity, profile
         with profile(activities=[ProfilerActivity.CPU]) as prof:

@@ -33,7 +33,8 @@ def prepare_reference(model: CryoSampler | LatentModel, structure: Structure, ma
     source: name for error messages (the file; default the structure's name). override: how the caller goes past
     a poor template fit, if it can, for the message (:func:`~cryosampler.physics.frame.check_template_match`).
 
-    Raises ValueError naming the problem: more chains than the model was trained on, too few residue numbers shared with the model's template, a CA
+    Raises ValueError naming the problem: more chains than the model was trained on, too few residue numbers
+    shared with the model's template, a CA
     fit to the template worse than ``max_template_rmsd`` Å (pass ``math.inf`` to accept any), atoms outside the
     map box, or more tokens than the model has slots for.
     """

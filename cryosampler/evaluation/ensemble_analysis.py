@@ -183,9 +183,8 @@ def ensemble_report(samples: np.ndarray, reference: Structure, states: dict[str,
         raise ValueError(f"secondary must have one class per residue ({len(ca_index)}), got {len(secondary)}")
     pcs = principal_components(samples[:, ca_index], reference_ca,
                                np.stack(list(states.values())) if states else None)
-    authors = np.array([f"{n}{c}" for n, c in zip(reference.author_nums[ca_index], reference.insertion_codes[ca_index])])
     return EnsembleReport(reference.name, reference.backbone_res_nums.copy(), reference.chain_ids[ca_index].copy(),
-                          authors, reference.res_names[ca_index].copy(),
+                          np.array(_residue_keys(reference, chains=False)), reference.res_names[ca_index].copy(),
                           None if secondary is None else np.asarray(secondary, dtype=str),
                           ca_rmsf(samples[:, ca_index], reference_ca),
                           rmsd_matrix(samples, reference.coords[None])[:, 0], pcs, tuple(states))

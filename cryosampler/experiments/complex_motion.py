@@ -16,8 +16,8 @@ from scipy.spatial.transform import Rotation
 from cryosampler.evaluation.metrics import chain_rmsds
 from cryosampler.io.structure import Structure
 
-__all__ = ["DIMER_CHAINS", "MOVING_CHAIN", "FIXED_CHAIN", "TURN", "SEPARATION", "PATH_FRAMES", "subunit_path", "chain_table",
-           "CHAIN_FOOTNOTE", "chain_fit_table"]
+__all__ = ["DIMER_CHAINS", "MOVING_CHAIN", "FIXED_CHAIN", "TURN", "SEPARATION", "PATH_FRAMES", "subunit_path",
+           "chain_table", "CHAIN_FOOTNOTE", "chain_fit_table"]
 
 DIMER_CHAINS = "A,B"  # α1 and β1 of 5ME2
 MOVING_CHAIN = "B"
@@ -65,10 +65,10 @@ def chain_table(ensembles: dict[str, np.ndarray], states: dict[str, np.ndarray],
 
     ensembles: name → samples (S, N, 3) Å; states: {"closed": (N, 3), "open": (N, 3)} Å; training: (F, N, 3) Å, the
     structures of the training maps. Each chain's RMSD is over its own atoms after superposing the complex on
-    :data:`FIXED_CHAIN` (:func:`~cryosampler.evaluation.metrics.chain_rmsds`). Columns: ensemble, chain, ends_apart (Å, the chain's RMSD
-    between the two ends), closest_closed and closest_open (Å), occupancy_closed (share of samples whose chain is
-    nearer its closed pose; NaN for a chain that is the same at both ends) and maps_occupancy_closed (the same share
-    among the training maps' structures).
+    :data:`FIXED_CHAIN` (:func:`~cryosampler.evaluation.metrics.chain_rmsds`). Columns: ensemble, chain,
+    ends_apart (Å, the chain's RMSD between the two ends), closest_closed and closest_open (Å), occupancy_closed
+    (share of samples whose chain is nearer its closed pose; NaN for a chain that is the same at both ends) and
+    maps_occupancy_closed (the same share among the training maps' structures).
     """
     ends = _per_chain(np.stack([states["closed"]]), states, structure)
     maps = _per_chain(training, states, structure)
@@ -86,9 +86,10 @@ def chain_table(ensembles: dict[str, np.ndarray], states: dict[str, np.ndarray],
 
 
 CHAIN_FOOTNOTE = ("One row per ensemble and chain. Each chain's RMSD (heavy atoms, Å) is over its own atoms after "
-                  "superposing the complex on chain A (α, which keeps its place in the maps) of the state. ends_apart: the chain's RMSD between the closed and "
-                  "the open end; closest_*: the closest sample to each end; occupancy_closed: share of samples whose "
-                  "chain is nearer its closed pose, beside the same share among the training maps' structures "
+                  "superposing the complex on chain A (α, which keeps its place in the maps) of the state. "
+                  "ends_apart: the chain's RMSD between the closed and the open end; closest_*: the closest "
+                  "sample to each end; occupancy_closed: share of samples whose chain is nearer its closed pose, "
+                  "beside the same share among the training maps' structures "
                   "(maps_occupancy_closed); empty for a chain that does not move.")
 
 

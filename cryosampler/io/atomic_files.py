@@ -20,8 +20,8 @@ from scipy.spatial import cKDTree
 from cryosampler.io.files import atomic_path
 from cryosampler.io.structure import Structure, check_same_atoms, residue_layout, validate_coords
 
-__all__ = ["EnsembleWriter", "read_ensemble", "read_structure", "protein_chains", "write_mmcif", "write_pdb", "MIN_ATOM_DISTANCE",
-           "one_letter_code", "atomic_number", "align_sequences"]
+__all__ = ["EnsembleWriter", "read_ensemble", "read_structure", "protein_chains", "write_mmcif", "write_pdb",
+           "MIN_ATOM_DISTANCE", "one_letter_code", "atomic_number", "align_sequences"]
 
 _PDB_SUFFIXES = (".pdb", ".ent")
 
@@ -208,13 +208,13 @@ def _chain_arrays(model: gemmi.Model, chain: str | None, source: str) -> dict:
     rows, last = [], None
     for name in names:
         ch, polymer = proteins[name]
+        offset = 0 if last is None else last + 2 - polymer[0].seqid.num  # after the previous chain's last, gapped
         number, author = None, None
         for res in polymer:  # gemmi joins the atoms of one residue even where the file splits them
             icode = res.seqid.icode.strip()
             label = f"chain {ch.name} residue {res.name} {res.seqid.num}{icode}"
             number = _internal_number(number, author, res.seqid.num)
             author = res.seqid.num
-            offset = 0 if last is None else last + 2 - polymer[0].seqid.num
             for atom in res:
                 if atom.element.atomic_number == 0:
                     raise ValueError(
@@ -227,7 +227,7 @@ def _chain_arrays(model: gemmi.Model, chain: str | None, source: str) -> dict:
                 element = atom.element
                 rows.append((atom.pos.tolist(), element.name, element.atomic_number, atom.name, res.name,
                              number + offset, ch.name, res.seqid.num, icode))
-        last = number + (0 if last is None else last + 2 - polymer[0].seqid.num)  # this chain's last
+        last = number + offset  # this chain's last
     (coords, elements, numbers, atom_names, res_names, res_nums, chain_ids, author_nums,
      insertion_codes) = zip(*rows)
     return dict(
@@ -298,9 +298,9 @@ def read_structure(path, chain: str | None = None) -> Structure:
         The message names the file (and line, residue or atom) and what to do, for: a missing or
         unparsable file; a PDB coordinate field that is not a number (line named); two atoms of one
         residue with the same name and altloc (lines named; never silently dropped); no protein chain,
-        or a chain that is not there (the protein chains are listed with their lengths); a non-cap residue without CA or an amino-acid residue without N, CA, C or
-        O; an unknown element; atoms closer than ``MIN_ATOM_DISTANCE`` (0.1 Å) to another atom, or all
-        atoms at one point (collapsed coordinates).
+        or a chain that is not there (the protein chains are listed with their lengths); a non-cap residue
+        without CA or an amino-acid residue without N, CA, C or O; an unknown element; atoms closer than
+        ``MIN_ATOM_DISTANCE`` (0.1 Å) to another atom, or all atoms at one point (collapsed coordinates).
     """
     st, path = _read_gemmi(path)
     arrays = _chain_arrays(st[0], chain, str(path))

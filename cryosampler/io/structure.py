@@ -137,9 +137,10 @@ class Structure:
     atomic_numbers : (N,) int64
     atom_names, res_names : (N,) str
     res_nums : (N,) int64
-        Residue numbers, unique per residue: the author numbers for one chain; for several chains, each chain's
-        author numbers shifted so that they follow the previous chain's with a gap of at least one number, so
-        that nothing that joins consecutive residue numbers (restraints, validity checks) joins two chains.
+        Residue numbers, unique per residue, in file order: as read, the author numbers' steps where they go up
+        (so gaps stay gaps), one for a repeated number with an insertion code, two where they go back; each further
+        chain after the previous chain's last with a gap, so that nothing that joins consecutive residue numbers
+        (restraints, validity checks) joins two chains. For one chain without insertion codes, the author numbers.
     chain_id : str
         The chain, or the chains joined by commas ("A,B,C,D").
     name : str
@@ -150,7 +151,6 @@ class Structure:
         Each atom's residue number as the file gives it, written back to files (default: ``res_nums``).
     insertion_codes : (N,) str, optional
         Each atom's residue insertion code as the file gives it ("" for none, the default), written back to files.
-        A residue with one takes the next number in ``res_nums``, and the chain's later residues move up by one.
     residue_starts : (L+1,) int64, derived
         Atom range of residue ``r`` is ``residue_starts[r]:residue_starts[r+1]``; L counts caps too.
     backbone_index : (L_aa, 4) int64, derived

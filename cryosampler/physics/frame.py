@@ -177,7 +177,8 @@ def check_template_match(structure: Structure, template: Template, max_rmsd: flo
     return fit
 
 
-def _matched_ca(structure: Structure, template: Template, source: str | None = None) -> tuple[np.ndarray, np.ndarray]:
+def _matched_ca(structure: Structure, template: Template,
+                source: str | None = None) -> tuple[np.ndarray, np.ndarray]:
     """CA atom indices of ``structure`` and template rows with the same residue numbers (K,), K checked; errors
     name ``source`` (default the structure's name)."""
     ca, rows = shared_ca(structure, template.res_nums)
